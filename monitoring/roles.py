@@ -1,0 +1,50 @@
+"""The four roles as Django groups, and what each may see and do.
+
+The matrix below is the single source: pages check these permissions on the server,
+and templates only hide what the server would refuse anyway.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+EXECUTIVE, FINANCE, REVOPS, IT_OPS = "Executive", "Finance", "RevOps", "IT Operations"
+
+ACT = "sync.act_on_exception"
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    EXECUTIVE: ["monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_reconciliation"],
+    FINANCE: [
+        "monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_reconciliation",
+        "monitoring.view_traces", "monitoring.approve_financial_edits", ACT,
+    ],
+    REVOPS: [
+        "monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_traces", "monitoring.manage_sla", ACT,
+    ],
+    IT_OPS: [
+        "monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_reconciliation",
+        "monitoring.view_traces", "monitoring.view_connectors", "monitoring.manage_connectors",
+        "monitoring.manage_sla", ACT,
+    ],
+}
+
+
+def _permission(dotted: str) -> Permission:
+    app_label, codename = dotted.split(".", 1)
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+
+
+def ensure_roles(**kwargs) -> None:
+    """Create/update the role groups and the default SLA policies (runs after migrate)."""
+    from django.contrib.auth.management import create_permissions
+    from django.apps import apps
+
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0)
+    for name, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set([_permission(p) for p in perms])
+
+    from .models import DEFAULT_SLA_MINUTES, SlaPolicy
+
+    for flow_type, minutes in DEFAULT_SLA_MINUTES.items():
+        SlaPolicy.objects.get_or_create(flow_type=flow_type, defaults={"target_seconds": minutes * 60})

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+app_name = "monitoring"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("orders/", views.orders, name="orders"),
+    path("amendments/", views.amendments, name="amendments"),
+    path("invoices/", views.invoices, name="invoices"),
+    path("exceptions/", views.exceptions, name="exceptions"),
+    path("exceptions/<int:pk>/", views.exception_detail, name="exception_detail"),
+    path("exceptions/<int:pk>/<slug:action>/", views.exception_action, name="exception_action"),
+    path("sla/", views.sla, name="sla"),
+    path("reconciliation/", views.reconciliation, name="reconciliation"),
+    path("traces/", views.traces, name="traces"),
+    path("traces/<int:pk>/", views.trace_detail, name="trace_detail"),
+    path("connectors/", views.connectors, name="connectors"),
+]

@@ -1,0 +1,45 @@
+"""/healthz: is PostgreSQL answering, is the broker answering. 200 or 503 with detail."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _check(fn) -> dict:
+    started = time.perf_counter()
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 — any failure is the answer
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "ms": round((time.perf_counter() - started) * 1000, 1)}
+    return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _postgres() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _broker() -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    checks = {"postgres": _check(_postgres), "broker": _check(_broker)}
+    healthy = all(c["ok"] for c in checks.values())
+    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    if not healthy:
+        body["reason"] = "; ".join(f"{name} is down ({c['error']})" for name, c in checks.items() if not c["ok"])
+    return JsonResponse(body, status=200 if healthy else 503)

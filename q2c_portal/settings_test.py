@@ -1,0 +1,21 @@
+"""Test settings: the real settings with DEBUG on and a fast password hasher.
+
+The services are real (PostgreSQL, Redis); only what makes tests slow or needs
+TLS is relaxed here. `tests/test_deploy_check.py` checks the production settings.
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
+
+from .settings import *  # noqa: E402,F401,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405
+
+# Tests use their own Redis database so a running demo's queues are never touched.
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or REDIS_URL.rsplit("/", 1)[0] + "/15"  # noqa: F405
+CELERY_BROKER_URL = REDIS_URL
+# Round-trip tests read task results; the product itself keeps flow state in PostgreSQL.
+CELERY_RESULT_BACKEND = REDIS_URL

@@ -1,0 +1,310 @@
+"""Canonical business objects: the hub's own view of quote-to-cash.
+
+Every object has a hub UUID; `ExternalRef` maps (system, object type, external id)
+to it, so a Salesforce Account, a NetSuite customer and a Stripe customer are known
+to be the same party. Money is `Decimal` + ISO 4217 currency, never float.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+MONEY = {"max_digits": 18, "decimal_places": 4}
+currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use an ISO 4217 code in upper case, such as USD.")
+
+
+def CurrencyField(**kwargs):  # noqa: N802 — reads like a field class at call sites
+    return models.CharField(max_length=3, validators=[currency_validator], **kwargs)
+
+
+def MoneyField(**kwargs):  # noqa: N802
+    kwargs.setdefault("default", Decimal("0"))
+    return models.DecimalField(**MONEY, **kwargs)
+
+
+class System(models.TextChoices):
+    SALESFORCE = "salesforce", "Salesforce"
+    NETSUITE = "netsuite", "NetSuite"
+    STRIPE = "stripe", "Stripe Billing"
+    HUB = "hub", "Q2C Portal"
+    API = "api", "Events API"
+
+
+class SystemRole(models.TextChoices):
+    CRM = "crm", "CRM / CPQ"
+    BILLING = "billing", "Subscription billing"
+    ERP = "erp", "ERP"
+
+
+class CanonicalBase(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class LegalEntity(models.Model):
+    """An ERP subsidiary: orders and invoices belong to one."""
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    base_currency = CurrencyField()
+    erp_subsidiary_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "legal entities"
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+
+class CurrencyRate(models.Model):
+    """Units of the reporting currency for one unit of `currency`, valid from a date."""
+
+    currency = CurrencyField()
+    rate_to_reporting = models.DecimalField(max_digits=18, decimal_places=8, validators=[MinValueValidator(Decimal("0"))])
+    valid_from = models.DateField()
+
+    class Meta:
+        ordering = ["currency", "-valid_from"]
+        constraints = [models.UniqueConstraint(fields=["currency", "valid_from"], name="uniq_rate_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.rate_to_reporting} from {self.valid_from}"
+
+
+class Customer(CanonicalBase):
+    name = models.CharField(max_length=255)
+    email = models.EmailField(blank=True)
+    tax_id = models.CharField(max_length=64, blank=True)
+    payment_terms = models.CharField(max_length=32, blank=True)
+    segment = models.CharField(max_length=64, blank=True)
+    account_owner = models.CharField(max_length=128, blank=True)
+    currency = CurrencyField(default="USD")
+    legal_entity = models.ForeignKey(LegalEntity, null=True, blank=True, on_delete=models.PROTECT)
+
+    class Meta:
+        indexes = [models.Index(fields=["name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(CanonicalBase):
+    sku = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"
+
+
+class Price(CanonicalBase):
+    class Interval(models.TextChoices):
+        MONTH = "month"
+        YEAR = "year"
+        ONE_TIME = "one_time", "one-time"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="prices")
+    currency = CurrencyField()
+    unit_amount = MoneyField()
+    interval = models.CharField(max_length=16, choices=Interval.choices, default=Interval.MONTH)
+    metered = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "currency", "interval", "metered"], name="uniq_price_per_product_currency")
+        ]
+
+
+class Contract(CanonicalBase):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        ACTIVATED = "activated"
+        TERMINATED = "terminated"
+        EXPIRED = "expired"
+
+    number = models.CharField(max_length=64, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="contracts")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    term_months = models.PositiveIntegerField(default=12)
+    value = MoneyField()
+    currency = CurrencyField(default="USD")
+
+
+class Order(CanonicalBase):
+    class Status(models.TextChoices):
+        CLOSED_WON = "closed_won", "Closed won"
+        ACTIVATED = "activated"
+        CANCELLED = "cancelled"
+
+    number = models.CharField(max_length=64, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    contract = models.ForeignKey(Contract, null=True, blank=True, on_delete=models.SET_NULL)
+    legal_entity = models.ForeignKey(LegalEntity, null=True, blank=True, on_delete=models.PROTECT)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CLOSED_WON)
+    currency = CurrencyField()
+    total_amount = MoneyField()
+    effective_date = models.DateField(null=True, blank=True)
+    closed_won_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.PROTECT)
+    sku = models.CharField(max_length=64)
+    description = models.CharField(max_length=255, blank=True)
+    quantity = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("1"))
+    unit_price = MoneyField()
+    amount = MoneyField()
+
+
+class Subscription(CanonicalBase):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        PAST_DUE = "past_due", "Past due"
+        CANCELED = "canceled"
+        TRIALING = "trialing"
+        INCOMPLETE = "incomplete"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL)
+    contract = models.ForeignKey(Contract, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    currency = CurrencyField()
+    arr = MoneyField(help_text="Annual recurring revenue in the subscription's currency")
+    start_date = models.DateField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+
+class SubscriptionItem(models.Model):
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.PROTECT)
+    sku = models.CharField(max_length=64)
+    quantity = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("1"))
+    unit_amount = MoneyField()
+
+
+class Amendment(CanonicalBase):
+    subscription = models.ForeignKey(Subscription, null=True, blank=True, on_delete=models.SET_NULL)
+    contract = models.ForeignKey(Contract, null=True, blank=True, on_delete=models.SET_NULL)
+    effective_date = models.DateField(null=True, blank=True)
+    arr_delta = MoneyField()
+    currency = CurrencyField()
+    changes = models.JSONField(default=dict, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+
+class Invoice(CanonicalBase):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        PAID = "paid"
+        VOID = "void"
+        UNCOLLECTIBLE = "uncollectible"
+
+    number = models.CharField(max_length=64, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(Subscription, null=True, blank=True, on_delete=models.SET_NULL)
+    legal_entity = models.ForeignKey(LegalEntity, null=True, blank=True, on_delete=models.PROTECT)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    currency = CurrencyField()
+    subtotal = MoneyField()
+    tax = MoneyField()
+    total = MoneyField()
+    due_date = models.DateField(null=True, blank=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["posted_at", "finalized_at"])]
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=64, blank=True)
+    description = models.CharField(max_length=255, blank=True)
+    quantity = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("1"))
+    unit_amount = MoneyField()
+    amount = MoneyField()
+
+
+class Payment(CanonicalBase):
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        FAILED = "failed"
+
+    invoice = models.ForeignKey(Invoice, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    amount = MoneyField()
+    currency = CurrencyField()
+    occurred_at = models.DateTimeField()
+    failure_reason = models.CharField(max_length=255, blank=True)
+
+
+class CreditMemo(CanonicalBase):
+    number = models.CharField(max_length=64, unique=True)
+    invoice = models.ForeignKey(Invoice, null=True, blank=True, on_delete=models.SET_NULL)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_memos")
+    amount = MoneyField()
+    currency = CurrencyField()
+    reason = models.CharField(max_length=255, blank=True)
+    issued_at = models.DateTimeField()
+
+
+class UsageRecord(CanonicalBase):
+    subscription = models.ForeignKey(Subscription, null=True, blank=True, on_delete=models.SET_NULL)
+    metric = models.CharField(max_length=64)
+    quantity = models.DecimalField(max_digits=18, decimal_places=4)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+
+class ExternalRef(models.Model):
+    """(system, object type, external id) ↔ canonical object, unique per system and type."""
+
+    system = models.CharField(max_length=32, choices=System.choices)
+    object_type = models.CharField(max_length=64, help_text="The system's own object name, e.g. Account, customer")
+    external_id = models.CharField(max_length=255)
+    canonical_type = models.CharField(max_length=32, help_text="e.g. customer, order, invoice")
+    canonical_id = models.UUIDField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["system", "object_type", "external_id"], name="uniq_external_ref"),
+        ]
+        indexes = [models.Index(fields=["canonical_type", "canonical_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.object_type}:{self.external_id} → {self.canonical_type}:{self.canonical_id}"
+
+
+class OwnershipRule(models.Model):
+    """System-of-record matrix: which role is authoritative for a group of fields."""
+
+    field_group = models.CharField(max_length=64, unique=True)
+    description = models.CharField(max_length=255)
+    fields = models.JSONField(default=list, help_text="Canonical field names in this group")
+    owner_role = models.CharField(max_length=16, choices=SystemRole.choices)
+
+    class Meta:
+        ordering = ["field_group"]
+
+    def __str__(self) -> str:
+        return f"{self.field_group} → {self.get_owner_role_display()}"
