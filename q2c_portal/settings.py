@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "sync",
+    "sync.connectors.sandbox_kit",
     "monitoring",
 ]
 
@@ -73,7 +74,8 @@ MIDDLEWARE = [
     "q2c_portal.observability.UserTimezoneMiddleware",
 ]
 
-ROOT_URLCONF = "q2c_portal.urls"
+# A sandbox server runs this same project with its own URLconf (see sync/connectors/sandbox_kit).
+ROOT_URLCONF = os.environ.get("Q2C_URLCONF", "q2c_portal.urls")
 WSGI_APPLICATION = "q2c_portal.wsgi.application"
 ASGI_APPLICATION = "q2c_portal.asgi.application"
 
@@ -200,6 +202,43 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD").upper()
 if len(REPORTING_CURRENCY) != 3 or not REPORTING_CURRENCY.isalpha():
     raise ImproperlyConfigured("REPORTING_CURRENCY must be an ISO 4217 code such as USD.")
+
+# --- connectors: base URLs and credentials from the environment ---------------------
+# Defaults point at the local sandboxes (bin/run-demo starts them); production sets the
+# real URLs and credentials. Nothing else changes between the two.
+CONNECTORS = {
+    "salesforce": {
+        "token_url": os.environ.get("SALESFORCE_TOKEN_URL", "http://127.0.0.1:8101/services/oauth2/token"),
+        "instance_url": os.environ.get("SALESFORCE_INSTANCE_URL", "http://127.0.0.1:8101"),
+        "api_version": os.environ.get("SALESFORCE_API_VERSION", "60.0"),
+        "client_id": os.environ.get("SALESFORCE_CLIENT_ID", "sandbox-client-id"),
+        "client_secret": os.environ.get("SALESFORCE_CLIENT_SECRET", "sandbox-client-secret"),
+        "username": os.environ.get("SALESFORCE_USERNAME", "integration@q2c.example"),
+        "private_key_file": os.environ.get("SALESFORCE_PRIVATE_KEY_FILE", ""),
+        "webhook_secret": os.environ.get("SALESFORCE_WEBHOOK_SECRET", "sandbox-salesforce-relay-secret"),
+    },
+    "netsuite": {
+        "base_url": os.environ.get("NETSUITE_BASE_URL", "http://127.0.0.1:8102"),
+        "account_id": os.environ.get("NETSUITE_ACCOUNT_ID", "1234567_SB1"),
+        "consumer_key": os.environ.get("NETSUITE_CONSUMER_KEY", "sandbox-consumer-key"),
+        "consumer_secret": os.environ.get("NETSUITE_CONSUMER_SECRET", "sandbox-consumer-secret"),
+        "token_id": os.environ.get("NETSUITE_TOKEN_ID", "sandbox-token-id"),
+        "token_secret": os.environ.get("NETSUITE_TOKEN_SECRET", "sandbox-token-secret"),
+    },
+    "stripe": {
+        "api_base": os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8103"),
+        "api_key": os.environ.get("STRIPE_API_KEY", "sk_test_sandbox"),
+        "webhook_secret": os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_sandbox_secret"),
+        "api_version": os.environ.get("STRIPE_API_VERSION", "2025-03-31.basil"),
+    },
+}
+# which connector plays each role (a new ERP or billing platform is one new module)
+CONNECTOR_ROLES = {
+    "crm": os.environ.get("Q2C_CRM", "salesforce"),
+    "billing": os.environ.get("Q2C_BILLING", "stripe"),
+    "erp": os.environ.get("Q2C_ERP", "netsuite"),
+}
+CONNECTOR_TIMEOUT_SECONDS = float(os.environ.get("CONNECTOR_TIMEOUT_SECONDS", "20"))
 
 # --- logging: one JSON object per line, with the request id ------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -184,3 +184,90 @@ def open_exception(db):
     from tests.factories import SyncExceptionFactory
 
     return SyncExceptionFactory(step__flow_run__status="failed")
+
+
+# --- connector sandboxes as real servers -------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SandboxServer:
+    """`manage.py run_sandbox <system>` as a subprocess on the test database."""
+
+    def __init__(self, system: str):
+        import socket
+
+        self.system = system
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "q2c_portal.settings_test", "DATABASE_URL": _test_database_url()}
+        self.log = open(ROOT / ".var" / f"test-sandbox-{system}-{self.port}.log", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "run_sandbox", system, "--port", str(self.port), "--workers", "2"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"{system} sandbox exited: {self.log.read()[-3000:]}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{system} sandbox did not open port {self.port}")
+
+    def faults(self, **config) -> dict:
+        """Set fault injection (PUT /__sandbox__/faults); no arguments resets to healthy."""
+        import requests
+
+        if not config:
+            return requests.post(f"{self.url}/__sandbox__/reset", timeout=10).json()
+        response = requests.put(f"{self.url}/__sandbox__/faults", json=config, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox_servers(django_db_setup, django_db_blocker):
+    """Lazily started sandboxes, one per system for the whole session: sandbox_servers('stripe')."""
+    servers: dict[str, SandboxServer] = {}
+
+    def get(system: str) -> SandboxServer:
+        if system not in servers:
+            with django_db_blocker.unblock():
+                servers[system] = SandboxServer(system)
+        return servers[system]
+
+    yield get
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def point_connector(settings):
+    """Point a connector's base URL at a sandbox server for one test."""
+
+    def point(system: str, server: "SandboxServer") -> None:
+        config = {**settings.CONNECTORS[system]}
+        key = {"salesforce": "instance_url", "netsuite": "base_url", "stripe": "api_base"}[system]
+        config[key] = server.url
+        if system == "salesforce":
+            config["token_url"] = f"{server.url}/services/oauth2/token"
+        settings.CONNECTORS = {**settings.CONNECTORS, system: config}
+
+    return point

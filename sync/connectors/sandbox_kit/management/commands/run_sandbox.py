@@ -1,0 +1,41 @@
+"""Run one sandbox as its own server: `manage.py run_sandbox stripe --port 8103`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+SANDBOX_URLCONFS = {
+    "salesforce": "sync.connectors.salesforce.sandbox.urls",
+    "netsuite": "sync.connectors.netsuite.sandbox.urls",
+    "stripe": "sync.connectors.stripe.sandbox.urls",
+}
+DEFAULT_PORTS = {"salesforce": 8101, "netsuite": 8102, "stripe": 8103}
+
+
+class Command(BaseCommand):
+    help = "Serve a connector's local sandbox (the vendor's API paths at the root) on its own port."
+
+    def add_arguments(self, parser):
+        parser.add_argument("system", choices=sorted(SANDBOX_URLCONFS))
+        parser.add_argument("--port", type=int)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--workers", type=int, default=2)
+
+    def handle(self, *args, system: str, port: int | None, host: str, workers: int, **options):
+        gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
+        if not os.path.exists(gunicorn):
+            raise CommandError("gunicorn is not installed in this environment")
+        env = {
+            **os.environ,
+            "Q2C_URLCONF": SANDBOX_URLCONFS[system],
+            "SECURE_SSL_REDIRECT": "0",  # sandboxes speak plain HTTP on localhost
+        }
+        port = port or DEFAULT_PORTS[system]
+        argv = [gunicorn, "q2c_portal.wsgi:application", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4", "--access-logfile", "-", "--name", f"sandbox-{system}"]
+        self.stdout.write(f"{system} sandbox on http://{host}:{port}/ (faults: /__sandbox__/)")
+        self.stdout.flush()
+        os.execve(gunicorn, argv, env)
