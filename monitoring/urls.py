@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import exception_views, views
 
 app_name = "monitoring"
 
@@ -9,9 +9,9 @@ urlpatterns = [
     path("orders/", views.orders, name="orders"),
     path("amendments/", views.amendments, name="amendments"),
     path("invoices/", views.invoices, name="invoices"),
-    path("exceptions/", views.exceptions, name="exceptions"),
-    path("exceptions/<int:pk>/", views.exception_detail, name="exception_detail"),
-    path("exceptions/<int:pk>/<slug:action>/", views.exception_action, name="exception_action"),
+    path("exceptions/", exception_views.exceptions, name="exceptions"),
+    path("exceptions/<int:pk>/", exception_views.exception_detail, name="exception_detail"),
+    path("exceptions/<int:pk>/<slug:action>/", exception_views.exception_action, name="exception_action"),
     path("sla/", views.sla, name="sla"),
     path("reconciliation/", views.reconciliation, name="reconciliation"),
     path("traces/", views.traces, name="traces"),

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from django.views.decorators.http import require_POST
-from django_htmx.http import trigger_client_event
 
-from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun, SyncException
+from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun
 
 from . import services
 from .selectors import kpis
@@ -139,53 +135,6 @@ def invoices(request: HttpRequest) -> HttpResponse:
         title="Invoices",
         extra={"window": window, "lag": kpis.invoice_sync_lag(window), "chart": services.invoice_lag_chart(window)},
     )
-
-
-@portal_page("monitoring.view_exceptions")
-def exceptions(request: HttpRequest) -> HttpResponse:
-    filters = lists.ExceptionFilters.from_request(request.GET)
-    context = {
-        "page_title": "Exceptions",
-        "filters": filters,
-        "page_obj": _page(request, lists.exception_list(filters=filters)),
-        "statuses": SyncException.Status.choices,
-        "error_classes": lists.ERROR_CLASS_CHOICES,
-        "flow_types": FlowType.choices,
-        "systems": lists.SYSTEM_CHOICES,
-        "counts": lists.exception_counts(),
-    }
-    partial = "counts" if request.GET.get("partial") == "counts" else "table"
-    return _render(request, "monitoring/exceptions.html", context, partial)
-
-
-@portal_page("monitoring.view_exceptions")
-def exception_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    exc = get_object_or_404(SyncException.objects.select_related("flow_run", "step", "assignee"), pk=pk)
-    context = {"page_title": f"Exception #{exc.pk}", "exc": exc, **lists.exception_story(exc)}
-    return render(request, "monitoring/exception_detail.html", context)
-
-
-@require_POST
-@portal_page("sync.act_on_exception")
-def exception_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """One action on one exception. htmx gets the updated row; a plain form post is redirected back."""
-    get_object_or_404(SyncException, pk=pk)
-    error = ""
-    try:
-        services.exception_act(exception_id=pk, action=action, user=request.user, data=request.POST)
-    except ValidationError as exc:
-        error = " ".join(exc.messages)
-    if request.htmx:
-        row = SyncException.objects.select_related("assignee").get(pk=pk)
-        response = render(request, "monitoring/exceptions.html#row", {"exc": row, "can_act": True, "error": error, "error_for": pk})
-        if not error:
-            trigger_client_event(response, "exceptionsChanged")
-        return response
-    if error:
-        messages.error(request, error)
-    else:
-        messages.success(request, f"Exception #{pk}: {action} done.")
-    return redirect("monitoring:exception_detail", pk=pk)
 
 
 @portal_page("monitoring.view_kpis")

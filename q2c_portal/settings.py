@@ -57,6 +57,9 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "sync",
     "sync.connectors.sandbox_kit",
+    "sync.connectors.salesforce.sandbox",
+    "sync.connectors.netsuite.sandbox",
+    "sync.connectors.stripe.sandbox",
     "monitoring",
 ]
 

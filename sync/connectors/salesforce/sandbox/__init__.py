@@ -1,0 +1,1 @@
+"""Local sandbox of the salesforce API (see sync/connectors/sandbox_kit)."""

@@ -1,0 +1,5 @@
+"""URLconf of the stripe sandbox server: the vendor's paths at the root."""
+
+from sync.connectors.sandbox_kit.views import control_urls
+
+urlpatterns = [*control_urls("stripe")]
