@@ -1,0 +1,134 @@
+"""Opening, grouping and auto-resolving SyncExceptions.
+
+The same failure recurring (same flow run, step, error class and cause) is one row whose
+occurrence count grows, as Sentry groups issues. The same *cause* across many documents
+(e.g. one unknown SKU on 40 orders) shares a `cause_key`, so it is fixed once and the
+whole group retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from sync.audit import audit_record
+from sync.models import FlowRun, FlowStep, SyncException
+
+from .money import to_reporting
+
+_VOLATILE = re.compile(r"\b(?:[0-9a-f]{8}-[0-9a-f-]{27,}|[0-9a-f]{24,}|\d{6,}|\d+(?:\.\d+)?s)\b", re.I)
+
+
+def normalise_message(message: str) -> str:
+    """Drop ids, long numbers and durations so the same cause groups across records."""
+    return _VOLATILE.sub("#", message or "").strip()[:500]
+
+
+def cause_key_for(system: str, error_class: str, message: str, field: str = "") -> str:
+    raw = "|".join([system, error_class, field, normalise_message(message)])
+    return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+def fingerprint_for(*, flow_run_id: int | None, step_name: str, error_class: str, cause_key: str, extra: str = "") -> str:
+    raw = "|".join([str(flow_run_id or ""), step_name, error_class, cause_key, extra])
+    return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+def open_exception(
+    *,
+    system: str,
+    error_class: str,
+    message: str,
+    flow_run: FlowRun | None = None,
+    step: FlowStep | None = None,
+    field: str = "",
+    payload: dict | None = None,
+    response: dict | None = None,
+    account_name: str = "",
+    document_number: str = "",
+    amount: Decimal | None = None,
+    currency: str = "",
+    inbox_event_id: int | None = None,
+    fingerprint_extra: str = "",
+) -> SyncException:
+    """Open an exception, or count one more occurrence of the same open one.
+
+    Business context comes from the flow run when one is given. Audited. Safe under
+    concurrency: the partial unique index on open fingerprints decides the winner.
+    """
+    now = timezone.now()
+    cause = cause_key_for(system, error_class, message, field)
+    step_name = step.name if step else ""
+    fingerprint = fingerprint_for(flow_run_id=flow_run.pk if flow_run else None, step_name=step_name, error_class=error_class, cause_key=cause, extra=fingerprint_extra)
+    if flow_run is not None:
+        account_name = account_name or flow_run.account_name
+        document_number = document_number or flow_run.document_number
+        amount = flow_run.amount if amount is None else amount
+        currency = currency or flow_run.currency
+    amount = amount or Decimal("0")
+    at_risk = flow_run.amount_reporting if flow_run is not None and flow_run.amount_reporting else to_reporting(amount, currency)
+
+    existing = SyncException.objects.filter(fingerprint=fingerprint, status__in=SyncException.OPEN_STATUSES)
+    updated = existing.update(
+        occurrences=F("occurrences") + 1, last_seen=now, status=SyncException.Status.OPEN, message=message[:5000],
+        payload=payload or {}, response=response or {},
+    )
+    if updated:
+        exc = existing.get()
+        audit_record(object_type="exception", object_id=exc.pk, action="recurred", after={"occurrences": exc.occurrences}, correlation_id=exc.correlation_id)
+        return exc
+    try:
+        with transaction.atomic():
+            exc = SyncException.objects.create(
+                fingerprint=fingerprint, cause_key=cause, flow_run=flow_run, step=step, inbox_event_id=inbox_event_id,
+                flow_type=flow_run.flow_type if flow_run else "", step_name=step_name, system=system, error_class=error_class,
+                message=message[:5000], field=field[:255], payload=payload or {}, response=response or {},
+                correlation_id=flow_run.correlation_id if flow_run else None, account_name=account_name[:255],
+                document_number=document_number[:64], amount=amount, currency=currency, revenue_at_risk=at_risk,
+                first_seen=now, last_seen=now,
+            )
+    except IntegrityError:  # a concurrent worker opened it first: count this one on it
+        return open_exception(
+            system=system, error_class=error_class, message=message, flow_run=flow_run, step=step, field=field, payload=payload,
+            response=response, account_name=account_name, document_number=document_number, amount=amount, currency=currency,
+            inbox_event_id=inbox_event_id, fingerprint_extra=fingerprint_extra,
+        )
+    if flow_run is not None and not flow_run.had_exception:
+        FlowRun.objects.filter(pk=flow_run.pk).update(had_exception=True)
+        flow_run.had_exception = True
+    audit_record(
+        object_type="exception", object_id=exc.pk, action="open",
+        after={"status": exc.status, "error_class": error_class, "system": system, "step": step_name},
+        note=message[:500], correlation_id=exc.correlation_id,
+    )
+    return exc
+
+
+def resolve_for_step(step: FlowStep, *, note: str = "The step succeeded on a later attempt.") -> int:
+    """Auto-resolve the open exceptions of a step that has now succeeded. Returns how many."""
+    now = timezone.now()
+    resolved = 0
+    for exc in SyncException.objects.filter(step=step, status__in=SyncException.OPEN_STATUSES):
+        before = {"status": exc.status}
+        if SyncException.objects.filter(pk=exc.pk, status__in=SyncException.OPEN_STATUSES).update(
+            status=SyncException.Status.RESOLVED, resolved_at=now, resolution_note=note
+        ):
+            resolved += 1
+            audit_record(object_type="exception", object_id=exc.pk, action="auto_resolve", before=before, after={"status": "resolved"}, note=note, correlation_id=exc.correlation_id)
+    return resolved
+
+
+def resolve_by_fingerprint(fingerprint: str, *, note: str) -> int:
+    """Resolve an open exception that a later check found fixed (reconciliation, missing events)."""
+    now = timezone.now()
+    resolved = 0
+    for exc in SyncException.objects.filter(fingerprint=fingerprint, status__in=SyncException.OPEN_STATUSES):
+        if SyncException.objects.filter(pk=exc.pk, status__in=SyncException.OPEN_STATUSES).update(status="resolved", resolved_at=now, resolution_note=note):
+            resolved += 1
+            audit_record(object_type="exception", object_id=exc.pk, action="auto_resolve", before={"status": exc.status}, after={"status": "resolved"}, note=note, correlation_id=exc.correlation_id)
+    return resolved
