@@ -31,3 +31,23 @@ app.autodiscover_tasks()
 def ping(value: str = "pong") -> str:
     """Round-trip probe used by the test suite and by operators (`celery call q2c.ping`)."""
     return value
+
+
+# --- beat: every periodic job, in one place ------------------------------------------------
+# Each entry names its queue through the task and sets `expires` so a backlog after an
+# outage does not run stale copies. The DatabaseScheduler syncs these into the admin.
+app.conf.beat_schedule = {
+    # re-dispatch work a lost message or a broker outage left behind (inbox, due retries, leases, outbox)
+    "sweep": {"task": "sync.sweep", "schedule": 15.0, "options": {"expires": 14}},
+    # publish CRM status write-backs and analytics events waiting in the outbox
+    "publish-outbox": {"task": "sync.publish_outbox", "schedule": 10.0, "options": {"expires": 9}},
+    # pull path: changes since the watermark, so nothing depends on webhooks alone
+    "poll-salesforce-orders": {"task": "sync.poll_changes", "schedule": 60.0, "args": ["salesforce", "Order"], "options": {"expires": 55}},
+    "poll-netsuite-invoices": {"task": "sync.poll_changes", "schedule": 120.0, "args": ["netsuite", "invoice"], "options": {"expires": 110}},
+}
+
+try:  # monitoring's schedules (SLA marking, missing events, alerts) live beside their code
+    from monitoring.schedules import BEAT_SCHEDULE as _MONITORING_SCHEDULE
+except ImportError:  # pragma: no cover
+    _MONITORING_SCHEDULE = {}
+app.conf.beat_schedule.update(_MONITORING_SCHEDULE)

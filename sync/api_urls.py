@@ -1,4 +1,17 @@
-"""API routes of the sync engine (events, webhooks, flows, exceptions, schemas)."""
+"""API routes of the sync engine (events, webhooks, flows, schemas, replay)."""
 
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+urlpatterns = [
+    path("events/", api.events, name="api-events"),
+    path("events/batch/", api.events_batch, name="api-events-batch"),
+    path("webhooks/stripe/", api.stripe_webhook, name="webhook-stripe"),
+    path("webhooks/salesforce/", api.salesforce_webhook, name="webhook-salesforce"),
+    path("flows/", api.flows, name="api-flows"),
+    path("flows/<int:pk>/", api.flow_detail, name="api-flow-detail"),
+    path("schemas/", api.schemas, name="api-schemas"),
+    path("schemas/<str:name>/", api.schema_detail, name="api-schema-detail"),
+    path("inbox/<int:pk>/replay/", api.inbox_replay_view, name="api-inbox-replay"),
+]

@@ -31,6 +31,11 @@ def get_connector(system: str) -> Connector:
     return _cached(system, repr(settings.CONNECTORS.get(system)))
 
 
+def system_of(role: str) -> str:
+    """The system playing a role ('crm', 'billing', 'erp'), without building its client."""
+    return settings.CONNECTOR_ROLES[role]
+
+
 def crm() -> CRMConnector:
     return get_connector(settings.CONNECTOR_ROLES["crm"])  # type: ignore[return-value]
 

@@ -114,6 +114,8 @@ class FlowRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     parked_at = models.DateTimeField(null=True, blank=True)
     parked_reason = models.CharField(max_length=255, blank=True)
+    waits_for = models.CharField(max_length=128, blank=True, help_text="what a parked flow waits on, e.g. order:ORD-1042")
+    lease_expires_at = models.DateTimeField(null=True, blank=True, help_text="a worker holds the flow until then")
     current_step = models.CharField(max_length=64, blank=True)
     # business timestamps (KPIs are computed from these, never typed in)
     business_started_at = models.DateTimeField(help_text="closed_won_at / requested_at / due_at / finalized_at …")
@@ -136,6 +138,8 @@ class FlowRun(models.Model):
             models.Index(fields=["correlation_id"]),
             models.Index(fields=["document_number"]),
             models.Index(fields=["sla_due_at"], name="flowrun_sla_open_idx", condition=Q(finished_at__isnull=True)),
+            models.Index(fields=["waits_for"], name="flowrun_parked_idx", condition=Q(status="parked")),
+            models.Index(fields=["lease_expires_at"], name="flowrun_running_idx", condition=Q(status="running")),
         ]
 
     def __str__(self) -> str:

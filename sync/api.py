@@ -1,0 +1,250 @@
+"""Sync engine API: event ingestion, vendor webhooks, flow traces, event contracts, replay.
+
+Every accepted event is in PostgreSQL before the 2xx. Bad input gets RFC 7807
+problem+json naming each bad field, and nothing of a rejected item is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.http import Http404, HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes, throttle_classes
+from rest_framework.exceptions import ParseError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
+
+from monitoring.api import has_perm
+from q2c_portal.api import PROBLEM_JSON, StandardPagination, problem
+from sync.canonical.events import SCHEMA_DIR, event_types, schema, validate_envelope
+from sync.connectors.base import ConnectorError
+from sync.models import AuditEntry, FlowRun, InboxEvent
+
+from .engine.inbox import accept_canonical, accept_raw, inbox_replay
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 1000
+
+ENVELOPE_EXAMPLE = {
+    "id": "evt-2026-11-23-0001", "type": "order.closed_won.v1", "source": "crm-relay", "occurred_at": "2026-11-23T10:15:00Z",
+    "data": {
+        "order_number": "ORD-1042", "account": {"external_id": "001A000001", "name": "Globex Corporation"}, "currency": "USD",
+        "legal_entity": "US01", "closed_won_at": "2026-11-23T10:14:00Z",
+        "lines": [{"sku": "PLAT-SEAT", "quantity": "25", "unit_price": "40.00", "billing": "recurring", "interval": "month"}],
+    },
+}
+
+
+class IngestThrottle(UserRateThrottle):
+    """One budget per integration user across the ingestion endpoints (settings: INGEST_THROTTLE)."""
+
+    scope = "ingest"
+
+
+def _body_json(request) -> object:
+    try:
+        return json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"The body is not valid JSON: {exc}") from exc
+
+
+class AcceptedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["accepted", "duplicate"])
+    inbox_id = serializers.IntegerField(allow_null=True)
+    correlation_id = serializers.UUIDField(allow_null=True)
+
+
+@extend_schema(
+    summary="Accept one canonical event",
+    description="The envelope {id, type, source, occurred_at, correlation_id?, data}. The same id from the same source is accepted once, ever "
+    "(a repeat answers `duplicate`). The event is stored before the 202. Schemas: GET /api/v1/schemas/.",
+    request=OpenApiTypes.OBJECT,
+    responses={202: AcceptedSerializer, 400: OpenApiTypes.OBJECT},
+    examples=[OpenApiExample("closed-won order", value=ENVELOPE_EXAMPLE, request_only=True)],
+)
+@api_view(["POST"])
+@permission_classes([has_perm("sync.add_inboxevent")])
+@throttle_classes([IngestThrottle])
+def events(request):
+    envelope = _body_json(request)
+    problems = validate_envelope(envelope)
+    if problems:
+        return problem(400, "Invalid event", "; ".join(f"{p['field'] or 'event'}: {p['message']}" for p in problems[:5]), problems)
+    result = accept_canonical([envelope])[0]
+    return Response(result, status=202)
+
+
+@extend_schema(
+    summary="Accept up to 1,000 canonical events",
+    description="Body: {\"events\": [envelope, …]}. Each item is validated on its own: valid items are stored (accepted or duplicate), "
+    "invalid items are reported with their errors and nothing of them is stored. 202 when at least one item was stored or was a duplicate; 400 when every item was rejected.",
+    request=OpenApiTypes.OBJECT,
+    responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+)
+@api_view(["POST"])
+@permission_classes([has_perm("sync.add_inboxevent")])
+@throttle_classes([IngestThrottle])
+def events_batch(request):
+    body = _body_json(request)
+    items = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        return problem(400, "Invalid batch", 'Send {"events": [ … ]} with 1 to 1000 events.', [{"field": "events", "message": "A non-empty list is required.", "code": "required"}])
+    if len(items) > MAX_BATCH:
+        return problem(400, "Batch too large", f"At most {MAX_BATCH} events per call; got {len(items)}.", [{"field": "events", "message": f"At most {MAX_BATCH} items.", "code": "max_items"}])
+    results: list[dict | None] = [None] * len(items)
+    valid, positions = [], []
+    for index, envelope in enumerate(items):
+        problems = validate_envelope(envelope)
+        if problems:
+            results[index] = {"index": index, "id": envelope.get("id") if isinstance(envelope, dict) else None, "status": "rejected",
+                              "errors": [{**p, "field": f"events[{index}].{p['field']}" if p["field"] else f"events[{index}]"} for p in problems]}
+        else:
+            valid.append(envelope)
+            positions.append(index)
+    for index, outcome in zip(positions, accept_canonical(valid) if valid else []):
+        results[index] = {"index": index, **outcome}
+    summary = {s: sum(1 for r in results if r["status"] == s) for s in ("accepted", "duplicate", "rejected")}
+    status = 400 if summary["rejected"] == len(items) else 202
+    return Response({"summary": summary, "results": results}, status=status, content_type=PROBLEM_JSON if status == 400 else None)
+
+
+def _webhook(request: HttpRequest, system: str):
+    from sync.connectors.registry import get_connector
+
+    try:
+        raw = get_connector(system).verify_webhook(request.body, request.headers)
+    except ConnectorError as exc:
+        status = 400 if exc.error_class in ("auth", "validation") else 503
+        log.warning("%s webhook refused: %s", system, exc.message)
+        return JsonResponse({"type": "about:blank", "title": "Webhook refused", "status": status, "detail": exc.message}, status=status, content_type=PROBLEM_JSON)
+    results = accept_raw(system, raw)
+    return JsonResponse({"received": len(raw), "accepted": sum(1 for _, pk in results if pk), "duplicates": sum(1 for _, pk in results if not pk)}, status=200)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest):
+    """Stripe events, verified with Stripe-Signature (HMAC-SHA256, 300 s tolerance)."""
+    return _webhook(request, "stripe")
+
+
+@csrf_exempt
+@require_POST
+def salesforce_webhook(request: HttpRequest):
+    """Salesforce change/platform events relayed by a Flow or Apex callout (HMAC of the body)."""
+    return _webhook(request, "salesforce")
+
+
+# --- traces ------------------------------------------------------------------------------------
+class StepSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    name = serializers.CharField()
+    system = serializers.CharField()
+    status = serializers.CharField()
+    attempts = serializers.IntegerField()
+    idempotency_key = serializers.CharField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    error_class = serializers.CharField()
+    error_message = serializers.CharField()
+    request_summary = serializers.JSONField()
+    response_summary = serializers.JSONField()
+
+
+class FlowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FlowRun
+        fields = [
+            "id", "flow_type", "status", "correlation_id", "document_number", "account_name", "legal_entity", "amount", "currency",
+            "amount_reporting", "current_step", "parked_reason", "created_at", "started_at", "finished_at", "business_started_at",
+            "business_completed_at", "closed_won_at", "activated_at", "finalized_at", "posted_at", "sla_due_at", "sla_breached",
+            "had_exception", "retries",
+        ]
+
+
+class AuditSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = ["at", "actor_label", "object_type", "object_id", "action", "before", "after", "note"]
+
+
+@extend_schema(
+    summary="Flow runs (traces)",
+    parameters=[OpenApiParameter("correlation_id", str), OpenApiParameter("document_number", str), OpenApiParameter("flow_type", str), OpenApiParameter("status", str)],
+    responses={200: FlowSerializer(many=True)},
+)
+@api_view(["GET"])
+@permission_classes([has_perm("monitoring.view_traces")])
+def flows(request):
+    qs = FlowRun.objects.all()
+    params = request.query_params
+    if params.get("correlation_id"):
+        try:
+            qs = qs.filter(correlation_id=serializers.UUIDField().to_internal_value(params["correlation_id"]))
+        except serializers.ValidationError:
+            return problem(400, "Invalid request", "correlation_id must be a UUID.", [{"field": "correlation_id", "message": "Must be a UUID.", "code": "invalid"}])
+    if params.get("document_number"):
+        qs = qs.filter(document_number=params["document_number"])
+    if params.get("flow_type"):
+        qs = qs.filter(flow_type=params["flow_type"])
+    if params.get("status"):
+        qs = qs.filter(status=params["status"])
+    paginator = StandardPagination()
+    page = paginator.paginate_queryset(qs.order_by("-created_at", "-id"), request)
+    return paginator.get_paginated_response(FlowSerializer(page, many=True).data)
+
+
+@extend_schema(summary="One flow's whole trace: steps, audit trail, exceptions, related flows", responses={200: OpenApiTypes.OBJECT})
+@api_view(["GET"])
+@permission_classes([has_perm("monitoring.view_traces")])
+def flow_detail(request, pk: int):
+    run = get_object_or_404(FlowRun, pk=pk)
+    body = FlowSerializer(run).data
+    body["steps"] = StepSerializer(run.steps.order_by("seq"), many=True).data
+    body["event"] = run.context.get("event")
+    body["audit"] = AuditSerializer(AuditEntry.objects.filter(correlation_id=run.correlation_id).order_by("at", "id")[:1000], many=True).data
+    body["exceptions"] = list(run.exceptions.values("id", "status", "error_class", "system", "message", "occurrences", "first_seen", "last_seen"))
+    body["related"] = list(FlowRun.objects.filter(correlation_id=run.correlation_id).exclude(pk=run.pk).values("id", "flow_type", "status", "document_number")[:50])
+    return Response(body)
+
+
+# --- contracts and replay -------------------------------------------------------------------------
+@extend_schema(summary="Canonical event contracts (JSON Schema per type and version)", responses={200: OpenApiTypes.OBJECT})
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def schemas(request):
+    base = request.build_absolute_uri("/api/v1/schemas/")
+    return Response({
+        "envelope": f"{base}envelope/",
+        "event_types": [{"type": name, "description": schema(name).get("description", ""), "required": schema(name).get("required", []), "url": f"{base}{name}/"} for name in event_types()],
+    })
+
+
+@extend_schema(summary="One event contract as JSON Schema", responses={200: OpenApiTypes.OBJECT})
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def schema_detail(request, name: str):
+    if name != "envelope" and name not in event_types() or not (SCHEMA_DIR / f"{name}.json").exists():
+        raise Http404
+    return Response(schema(name), content_type="application/schema+json")
+
+
+@extend_schema(summary="Replay a dead-lettered inbound event", request=None, responses={202: OpenApiTypes.OBJECT})
+@api_view(["POST"])
+@permission_classes([has_perm("sync.act_on_exception")])
+def inbox_replay_view(request, pk: int):
+    event = get_object_or_404(InboxEvent, pk=pk)
+    if event.status not in (InboxEvent.Status.DEAD, InboxEvent.Status.IGNORED):
+        return problem(409, "Not replayable", f"Event {pk} is {event.status}; only dead-lettered or ignored events are replayed.")
+    event = inbox_replay(inbox_id=pk, actor=request.user)
+    return Response({"id": event.pk, "status": event.status}, status=202)

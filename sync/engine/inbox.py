@@ -1,0 +1,151 @@
+"""The inbox: every accepted event is a row in PostgreSQL before anyone answers 2xx.
+
+Unique (source, source_event_id) makes acceptance idempotent: the same event id from the
+same source is accepted once, ever. Rows are dispatched to Celery after commit; the
+sweeper re-dispatches any whose message was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from sync.audit import audit_record
+from sync.canonical.events import event_types, validate_envelope, when
+from sync.connectors.base import ConnectorError
+from sync.models import ErrorClass, InboxEvent
+
+from .dispatch import dispatch_inbox, inbox_queue
+from .exceptions import open_exception
+
+log = logging.getLogger(__name__)
+
+
+def _insert(rows: list[dict]) -> dict[str, int]:
+    """INSERT … ON CONFLICT DO NOTHING in one statement; returns {source_event_id: id} of the new rows."""
+    if not rows:
+        return {}
+    now = timezone.now()
+    values, params = [], []
+    for row in rows:
+        values.append("(%s, %s, %s, %s, %s, %s, %s::jsonb, 'received', 0, '')")
+        params += [row["source"], row["source_event_id"], row["event_type"], row["occurred_at"], now, row["correlation_id"], json.dumps(row["envelope"], default=str)]
+    sql = (
+        f"INSERT INTO {InboxEvent._meta.db_table} (source, source_event_id, event_type, occurred_at, received_at, correlation_id, envelope, status, attempts, error) "
+        f"VALUES {', '.join(values)} ON CONFLICT (source, source_event_id) DO NOTHING RETURNING id, source_event_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {sid: pk for pk, sid in cursor.fetchall()}
+
+
+def _row(*, source: str, source_event_id: str, event_type: str, occurred_at, envelope: dict, correlation_id=None) -> dict:
+    return {
+        "source": source[:64], "source_event_id": str(source_event_id)[:255], "event_type": event_type[:96],
+        "occurred_at": when(occurred_at) or timezone.now(), "envelope": envelope,
+        "correlation_id": str(correlation_id or uuid.uuid4()),
+    }
+
+
+def inbox_accept(rows: list[dict]) -> list[tuple[str, int | None]]:
+    """Store rows (see `_row`); returns [(source_event_id, inbox id or None when a duplicate)]
+    in input order. Dispatch happens after the transaction commits."""
+    with transaction.atomic():
+        created = _insert(rows)
+        if created:
+            queues = {pk: inbox_queue(r["event_type"]) for r in rows for sid, pk in [(r["source_event_id"], created.get(r["source_event_id"]))] if pk}
+            ids = list(created.values())
+            transaction.on_commit(lambda: dispatch_inbox(ids, queues))
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        sid = r["source_event_id"]
+        pk = created.get(sid) if sid not in seen else None
+        seen.add(sid)
+        out.append((sid, pk))
+    return out
+
+
+def accept_canonical(envelopes: list[dict]) -> list[dict]:
+    """Validated canonical envelopes (from the events API) → inbox rows."""
+    rows = [
+        _row(source=e["source"], source_event_id=e["id"], event_type=e["type"], occurred_at=e["occurred_at"], envelope=e, correlation_id=e.get("correlation_id"))
+        for e in envelopes
+    ]
+    results = inbox_accept(rows)
+    return [{"id": sid, "status": "accepted" if pk else "duplicate", "inbox_id": pk, "correlation_id": row["correlation_id"] if pk else None} for (sid, pk), row in zip(results, rows)]
+
+
+def accept_raw(system: str, raw_events: list[dict]) -> list[tuple[str, int | None]]:
+    """Verified vendor events (webhook or poll) → inbox rows, normalised later by a worker."""
+    rows = [_row(source=system, source_event_id=r["id"], event_type=f"{system}.{r['type']}", occurred_at=r.get("occurred_at"), envelope=r) for r in raw_events]
+    return inbox_accept(rows)
+
+
+def _dead_letter(event: InboxEvent, *, system: str, error_class: str, message: str, field: str = "", response=None) -> None:
+    with transaction.atomic():
+        InboxEvent.objects.filter(pk=event.pk).update(status=InboxEvent.Status.DEAD, error=message[:5000], processed_at=timezone.now())
+        open_exception(
+            system=system, error_class=error_class, message=message, field=field, payload=event.envelope, response=response or {},
+            document_number=event.source_event_id[:64], inbox_event_id=event.pk, fingerprint_extra=f"inbox:{event.pk}",
+        )
+        audit_record(object_type="inbox", object_id=event.pk, action="dead_lettered", after={"status": "dead"}, note=message[:500], correlation_id=event.correlation_id)
+
+
+def inbox_process(inbox_id: int) -> str:
+    """Normalise (raw → canonical), validate, and start the flow(s). Transient connector errors
+    propagate (the task retries); permanent ones dead-letter the event with an exception."""
+    from sync.connectors.registry import get_connector
+    from sync.flows.registry import flow_for_event
+
+    from .runner import flow_start
+
+    event = InboxEvent.objects.filter(pk=inbox_id).first()
+    if event is None or event.status in (InboxEvent.Status.PROCESSED, InboxEvent.Status.IGNORED, InboxEvent.Status.DEAD):
+        return event.status if event else "missing"
+    InboxEvent.objects.filter(pk=inbox_id).update(attempts=event.attempts + 1)
+    if event.event_type in event_types():
+        envelopes = [event.envelope]
+    else:
+        try:
+            envelopes = get_connector(event.source).normalize(event.envelope)
+        except ConnectorError as exc:
+            if exc.transient:
+                raise
+            _dead_letter(event, system=event.source, error_class=exc.error_class, message=exc.message, field=exc.field, response=exc.response if isinstance(exc.response, dict) else {})
+            return "dead"
+        except KeyError as exc:
+            _dead_letter(event, system=event.source, error_class=ErrorClass.MAPPING, message=f"The {event.source} event lacks {exc} needed to map it.")
+            return "dead"
+    started = 0
+    for envelope in envelopes:
+        envelope.setdefault("correlation_id", str(event.correlation_id))
+        problems = validate_envelope(envelope)
+        if problems:
+            first = problems[0]
+            _dead_letter(event, system=event.source, error_class=ErrorClass.MAPPING, message=f"Mapped event is invalid: {first['field']}: {first['message']}", field=first["field"] or "", response={"errors": problems})
+            return "dead"
+        flow = flow_for_event(envelope["type"])
+        if flow is None:
+            continue
+        flow_start(flow=flow, envelope=envelope, inbox_event=event)
+        started += 1
+    status = InboxEvent.Status.PROCESSED if started else InboxEvent.Status.IGNORED
+    InboxEvent.objects.filter(pk=inbox_id).update(status=status, processed_at=timezone.now())
+    return status
+
+
+def inbox_replay(*, inbox_id: int, actor=None) -> InboxEvent:
+    """Send a dead-lettered (or ignored) event through processing again."""
+    with transaction.atomic():
+        event = InboxEvent.objects.select_for_update().get(pk=inbox_id)
+        before = event.status
+        InboxEvent.objects.filter(pk=inbox_id).update(status=InboxEvent.Status.RECEIVED, error="", processed_at=None)
+        audit_record(object_type="inbox", object_id=inbox_id, action="replay", before={"status": before}, after={"status": "received"}, user=actor, actor_label="operator", correlation_id=event.correlation_id)
+        transaction.on_commit(lambda: dispatch_inbox([inbox_id], {inbox_id: inbox_queue(event.event_type)}))
+    event.refresh_from_db()
+    return event

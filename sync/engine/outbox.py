@@ -1,0 +1,85 @@
+"""Transactional outbox: status write-backs to the CRM and analytics events.
+
+`outbox_add` is called inside the transaction that changes state, so the message exists
+exactly when the change does. A worker publishes it later; Redis or the CRM being down
+only delays it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from sync.connectors.base import ConnectorError
+from sync.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 60
+ANALYTICS_STREAM = "q2c:analytics"
+
+
+def outbox_add(*, topic: str, key: str, payload: dict, correlation_id=None) -> None:
+    """Add a message (idempotent per topic+key). Must run inside the state change's transaction."""
+    try:
+        with transaction.atomic():
+            OutboxMessage.objects.create(topic=topic, key=key[:255], payload=payload, correlation_id=correlation_id)
+    except IntegrityError:
+        return  # already queued by an earlier attempt of the same change
+    from .dispatch import dispatch_outbox
+
+    transaction.on_commit(dispatch_outbox)
+
+
+def _claim(batch: int) -> list[OutboxMessage]:
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(published_at__isnull=True)
+            .exclude(next_attempt_at__gt=now)
+            .order_by("created_at")[:batch]
+        )
+        if rows:
+            OutboxMessage.objects.filter(pk__in=[r.pk for r in rows]).update(
+                attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=LEASE_SECONDS)
+            )
+    return rows
+
+
+def _publish(message: OutboxMessage) -> None:
+    if message.topic == OutboxMessage.Topic.CRM_STATUS:
+        from sync.connectors.registry import crm
+
+        payload = message.payload
+        if not payload.get("external_id"):
+            return  # the document has no CRM record (e.g. fed through the events API)
+        crm().set_status(object_type=payload["object_type"], external_id=payload["external_id"], fields=payload["fields"], idempotency_key=message.key)
+    else:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+        try:
+            client.xadd(ANALYTICS_STREAM, {"key": message.key, "payload": json.dumps(message.payload, default=str)}, maxlen=100_000, approximate=True)
+        finally:
+            client.close()
+
+
+def outbox_publish(batch: int = 50) -> int:
+    """Publish due messages; failures are rescheduled with backoff. Returns how many were published."""
+    published = 0
+    for message in _claim(batch):
+        try:
+            _publish(message)
+        except (ConnectorError, redis.RedisError, OSError) as exc:
+            delay = min(2 ** message.attempts, 600)
+            OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=str(exc)[:2000])
+            log.warning("outbox publish failed; retry in %ss", delay, extra={"topic": message.topic, "key": message.key})
+            continue
+        OutboxMessage.objects.filter(pk=message.pk).update(published_at=timezone.now(), last_error="")
+        published += 1
+    return published

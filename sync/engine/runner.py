@@ -1,0 +1,373 @@
+"""The step runner: start flows, run their steps, retry, dead-letter, park, resume, compensate.
+
+State lives in FlowRun/FlowStep rows, so any worker can pick a flow up where another
+stopped. A worker holds a flow through a short lease (compare-and-set), renewed before
+each step; a worker killed mid-step leaves the step `running` with its idempotency key,
+and whoever runs it next repeats it safely (the target call is an upsert or carries the
+key). Network calls happen outside transactions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from sync.audit import audit_record
+from sync.connectors.base import ConnectorError
+from sync.flows.base import Flow, Park, StepContext, StepValidationError
+from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, SyncException
+
+from . import circuit
+from .dispatch import dispatch_flow
+from .exceptions import open_exception, resolve_for_step
+from .money import to_reporting
+from .outbox import outbox_add
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = float(os.environ.get("Q2C_FLOW_LEASE_SECONDS", "90"))
+RETRY_BASE_SECONDS = float(os.environ.get("Q2C_RETRY_BASE_SECONDS", "5"))
+RETRY_CAP_SECONDS = float(os.environ.get("Q2C_RETRY_CAP_SECONDS", "900"))
+MAX_ATTEMPTS = {"salesforce": 6, "netsuite": 6, "stripe": 6, "hub": 1}
+DEFAULT_MAX_ATTEMPTS = int(os.environ.get("Q2C_MAX_ATTEMPTS", "6"))
+PARK_LIMIT = timedelta(hours=float(os.environ.get("Q2C_PARK_LIMIT_HOURS", "4")))
+
+
+def system_for(role: str) -> str:
+    return "hub" if role == "hub" else settings.CONNECTOR_ROLES[role]
+
+
+def max_attempts(system: str) -> int:
+    return int(os.environ.get(f"Q2C_MAX_ATTEMPTS_{system.upper()}", MAX_ATTEMPTS.get(system, DEFAULT_MAX_ATTEMPTS)))
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter; never sooner than the system's Retry-After."""
+    delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (2 ** max(attempt - 1, 0)))
+    delay *= random.uniform(0.5, 1.5)
+    return max(delay, retry_after or 0.0)
+
+
+def _sla_due(flow_type: str, started_at):
+    try:
+        from monitoring.sla import sla_due_at  # calendars, month-end targets
+    except ImportError:  # pragma: no cover — monitoring provides it
+        sla_due_at = None
+    if sla_due_at is not None:
+        return sla_due_at(flow_type, started_at)
+    from monitoring.models import SlaPolicy
+
+    policy = SlaPolicy.objects.filter(flow_type=flow_type).first()
+    return started_at + timedelta(seconds=policy.target_seconds) if policy else None
+
+
+# --- starting ------------------------------------------------------------------------------
+def flow_start(*, flow: Flow, envelope: dict, inbox_event: InboxEvent | None = None) -> tuple[FlowRun, bool]:
+    """Create the run and its steps for a canonical event, once per business key.
+
+    Returns (run, created). The same business event delivered again (another event id,
+    a webhook retry, a poll that overlaps a webhook) finds the existing run.
+    """
+    data = envelope["data"]
+    key = f"{flow.flow_type}:{flow.business_key(data)}"
+    existing = FlowRun.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return existing, False
+    correlation_id = envelope.get("correlation_id") or (inbox_event.correlation_id if inbox_event else None)
+    run = FlowRun(flow_type=flow.flow_type, idempotency_key=key, inbox_event=inbox_event, context={"event": envelope, "steps": {}})
+    if correlation_id:
+        run.correlation_id = correlation_id
+    flow.prepare(run, data)
+    run.amount_reporting = to_reporting(run.amount, run.currency)
+    run.sla_due_at = _sla_due(flow.flow_type, run.business_started_at)
+    try:
+        with transaction.atomic():
+            run.save()
+            FlowStep.objects.bulk_create(
+                FlowStep(flow_run=run, seq=i, name=s.name, system=system_for(s.role), idempotency_key=f"q2c-{run.idempotency_key}:{s.name}"[:255], compensation=s.compensation_label)
+                for i, s in enumerate(flow.steps, start=1)
+            )
+            audit_record(object_type="flow", object_id=run.pk, action="start", after={"status": run.status, "flow_type": run.flow_type, "document": run.document_number}, correlation_id=run.correlation_id)
+            transaction.on_commit(lambda: dispatch_flow(run.pk, queue=flow.queue))
+    except IntegrityError:  # a concurrent worker started it
+        return FlowRun.objects.get(idempotency_key=key), False
+    return run, True
+
+
+# --- claiming ------------------------------------------------------------------------------
+def _claim(run_id: int) -> bool:
+    now = timezone.now()
+    return (
+        FlowRun.objects.filter(pk=run_id, status__in=["pending", "waiting", "running"])
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(status=FlowRun.Status.RUNNING, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
+        == 1
+    )
+
+
+def _renew(run: FlowRun) -> None:
+    FlowRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS))
+
+
+def _set_status(run: FlowRun, status: str, *, note: str = "", **fields) -> None:
+    before = run.status
+    run.status = status
+    for name, value in fields.items():
+        setattr(run, name, value)
+    FlowRun.objects.filter(pk=run.pk).update(status=status, **fields)
+    if before != status:
+        audit_record(object_type="flow", object_id=run.pk, action=status, before={"status": before}, after={"status": status}, note=note, correlation_id=run.correlation_id)
+
+
+def _set_step(step: FlowStep, status: str, **fields) -> None:
+    before = step.status
+    step.status = status
+    for name, value in fields.items():
+        setattr(step, name, value)
+    FlowStep.objects.filter(pk=step.pk).update(status=status, **fields)
+    if before != status:
+        audit_record(
+            object_type="step", object_id=step.pk, action=status, before={"status": before},
+            after={"status": status, "step": step.name, "attempts": step.attempts, "error_class": step.error_class},
+            correlation_id=step.flow_run.correlation_id if step.flow_run_id else None,
+        )
+
+
+# --- running -------------------------------------------------------------------------------
+def flow_run(run_id: int) -> str:
+    """Run a flow's remaining steps. Returns the flow's status afterwards (or 'busy')."""
+    from sync.flows.registry import flow_for
+
+    run = FlowRun.objects.filter(pk=run_id).first()
+    if run is None or run.status in ("completed", "cancelled", "parked", "failed"):
+        return run.status if run else "missing"
+    if not _claim(run_id):
+        held = FlowRun.objects.filter(pk=run_id).values_list("lease_expires_at", "status").first()
+        if held and held[1] == "running" and held[0]:
+            # someone holds it (or held it and died): look again when the lease runs out
+            wait = max(1.0, (held[0] - timezone.now()).total_seconds() + 1)
+            dispatch_flow(run_id, queue=flow_for(run.flow_type).queue, countdown=wait)
+        return "busy"
+    run.refresh_from_db()
+    flow = flow_for(run.flow_type)
+    if run.started_at is None:
+        FlowRun.objects.filter(pk=run.pk).update(started_at=timezone.now())
+    steps = {s.name: s for s in run.steps.all()}
+    for definition in flow.steps:
+        step = steps[definition.name]
+        if step.status in (FlowStep.Status.SUCCEEDED, FlowStep.Status.SKIPPED):
+            continue
+        if step.status == FlowStep.Status.FAILED:
+            _release(run, FlowRun.Status.FAILED)
+            return run.status
+        if step.status == FlowStep.Status.RETRY and step.next_attempt_at and step.next_attempt_at > timezone.now():
+            _release(run, FlowRun.Status.WAITING)
+            dispatch_flow(run.pk, queue=flow.queue, countdown=(step.next_attempt_at - timezone.now()).total_seconds())
+            return run.status
+        outcome = _run_step(run, step, definition, flow)
+        if outcome != "succeeded":
+            return outcome
+    _complete(run, flow)
+    return run.status
+
+
+def _release(run: FlowRun, status: str, **fields) -> None:
+    _set_status(run, status, lease_expires_at=None, **fields)
+
+
+def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
+    system = step.system
+    if system != "hub":
+        wait = circuit.circuit_wait_seconds(system)
+        if wait > 0:
+            # the connector is paused: wait without spending an attempt
+            _set_step(step, FlowStep.Status.RETRY, next_attempt_at=timezone.now() + timedelta(seconds=wait), error_class=ErrorClass.UNAVAILABLE, error_message=f"{system} circuit open: waiting")
+            _release(run, FlowRun.Status.WAITING, current_step=step.name)
+            dispatch_flow(run.pk, queue=flow.queue, countdown=wait + 0.5)
+            return "waiting"
+    _renew(run)
+    step.attempts += 1
+    _set_step(step, FlowStep.Status.RUNNING, attempts=step.attempts, started_at=step.started_at or timezone.now(), next_attempt_at=None)
+    FlowRun.objects.filter(pk=run.pk).update(current_step=step.name)
+    run.current_step = step.name
+    ctx = StepContext(run=run, step=step)
+    try:
+        result = definition.run(ctx) or {}
+    except Park as park:
+        return _park(run, step, park)
+    except StepValidationError as exc:
+        return _fail(run, step, flow, ConnectorError(exc.error_class, exc.message, system=system, field=exc.field))
+    except ConnectorError as exc:
+        if system != "hub":
+            circuit.circuit_record_failure(system, exc.error_class, exc.message)
+        if exc.transient and step.attempts < max_attempts(system):
+            return _schedule_retry(run, step, flow, exc)
+        return _fail(run, step, flow, exc)
+    except Exception as exc:  # noqa: BLE001 — a bug must still surface as an exception row, not a lost flow
+        log.exception("step %s crashed", step.name)
+        return _fail(run, step, flow, ConnectorError(ErrorClass.MAPPING, f"{type(exc).__name__}: {exc}", system=system))
+    if system != "hub":
+        circuit.circuit_record_success(system)
+    with transaction.atomic():
+        run.context.setdefault("steps", {})[step.name] = result
+        FlowRun.objects.filter(pk=run.pk).update(context=run.context)
+        _set_step(step, FlowStep.Status.SUCCEEDED, finished_at=timezone.now(), response_summary=_summary(result), request_summary=step.request_summary, error_class="", error_message="")
+        resolve_for_step(step)
+    return "succeeded"
+
+
+def _summary(result: dict) -> dict:
+    return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
+def _schedule_retry(run: FlowRun, step: FlowStep, flow: Flow, exc: ConnectorError) -> str:
+    delay = backoff_seconds(step.attempts, exc.retry_after)
+    with transaction.atomic():
+        _set_step(
+            step, FlowStep.Status.RETRY, next_attempt_at=timezone.now() + timedelta(seconds=delay), error_class=exc.error_class,
+            error_message=exc.message[:5000], request_summary=step.request_summary, response_summary=_response_body(exc),
+        )
+        FlowRun.objects.filter(pk=run.pk).update(retries=run.retries + 1)
+        run.retries += 1
+        _release(run, FlowRun.Status.WAITING, current_step=step.name)
+    dispatch_flow(run.pk, queue=flow.queue, countdown=delay)
+    return "waiting"
+
+
+def _response_body(exc: ConnectorError) -> dict:
+    body = exc.response
+    if not isinstance(body, dict):
+        body = {"body": body}
+    return {"status_code": exc.status_code, "code": exc.code, "field": exc.field, **({"body": body} if body else {})}
+
+
+def _fail(run: FlowRun, step: FlowStep, flow: Flow, exc: ConnectorError) -> str:
+    """Permanent error or retries spent: dead-letter the step and open an exception."""
+    with transaction.atomic():
+        _set_step(
+            step, FlowStep.Status.FAILED, finished_at=timezone.now(), error_class=exc.error_class, error_message=exc.message[:5000],
+            request_summary=step.request_summary, response_summary=_response_body(exc),
+        )
+        _release(run, FlowRun.Status.FAILED, current_step=step.name)
+        open_exception(
+            system=step.system, error_class=exc.error_class, message=exc.message, flow_run=run, step=step, field=exc.field,
+            payload=step.request_summary or {"data": StepContext(run, step).data}, response=_response_body(exc),
+        )
+    return "failed"
+
+
+def _park(run: FlowRun, step: FlowStep, park: Park) -> str:
+    with transaction.atomic():
+        _set_step(step, FlowStep.Status.PENDING, attempts=max(step.attempts - 1, 0))
+        _release(run, FlowRun.Status.PARKED, parked_at=run.parked_at or timezone.now(), parked_reason=park.reason[:255], waits_for=park.waits_for[:128], current_step=step.name)
+    # the prerequisite may have completed while we were looking: check once more
+    if _prerequisite_done(park.waits_for):
+        flow_resume_waiting(park.waits_for)
+    return "parked"
+
+
+def _prerequisite_done(key: str) -> bool:
+    from sync.flows.registry import provided
+
+    return provided(key)
+
+
+def _complete(run: FlowRun, flow: Flow) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        run.business_completed_at = now
+        if flow.on_complete:
+            flow.on_complete(run, now)
+        breached = bool(run.sla_due_at and run.business_completed_at > run.sla_due_at)
+        _release(
+            run, FlowRun.Status.COMPLETED, finished_at=now, business_completed_at=run.business_completed_at,
+            activated_at=run.activated_at, posted_at=run.posted_at, sla_breached=breached or run.sla_breached, current_step="",
+            context=run.context,
+        )
+        outbox_add(
+            topic="analytics", key=f"flow.completed:{run.pk}",
+            payload={"event": "flow.completed", "flow_type": run.flow_type, "document": run.document_number, "completed_at": now.isoformat(),
+                     "duration_seconds": run.business_duration_seconds, "amount": str(run.amount), "currency": run.currency},
+            correlation_id=run.correlation_id,
+        )
+    for key in flow.provides(run.context["event"]["data"]):
+        flow_resume_waiting(key)
+
+
+def flow_resume_waiting(key: str) -> int:
+    """Resume flows parked on `key` (e.g. amendments waiting for their order)."""
+    from sync.flows.registry import flow_for
+
+    resumed = 0
+    for run in FlowRun.objects.filter(status=FlowRun.Status.PARKED, waits_for=key):
+        if FlowRun.objects.filter(pk=run.pk, status=FlowRun.Status.PARKED).update(status=FlowRun.Status.PENDING, waits_for="", parked_reason=""):
+            audit_record(object_type="flow", object_id=run.pk, action="resume", before={"status": "parked"}, after={"status": "pending"}, note=f"{key} is done", correlation_id=run.correlation_id)
+            dispatch_flow(run.pk, queue=flow_for(run.flow_type).queue)
+            resumed += 1
+    return resumed
+
+
+# --- operator actions ------------------------------------------------------------------------
+def step_retry(*, step_id: int, actor=None) -> FlowStep:
+    """Re-queue a failed (or waiting) step with its original idempotency key."""
+    from sync.flows.registry import flow_for
+
+    with transaction.atomic():
+        step = FlowStep.objects.select_for_update().select_related("flow_run").get(pk=step_id)
+        run = step.flow_run
+        if run.status in ("completed", "cancelled"):
+            return step
+        _set_step(step, FlowStep.Status.PENDING, next_attempt_at=None)
+        FlowRun.objects.filter(pk=run.pk).update(status=FlowRun.Status.PENDING, lease_expires_at=None, finished_at=None)
+        audit_record(object_type="flow", object_id=run.pk, action="retry_requested", before={"status": run.status}, after={"status": "pending", "step": step.name}, user=actor, actor_label="operator", correlation_id=run.correlation_id)
+        queue = flow_for(run.flow_type).queue
+        transaction.on_commit(lambda: dispatch_flow(run.pk, queue=queue))
+    return step
+
+
+def step_override_payload(*, step_id: int, payload: dict, actor=None) -> FlowStep:
+    """Use an edited payload for this step from now on (the original stays in the event and the audit)."""
+    with transaction.atomic():
+        step = FlowStep.objects.select_for_update().select_related("flow_run").get(pk=step_id)
+        run = FlowRun.objects.select_for_update().get(pk=step.flow_run_id)
+        before = (run.context.get("payload_overrides") or {}).get(step.name)
+        run.context.setdefault("payload_overrides", {})[step.name] = payload
+        FlowRun.objects.filter(pk=run.pk).update(context=run.context)
+        audit_record(object_type="step", object_id=step.pk, action="payload_edited", before={"payload": before}, after={"payload": payload}, user=actor, correlation_id=run.correlation_id)
+    return step
+
+
+def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
+    """Cancel a flow and undo the side effects of its succeeded steps, newest first."""
+    from sync.flows.registry import flow_for
+
+    run = FlowRun.objects.get(pk=flow_run_id)
+    if run.status in ("completed", "cancelled"):
+        return run
+    flow = flow_for(run.flow_type)
+    audit_record(object_type="flow", object_id=run.pk, action="cancel_requested", user=actor, actor_label="operator", note=reason, correlation_id=run.correlation_id)
+    steps = {s.name: s for s in run.steps.all()}
+    for definition in reversed(flow.steps):
+        step = steps[definition.name]
+        if step.status != FlowStep.Status.SUCCEEDED or definition.compensate is None:
+            continue
+        try:
+            result = definition.compensate(StepContext(run=run, step=step)) or {}
+        except ConnectorError as exc:
+            open_exception(system=step.system, error_class=exc.error_class, message=f"Compensation of {step.name} failed: {exc.message}", flow_run=run, step=step, field=exc.field, response=_response_body(exc), fingerprint_extra="compensation")
+            raise
+        _set_step(step, FlowStep.Status.COMPENSATED, response_summary={**step.response_summary, "compensation": _summary(result)})
+    with transaction.atomic():
+        _release(run, FlowRun.Status.CANCELLED, finished_at=timezone.now(), note=reason)
+        for exc in SyncException.objects.filter(flow_run=run, status__in=SyncException.OPEN_STATUSES):
+            SyncException.objects.filter(pk=exc.pk).update(status=SyncException.Status.RESOLVED, resolved_at=timezone.now(), resolution_note=f"Flow cancelled: {reason}".strip())
+            audit_record(object_type="exception", object_id=exc.pk, action="resolve", after={"status": "resolved"}, user=actor, actor_label="operator", note="flow cancelled; compensation ran", correlation_id=run.correlation_id)
+    run.refresh_from_db()
+    return run

@@ -1,0 +1,105 @@
+"""Amendment: a live subscription changes → billing (with proration) → ERP change order → CRM.
+
+Arrives before its order is activated? It parks and resumes when the order completes.
+Cancelled after a permanent ERP failure? Compensation puts the billing subscription back.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.utils import timezone
+
+from sync.canonical.events import money, when
+from sync.canonical.store import safe_external_id
+from sync.connectors import registry
+from sync.models import Amendment, FlowRun, FlowType
+
+from .base import Flow, Step, StepContext
+from .common import activated_order, crm_status, sales_order_id_for, subscription_id_for
+
+
+def validate(ctx: StepContext) -> dict:
+    order = activated_order(ctx.data["order_number"], waiting_for="amendment")
+    subscription_id = subscription_id_for(order)
+    Amendment.objects.get_or_create(
+        id=ctx.run.context.setdefault("amendment_uuid", str(uuid.uuid4())),
+        defaults={"arr_delta": money(ctx.data.get("arr_delta")), "currency": ctx.data["currency"], "changes": {"items": ctx.data["changes"]},
+                  "requested_at": when(ctx.data["requested_at"]), "effective_date": ctx.data.get("effective_date") or None},
+    )
+    return {"order_id": str(order.pk), "customer_id": str(order.customer_id), "subscription_id": subscription_id}
+
+
+def billing_change(ctx: StepContext) -> dict:
+    billing = registry.billing()
+    sub_id = ctx.state["validate"]["subscription_id"]
+    before = ctx.state.get("billing_change", {}).get("before") or billing.get_subscription(subscription_id=sub_id)
+    # remember the subscription as it was, before changing it, so cancel can restore it
+    ctx.run.context.setdefault("steps", {})["billing_change"] = {"before": before}
+    FlowRun.objects.filter(pk=ctx.run.pk).update(context=ctx.run.context)
+    items = [{"sku": c["sku"], "quantity": c["quantity"], "unit_price": c["unit_price"]} for c in ctx.data["changes"]]
+    ctx.request({"system": billing.system, "operation": "update subscription", "subscription_id": sub_id, "items": items, "idempotency_key": ctx.idempotency_key, "prorate": True})
+    result = billing.update_subscription(subscription_id=sub_id, items=items, idempotency_key=ctx.idempotency_key, prorate=True)
+    return {"before": before, "subscription_id": result.external_id}
+
+
+def restore_subscription(ctx: StepContext) -> dict:
+    billing = registry.billing()
+    before = ctx.state["billing_change"]["before"]
+    changed_skus = {c["sku"] for c in ctx.data["changes"]}
+    old = {item["sku"]: item for item in before.get("items", [])}
+    items = [
+        {"sku": sku, "quantity": old[sku]["quantity"], "unit_price": old[sku]["unit_price"]} if sku in old else {"sku": sku, "quantity": "0", "unit_price": "0"}
+        for sku in sorted(changed_skus)
+    ]
+    billing.update_subscription(subscription_id=before["id"], items=items, idempotency_key=f"{ctx.idempotency_key}:undo", prorate=True)
+    return {"restored": items}
+
+
+def erp_change(ctx: StepContext) -> dict:
+    erp = registry.erp()
+    from sync.models import Order
+
+    order = Order.objects.get(pk=ctx.state["validate"]["order_id"])
+    so = sales_order_id_for(order)
+    customer = registry_customer_id(erp.system, order.customer_id)
+    external_id = safe_external_id("CO", ctx.data["amendment_id"])
+    ctx.request({"system": erp.system, "operation": "record order change", "external_id": external_id, "sales_order_id": so, "change": ctx.data})
+    result = erp.record_order_change(change=ctx.data, sales_order_id=so, customer_id=customer, external_id=external_id)
+    return {"change_order_id": result.external_id, "external_id": external_id}
+
+
+def registry_customer_id(system: str, customer_id) -> str:
+    from sync.canonical.store import ref_external
+
+    return ref_external(system=system, object_type="customer", canonical_type="customer", canonical_id=customer_id) or ""
+
+
+def prepare(run: FlowRun, data: dict) -> None:
+    run.document_number = data["amendment_id"]
+    run.currency = data["currency"]
+    run.amount = money(data.get("arr_delta"))
+    run.business_started_at = when(data["requested_at"]) or timezone.now()
+    from sync.models import Order
+
+    order = Order.objects.filter(number=data["order_number"]).select_related("customer", "legal_entity").first()
+    if order:
+        run.account_name = order.customer.name
+        run.legal_entity = order.legal_entity.code if order.legal_entity else ""
+        run.customer_id = order.customer_id
+
+
+FLOW = Flow(
+    flow_type=FlowType.AMENDMENT,
+    event_types=("subscription.amended.v1",),
+    business_key=lambda data: data["amendment_id"],
+    steps=[
+        Step("validate", "hub", validate),
+        Step("billing_change", "billing", billing_change, restore_subscription, "restore the subscription as it was"),
+        Step("erp_change", "erp", erp_change),
+        Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Amended"})),
+    ],
+    prepare=prepare,
+    on_complete=lambda run, now: Amendment.objects.filter(id=run.context.get("amendment_uuid")).update(completed_at=now),
+    description="Subscription change → billing (prorated) → ERP change order → CRM",
+)

@@ -1,0 +1,95 @@
+"""What a flow (saga) is: an ordered list of idempotent steps, each with its compensation.
+
+A flow module defines one `Flow` object:
+
+    FLOW = Flow(
+        flow_type=FlowType.INVOICE_POSTING,
+        event_types=("invoice.finalized.v1",),
+        business_key=lambda data: data["invoice_number"],
+        steps=[Step("map_invoice", "hub", map_invoice), Step("erp_invoice", "erp", post_invoice), …],
+        prepare=prepare,            # sets document number, amount, business timestamps on the run
+        on_complete=on_complete,    # optional: extra timestamps / outbox messages at completion
+    )
+
+A step function takes a `StepContext` and returns a dict (the response summary, also merged
+into the run's context under the step's name). It raises ConnectorError to fail (the engine
+retries transient classes, dead-letters the rest) or `Park` to wait for a prerequisite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from sync.models import FlowRun, FlowStep
+
+
+class Park(Exception):
+    """The flow cannot go on yet (e.g. an amendment before its order is activated).
+
+    `waits_for` names what it waits on ("order:ORD-1042"); completing that resumes it.
+    """
+
+    def __init__(self, reason: str, waits_for: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.waits_for = waits_for
+
+
+class StepValidationError(Exception):
+    """The hub itself refuses the data (validation/mapping), before calling any system."""
+
+    def __init__(self, error_class: str, message: str, field: str = ""):
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class StepContext:
+    run: FlowRun
+    step: FlowStep
+
+    @property
+    def data(self) -> dict:
+        """The canonical event data the flow was started with (with any approved payload edit applied)."""
+        overrides = (self.run.context.get("payload_overrides") or {}).get(self.step.name)
+        return overrides if overrides is not None else self.run.context["event"]["data"]
+
+    @property
+    def state(self) -> dict:
+        """What earlier steps produced, by step name."""
+        return self.run.context.setdefault("steps", {})
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.step.idempotency_key
+
+    def request(self, summary: dict) -> None:
+        """Note what is being sent (secrets never included) for the trace and the exception queue."""
+        self.step.request_summary = summary
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    role: str  # "hub", "crm", "billing", "erp" — resolved to a system at run time
+    run: Callable[[StepContext], dict]
+    compensate: Callable[[StepContext], dict] | None = None
+    compensation_label: str = ""
+
+
+@dataclass(frozen=True)
+class Flow:
+    flow_type: str
+    event_types: tuple[str, ...]
+    business_key: Callable[[dict], str]
+    steps: list[Step]
+    prepare: Callable[[FlowRun, dict], None]
+    on_complete: Callable[[FlowRun, datetime], None] | None = None
+    queue: str = "flows"
+    description: str = ""
+    # what completing this flow satisfies, e.g. ["order:ORD-1042"]: parked flows waiting on it resume
+    provides: Callable[[dict], list[str]] = field(default=lambda data: [])

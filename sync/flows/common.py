@@ -1,0 +1,118 @@
+"""Steps several flows share: make sure the customer exists in the ERP and billing, and
+queue a status write-back to the CRM through the outbox."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from django.db import transaction
+
+from sync.canonical.store import ref_external, ref_set, safe_external_id
+from sync.connectors import registry
+from sync.engine.outbox import outbox_add
+from sync.models import Customer, FlowRun, Order
+
+from .base import Park, StepContext, StepValidationError
+
+
+def customer_payload(customer: Customer, crm_account_id: str = "") -> dict:
+    entity = customer.legal_entity
+    return {
+        "hub_id": str(customer.pk), "name": customer.name, "email": customer.email, "tax_id": customer.tax_id,
+        "currency": customer.currency, "legal_entity": entity.code if entity else "",
+        "erp_subsidiary_id": entity.erp_subsidiary_id if entity else "", "crm_account_id": crm_account_id,
+        "payment_terms": customer.payment_terms,
+    }
+
+
+def _customer(ctx: StepContext, key: str = "validate") -> Customer:
+    customer_id = ctx.state.get(key, {}).get("customer_id")
+    customer = Customer.objects.select_related("legal_entity").filter(pk=customer_id).first()
+    if customer is None:
+        raise StepValidationError("mapping", "The customer of this document is not known to the hub.", "customer")
+    return customer
+
+
+def ensure_erp_customer(ctx: StepContext, key: str = "validate") -> dict:
+    customer = _customer(ctx, key)
+    erp = registry.erp()
+    existing = ref_external(system=erp.system, object_type="customer", canonical_type="customer", canonical_id=customer.pk)
+    if existing and key != "validate":
+        return {"erp_customer_id": existing, "created": False}
+    crm_account = ctx.state.get(key, {}).get("crm_account_id", "")
+    external_id = safe_external_id("CUST", crm_account or str(customer.pk))
+    payload = customer_payload(customer, crm_account)
+    ctx.request({"system": erp.system, "operation": "upsert customer", "external_id": external_id, "customer": payload})
+    result = erp.upsert_customer(customer=payload, external_id=external_id)
+    ref_set(system=erp.system, object_type="customer", external_id=result.external_id, canonical_type="customer", canonical_id=customer.pk)
+    return {"erp_customer_id": result.external_id, "external_id": external_id, "created": result.created}
+
+
+def ensure_billing_customer(ctx: StepContext, key: str = "validate") -> dict:
+    customer = _customer(ctx, key)
+    billing = registry.billing()
+    existing = ref_external(system=billing.system, object_type="customer", canonical_type="customer", canonical_id=customer.pk)
+    if existing:
+        return {"billing_customer_id": existing, "created": False}
+    payload = customer_payload(customer, ctx.state.get(key, {}).get("crm_account_id", ""))
+    ctx.request({"system": billing.system, "operation": "upsert customer", "customer": payload, "idempotency_key": ctx.idempotency_key})
+    result = billing.upsert_customer(customer=payload, idempotency_key=ctx.idempotency_key)
+    ref_set(system=billing.system, object_type="customer", external_id=result.external_id, canonical_type="customer", canonical_id=customer.pk)
+    return {"billing_customer_id": result.external_id, "created": result.created}
+
+
+def crm_status(fields_for: Callable[[StepContext], dict], object_type: str = "Order", record_for: Callable[[StepContext], str] | None = None):
+    """A step that queues the CRM write-back in the outbox (published by the status worker)."""
+
+    def step(ctx: StepContext) -> dict:
+        record_id = record_for(ctx) if record_for else crm_order_id(ctx.run)
+        fields = fields_for(ctx)
+        ctx.request({"outbox": "crm.status", "object_type": object_type, "external_id": record_id, "fields": fields})
+        with transaction.atomic():
+            outbox_add(
+                topic="crm.status", key=ctx.idempotency_key,
+                payload={"object_type": object_type, "external_id": record_id, "fields": fields},
+                correlation_id=ctx.run.correlation_id,
+            )
+        return {"queued": True, "crm_record_id": record_id, "fields": fields}
+
+    return step
+
+
+def crm_order_id(run: FlowRun) -> str:
+    """The CRM record of the order behind this flow (from the event, or from the order's reference)."""
+    data = run.context["event"]["data"]
+    if data.get("crm_record_id"):
+        return data["crm_record_id"]
+    order_number = data.get("order_number")
+    if not order_number:
+        return ""
+    order = Order.objects.filter(number=order_number).only("pk").first()
+    if order is None:
+        return ""
+    crm = registry.system_of("crm")
+    return ref_external(system=crm, object_type="Order", canonical_type="order", canonical_id=order.pk) or ""
+
+
+def activated_order(order_number: str, *, waiting_for: str) -> Order:
+    """The order behind an amendment/renewal/cancellation, once it is activated; else park."""
+    order = Order.objects.filter(number=order_number).select_related("customer", "legal_entity").first()
+    if order is None or order.status != Order.Status.ACTIVATED:
+        raise Park(f"Waiting for order {order_number} to be activated before the {waiting_for}.", f"order:{order_number}")
+    return order
+
+
+def subscription_id_for(order: Order) -> str:
+    billing = registry.system_of("billing")
+    sub = ref_external(system=billing, object_type="subscription", canonical_type="order", canonical_id=order.pk)
+    if not sub:
+        raise StepValidationError("not_found", f"Order {order.number} has no billing subscription.", "order_number")
+    return sub
+
+
+def sales_order_id_for(order: Order) -> str:
+    erp = registry.system_of("erp")
+    so = ref_external(system=erp, object_type="salesOrder", canonical_type="order", canonical_id=order.pk)
+    if not so:
+        raise StepValidationError("not_found", f"Order {order.number} has no ERP sales order.", "order_number")
+    return so
