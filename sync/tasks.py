@@ -56,7 +56,7 @@ def cancel_flow(flow_run_id: int, user_id: int | None = None, reason: str = "") 
 
 
 @shared_task(name="sync.sweep", queue=Queue.RECON.value, expires=60)
-def sweep() -> dict:
+def sweep(inbox_grace_seconds: float = 10) -> dict:
     """Re-send what a lost message or a broker outage left behind. Safe to run any time."""
     from sync.engine.dispatch import dispatch_flow, dispatch_inbox, dispatch_outbox, inbox_queue, undispatched_inbox
     from sync.engine.exceptions import open_exception
@@ -66,7 +66,7 @@ def sweep() -> dict:
 
     now = timezone.now()
     stats = {}
-    rows = undispatched_inbox()
+    rows = undispatched_inbox(older_than_seconds=inbox_grace_seconds)
     stats["inbox"] = dispatch_inbox([pk for pk, _ in rows], {pk: inbox_queue(t) for pk, t in rows})
     due = (
         FlowRun.objects.filter(
