@@ -18,12 +18,12 @@ import re
 import secrets
 import string
 import time
-from datetime import datetime, timezone as dt_timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db.models import F
+from django.utils import timezone
 
 from sync.connectors.sandbox_kit.faults import failing_record
 
@@ -156,7 +156,7 @@ def record_event(event_type: str, obj: dict, request: RequestInfo, previous: dic
         "type": event_type,
     }
     SandboxEvent.objects.create(id=event["id"], type=event_type, created=event["created"], data=event,
-                                next_attempt_at=datetime.fromtimestamp(event["created"], tz=dt_timezone.utc))
+                                next_attempt_at=timezone.now())  # due now, even when the billing clock runs ahead
     return event["id"]
 
 
