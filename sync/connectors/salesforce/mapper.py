@@ -251,9 +251,9 @@ def subscription_amended(order: dict, items: list[dict], contract_items: list[di
 
 
 def months_between(start: str, end: str) -> int:
-    a, b = date.fromisoformat(start), date.fromisoformat(end)
-    months = (b.year - a.year) * 12 + (b.month - a.month) + (1 if b.day >= a.day - 1 else 0)
-    return max(1, min(120, months))
+    """Term in whole months of [start, end] with end inclusive (2027-11-23 … 2028-11-22 → 12)."""
+    days = (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
+    return max(1, min(120, round(days / (365.25 / 12))))
 
 
 def subscription_renewed(order: dict, items: list[dict], original_order_number: str) -> dict:
