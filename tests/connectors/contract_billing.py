@@ -12,10 +12,10 @@ A module collects the suite with:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Callable
 
 import pytest
 
@@ -98,8 +98,8 @@ class BillingConnectorContract:
         sub = billing.get_subscription(subscription_id=sub_id)
         assert sub["id"] == sub_id and sub["currency"] == case.currency and sub["customer_id"] == customer_id
         assert {(i["sku"], Decimal(i["quantity"]), Decimal(i["unit_price"])) for i in sub["items"]} == {
-            ("CT-SEAT", Decimal(5), Decimal("20")), ("CT-PLATFORM", Decimal(1), Decimal("1200"))}
-        assert Decimal(sub["arr"]) == Decimal("2400")  # 5 × 20 × 12 + 1200
+            ("CT-SEAT", Decimal(5), Decimal(20)), ("CT-PLATFORM", Decimal(1), Decimal(1200))}
+        assert Decimal(sub["arr"]) == Decimal(2400)  # 5 × 20 × 12 + 1200
 
     def test_update_subscription_changes_adds_and_removes_by_sku(self, billing, customer_id, case):
         sub_id = billing.create_subscription(customer_id=customer_id, order=_order("CT-3", case.currency), idempotency_key="s").external_id
@@ -121,10 +121,10 @@ class BillingConnectorContract:
         sub_id = billing.create_subscription(customer_id=customer_id, order=_order("CT-5", case.currency), idempotency_key="s").external_id
         invoices = [i for i in billing.list_invoices(customer_id=customer_id) if i["subscription_id"] == sub_id]
         assert invoices and invoices[0]["order_number"] == "CT-5" and invoices[0]["currency"] == case.currency
-        assert Decimal(invoices[0]["total"]) == Decimal("1300")  # first period: 5 × 20 + 1200
+        assert Decimal(invoices[0]["total"]) == Decimal(1300)  # first period: 5 × 20 + 1200
 
     def test_report_usage_is_idempotent(self, billing, customer_id):
-        when = datetime.now(timezone.utc)
+        when = datetime.now(UTC)
         first = billing.report_usage(customer_id=customer_id, metric="api_calls", quantity="10", timestamp=when, idempotency_key="usage-1")
         again = billing.report_usage(customer_id=customer_id, metric="api_calls", quantity="10", timestamp=when, idempotency_key="usage-1")
         assert first.external_id == again.external_id

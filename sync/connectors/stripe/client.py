@@ -13,14 +13,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import requests
 import stripe
 from django.conf import settings
 
-from sync.connectors.base import BillingConnector, CallResult, ConnectorError, parse_retry_after, record_call
+from sync.connectors.base import (
+    BillingConnector,
+    CallResult,
+    ConnectorError,
+    parse_retry_after,
+    record_call,
+)
 from sync.models import ErrorClass
 
 from . import mapper
@@ -94,7 +101,7 @@ class StripeConnector(BillingConnector):
         )
 
     @classmethod
-    def from_settings(cls) -> "StripeConnector":
+    def from_settings(cls) -> StripeConnector:
         config = settings.CONNECTORS["stripe"]
         return cls(api_base=config["api_base"], api_key=config["api_key"], webhook_secret=config["webhook_secret"],
                    api_version=config["api_version"], timeout=getattr(settings, "CONNECTOR_TIMEOUT_SECONDS", 20.0))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from datetime import date, datetime, timezone as dt_timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Callable, Mapping
 
 # docs.stripe.com/currencies#zero-decimal and #three-decimal
 ZERO_DECIMAL_CURRENCIES = frozenset(
@@ -98,13 +98,13 @@ def ts_to_iso(ts) -> str | None:
     """Unix seconds → ISO 8601 UTC ("2025-04-01T12:00:00Z")."""
     if ts in (None, ""):
         return None
-    return datetime.fromtimestamp(int(ts), tz=dt_timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(int(ts), tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def ts_to_date(ts) -> str | None:
     if ts in (None, ""):
         return None
-    return datetime.fromtimestamp(int(ts), tz=dt_timezone.utc).date().isoformat()
+    return datetime.fromtimestamp(int(ts), tz=UTC).date().isoformat()
 
 
 def to_ts(value) -> int:
@@ -114,9 +114,9 @@ def to_ts(value) -> int:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=dt_timezone.utc)
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt_timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return int(value.timestamp())
 
 

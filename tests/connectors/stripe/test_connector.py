@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -73,7 +73,7 @@ def test_cancel_subscription_is_idempotent(connector, customer_id, order):
 
 
 def test_report_usage_twice_counts_once(connector, customer_id):
-    when = datetime.now(timezone.utc)
+    when = datetime.now(UTC)
     first = connector.report_usage(customer_id=customer_id, metric="api_calls", quantity="250", timestamp=when, idempotency_key="usage-2025-04")
     again = connector.report_usage(customer_id=customer_id, metric="api_calls", quantity="250", timestamp=when, idempotency_key="usage-2025-04")
     assert first.external_id == again.external_id

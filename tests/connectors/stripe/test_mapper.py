@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -45,7 +45,7 @@ def test_zero_decimal_and_three_decimal_currencies():
         mapper.to_minor("0.001", "USD")
 
 
-@given(st.decimals(min_value=Decimal("0"), max_value=Decimal("1000000"), places=4, allow_nan=False, allow_infinity=False), CURRENCIES)
+@given(st.decimals(min_value=Decimal(0), max_value=Decimal(1000000), places=4, allow_nan=False, allow_infinity=False), CURRENCIES)
 def test_unit_prices_with_more_decimals_go_as_unit_amount_decimal(amount, currency):
     minor_decimal = mapper.to_minor_decimal(amount, currency)
     assert Decimal(minor_decimal) == amount * 10 ** mapper.exponent(currency)
@@ -56,7 +56,7 @@ def test_timestamps_round_trip_through_iso_8601_utc(ts):
     iso = mapper.ts_to_iso(ts)
     assert iso.endswith("Z")
     assert mapper.to_ts(iso) == ts
-    assert mapper.to_ts(datetime.fromtimestamp(ts, tz=timezone.utc)) == ts
+    assert mapper.to_ts(datetime.fromtimestamp(ts, tz=UTC)) == ts
 
 
 def test_naive_datetimes_are_taken_as_utc():

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import random
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 from django.conf import settings
@@ -230,4 +230,4 @@ def event_ids_since(seq: int = 0) -> list[str]:
 
 
 def at(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, tz=dt_timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from functools import wraps
-from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
