@@ -323,7 +323,7 @@ class SalesforceConnector(CRMConnector):
             return []
         stamp = mapper.parse_datetime(rows[0]["SystemModstamp"])
         data = mapper.customer_upserted(rows[0])
-        return [self._envelope("customer.upserted.v1", f"{account_id}:{int(stamp.timestamp() * 1000)}", stamp.isoformat(), data)]
+        return [self._envelope("customer.upserted.v1", f"{account_id}:{mapper.epoch_ms(stamp)}", stamp.isoformat(), data)]
 
     def _contract_events(self, contract_id: str, message: dict, raw: dict) -> list[dict]:
         payload = message.get("payload") or {}
@@ -354,7 +354,7 @@ class SalesforceConnector(CRMConnector):
             created = record.get("CreatedDate") == record.get("LastModifiedDate")
             header = {
                 "entityName": object_type, "recordIds": [record["Id"]], "changeType": "CREATE" if created else "UPDATE", "changeOrigin": "",
-                "transactionKey": "", "sequenceNumber": 0, "commitTimestamp": int(stamp.timestamp() * 1000), "commitNumber": 0,
+                "transactionKey": "", "sequenceNumber": 0, "commitTimestamp": mapper.epoch_ms(stamp), "commitNumber": 0,
                 "commitUser": record.get("LastModifiedById", ""), "changedFields": [], "nulledFields": [], "diffFields": [],
             }
             message = {"schema": None, "payload": {"ChangeEventHeader": header, **record}, "event": {"replayId": None}, "q2c_source": "poll"}

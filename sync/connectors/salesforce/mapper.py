@@ -7,7 +7,7 @@ so each goes through `str()` of the parsed number, which round-trips the digits 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from sync.connectors.base import ConnectorError
@@ -15,6 +15,7 @@ from sync.connectors.base import ConnectorError
 SYSTEM = "salesforce"
 TWO = Decimal("0.01")
 FOUR = Decimal("0.0001")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -61,7 +62,7 @@ def parse_datetime(value) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        return EPOCH + timedelta(milliseconds=int(value))  # exact: no float seconds
     text = str(value or "").strip()
     if not text:
         raise mapping_error("timestamp is missing")
@@ -73,6 +74,11 @@ def parse_datetime(value) -> datetime:
     except ValueError:
         raise mapping_error(f"not a Salesforce date-time: {value!r}")
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def epoch_ms(value: datetime) -> int:
+    """Milliseconds since the epoch, exactly (as commitTimestamp)."""
+    return (value - EPOCH) // timedelta(milliseconds=1)
 
 
 def iso(value) -> str:
@@ -321,6 +327,6 @@ def platform_event_message(event: dict) -> dict:
     change = (payload.get("Change_Type__c") or "UPDATE").upper()
     header = {
         "entityName": entity, "recordIds": [record_id] if record_id else [], "changeType": change, "changeOrigin": payload.get("Change_Origin__c") or "",
-        "commitTimestamp": int(parse_datetime(payload.get("CreatedDate") or datetime.now(timezone.utc)).timestamp() * 1000),
+        "commitTimestamp": epoch_ms(parse_datetime(payload.get("CreatedDate") or datetime.now(timezone.utc))),
     }
     return {"schema": data.get("schema"), "payload": {"ChangeEventHeader": header, **payload}, "event": data.get("event") or {}}
