@@ -3,93 +3,320 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.http import QueryDict
 
 import plotly.graph_objects as go
 
 from sync import services as sync_services
-from sync.models import FlowRun, FlowType
+from sync.models import FlowType
 
+from .selectors import kpis
 from .selectors.kpis import Window
 
 # Okabe–Ito: distinguishable with the common forms of colour blindness
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+BLUE, ORANGE, GREEN, VERMILION, PURPLE, SKY, YELLOW, BLACK = PALETTE
 
 
-def _figure_html(fig: go.Figure, *, height: int = 300) -> str:
+def _figure_html(fig: go.Figure, *, height: int = 300, unified: bool = True) -> str:
     fig.update_layout(
-        height=height, margin={"l": 50, "r": 20, "t": 30, "b": 40}, colorway=PALETTE,
-        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="#ffffff", font={"family": "system-ui, sans-serif", "size": 12},
-        legend={"orientation": "h", "y": -0.2}, hovermode="x unified",
+        height=height, margin={"l": 56, "r": 16, "t": 12, "b": 36}, colorway=PALETTE,
+        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="#ffffff", font={"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12, "color": "#334155"},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}}, hovermode="x unified" if unified else "closest",
+        bargap=0.25, hoverlabel={"bgcolor": "#0f172a", "font": {"color": "#f8fafc"}},
     )
-    fig.update_xaxes(gridcolor="#eef1f5")
-    fig.update_yaxes(gridcolor="#eef1f5", rangemode="tozero")
-    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+    fig.update_xaxes(gridcolor="#eef1f5", linecolor="#cbd5e1", zeroline=False)
+    fig.update_yaxes(gridcolor="#eef1f5", rangemode="tozero", zeroline=False)
+    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True, "displayModeBar": False})
 
 
-def daily_percentiles(flow_type: str, window: Window) -> list[dict]:
-    """Per day: count, p50, p90 of business duration for completed flows (set-based)."""
-    extra, params = window.flow_filter_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT date_trunc('day', f.business_completed_at) AS day, count(*) AS n,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM f.business_completed_at - f.business_started_at)) AS p50,
-                   percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM f.business_completed_at - f.business_started_at)) AS p90
-            FROM {FlowRun._meta.db_table} f
-            WHERE f.flow_type = %s AND f.business_completed_at >= %s AND f.business_completed_at < %s {extra}
-            GROUP BY 1 ORDER BY 1
-            """,
-            [flow_type, window.start, window.end, *params],
-        )
-        return [{"day": r[0], "n": r[1], "p50": r[2], "p90": r[3]} for r in cursor.fetchall()]
+def human_duration(seconds) -> str:
+    from .templatetags.portal import duration
+
+    return duration(seconds)
 
 
-def _percentile_chart(rows: list[dict], title_unit: str = "minutes") -> str | None:
+def _minutes(value) -> float | None:
+    return None if value is None else round(float(value) / 60, 1)
+
+
+def _days(rows: list[dict]) -> list:
+    return [r["day"] for r in rows]
+
+
+def _percentile_figure(rows: list[dict], series: list[tuple[str, str, str]], *, count_key: str = "n", count_label: str = "count", height: int = 280) -> str | None:
+    """Daily percentile lines (minutes, hover shows the exact duration) over a faint count bar."""
     if not rows:
         return None
-    days = [r["day"] for r in rows]
+    days = _days(rows)
     fig = go.Figure()
-    fig.add_scatter(x=days, y=[round(r["p50"] / 60, 1) for r in rows], name=f"p50 ({title_unit})", mode="lines+markers")
-    fig.add_scatter(x=days, y=[round(r["p90"] / 60, 1) for r in rows], name=f"p90 ({title_unit})", mode="lines+markers")
-    fig.add_bar(x=days, y=[r["n"] for r in rows], name="completed", yaxis="y2", opacity=0.25, marker_color="#56B4E9")
-    fig.update_layout(yaxis={"title": title_unit}, yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": "count"})
-    return _figure_html(fig)
+    fig.add_bar(x=days, y=[r[count_key] for r in rows], name=count_label, yaxis="y2", marker_color="#cfe3f3",
+                hovertemplate="%{y:,}<extra>" + count_label + "</extra>")
+    for key, label, color in series:
+        fig.add_scatter(
+            x=days, y=[_minutes(r[key]) for r in rows], name=label, mode="lines+markers", line={"color": color, "width": 2},
+            customdata=[human_duration(r[key]) for r in rows], hovertemplate="%{customdata}<extra>" + label + "</extra>",
+        )
+    fig.update_layout(yaxis={"title": "minutes"}, yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": count_label, "rangemode": "tozero"})
+    return _figure_html(fig, height=height)
+
+
+# --- overview: one daily trend per KPI ------------------------------------------------------
+def overview_trends(window: Window) -> list[dict]:
+    """One small chart per KPI, each with its numbers (a table) and links to the rows per day."""
+    from datetime import date
+
+    from django.urls import reverse
+
+    def day_link(page: str, day: date, **extra) -> str:
+        params = {"start": day.isoformat(), "end": day.isoformat(), **extra}
+        if window.entity:
+            params["entity"] = window.entity
+        return reverse(page) + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+    charts = []
+    cycle = kpis.daily_cycle_time(window)
+    charts.append({
+        "key": "cycle", "title": "Order cycle time", "unit": "p50 / p90 per day of activation",
+        "html": _percentile_figure(cycle, [("p50", "p50", BLUE), ("p90", "p90", ORANGE)], count_label="activated", height=230),
+        "columns": ["Day", "Activated", "p50", "p90"],
+        "rows": [{"link": day_link("monitoring:orders", r["day"], basis="completed"), "cells": [r["day"], r["n"], human_duration(r["p50"]), human_duration(r["p90"])]} for r in cycle],
+        "empty": "No order was activated in this window.",
+    })
+    lag = kpis.daily_invoice_lag(window)
+    charts.append({
+        "key": "lag", "title": "Invoice sync lag", "unit": "p50 / p95 per day of finalization (unposted at their age)",
+        "html": _percentile_figure(lag, [("p50", "p50", BLUE), ("p95", "p95", VERMILION)], count_label="finalized", height=230),
+        "columns": ["Day", "Finalized", "Unposted", "p50", "p95"],
+        "rows": [{"link": day_link("monitoring:invoices", r["day"], basis="started"), "cells": [r["day"], r["n"], r["unposted"], human_duration(r["p50"]), human_duration(r["p95"])]} for r in lag],
+        "empty": "No invoice was finalized in this window.",
+    })
+    sla_days: dict = {}
+    for r in kpis.daily_sla(window):
+        d = sla_days.setdefault(r["day"], {"day": r["day"], "due": 0, "met": 0})
+        d["due"] += r["due"]
+        d["met"] += r["met"]
+    sla_rows = sorted(sla_days.values(), key=lambda r: r["day"])
+    html = None
+    if sla_rows:
+        fig = go.Figure()
+        fig.add_scatter(
+            x=_days(sla_rows), y=[round(100 * r["met"] / r["due"], 1) if r["due"] else None for r in sla_rows], name="compliance",
+            mode="lines+markers", line={"color": GREEN, "width": 2}, fill="tozeroy", fillcolor="rgba(0,158,115,.08)",
+            customdata=[[r["met"], r["due"]] for r in sla_rows], hovertemplate="%{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra>SLA met</extra>",
+        )
+        fig.update_layout(yaxis={"title": "% met", "range": [0, 101]})
+        html = _figure_html(fig, height=230)
+    charts.append({
+        "key": "sla", "title": "SLA compliance", "unit": "flows met ÷ flows due, per day due (all flow types)", "html": html,
+        "columns": ["Day", "Due", "Met", "Compliance"],
+        "rows": [{"link": day_link("monitoring:sla", r["day"]), "cells": [r["day"], r["due"], r["met"], f"{100 * r['met'] / r['due']:.1f}%" if r["due"] else "—"]} for r in sla_rows],
+        "empty": "No flow was due in this window.",
+    })
+    exc = kpis.daily_exceptions(window)
+    html = None
+    if exc:
+        fig = go.Figure()
+        fig.add_bar(x=_days(exc), y=[r["opened"] for r in exc], name="opened", marker_color=VERMILION, hovertemplate="%{y:,}<extra>opened</extra>")
+        fig.add_bar(x=_days(exc), y=[r["resolved"] for r in exc], name="resolved", marker_color=GREEN, hovertemplate="%{y:,}<extra>resolved</extra>")
+        fig.update_layout(barmode="group", yaxis={"title": "exceptions"})
+        html = _figure_html(fig, height=230)
+    charts.append({
+        "key": "exceptions", "title": "Exceptions in and out", "unit": "opened vs resolved per day", "html": html,
+        "columns": ["Day", "Opened", "Resolved"],
+        "rows": [{"link": reverse("monitoring:exceptions") + "?status=all&sort=-first_seen", "cells": [r["day"], r["opened"], r["resolved"]]} for r in exc],
+        "empty": "No exception was opened or resolved in this window.",
+    })
+    amend = kpis.daily_amendment_failure(window)
+    html = None
+    if amend:
+        fig = go.Figure()
+        fig.add_bar(x=_days(amend), y=[r["started"] for r in amend], name="started", yaxis="y2", marker_color="#e6eef7", hovertemplate="%{y:,}<extra>started</extra>")
+        fig.add_scatter(
+            x=_days(amend), y=[round(100 * r["rate"], 1) if r["rate"] is not None else None for r in amend], name="failure rate", mode="lines+markers",
+            line={"color": PURPLE, "width": 2}, customdata=[r["with_exception"] for r in amend],
+            hovertemplate="%{y:.1f}% (%{customdata:,} with an exception)<extra>failure rate</extra>",
+        )
+        fig.update_layout(yaxis={"title": "% failed", "rangemode": "tozero"}, yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": "started"})
+        html = _figure_html(fig, height=230)
+    charts.append({
+        "key": "amendments", "title": "Amendment failure rate", "unit": "raised an exception ÷ started, per day requested", "html": html,
+        "columns": ["Day", "Started", "With exception", "Failure rate"],
+        "rows": [{"link": day_link("monitoring:amendments", r["day"], basis="started"), "cells": [r["day"], r["started"], r["with_exception"], f"{100 * r['rate']:.1f}%" if r["rate"] is not None else "—"]} for r in amend],
+        "empty": "No amendment was requested in this window.",
+    })
+    return charts
+
+
+def with_query(url: str, qs: str) -> str:
+    if not qs:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{qs}"
+
+
+def overview_tiles(current: dict, previous: dict, extra: dict, *, qs: str = "") -> list[dict]:
+    """KPI tiles with the change against the previous period (tone says whether the change is good).
+
+    `qs` (the window's query string) is added to each tile's link, so the rows behind a tile
+    are those of the same window."""
+    from django.urls import reverse
+
+    tiles = _tiles(current, previous, extra, reverse)
+    for tile in tiles:
+        if tile["key"] not in ("exceptions", "revenue"):  # current-state lists: no window
+            tile["href"] = with_query(tile["href"], qs)
+    return tiles
+
+
+def _tiles(current: dict, previous: dict, extra: dict, reverse) -> list[dict]:
+    def delta(now, before, *, lower_is_better: bool, kind: str) -> dict | None:
+        if now is None or before is None:
+            return None
+        now, before = float(now), float(before)
+        if kind == "pct":  # rates: difference in percentage points
+            diff = (now - before) * 100
+            text = f"{diff:+.1f} pp"
+        else:
+            if before == 0:
+                return None
+            diff = (now - before) / before * 100
+            text = f"{diff:+.0f}%"
+        if abs(diff) < 0.05:
+            return {"text": "no change", "arrow": "→", "tone": "flat"}
+        better = (diff < 0) if lower_is_better else (diff > 0)
+        return {"text": text, "arrow": "▲" if diff > 0 else "▼", "tone": "good" if better else "bad"}
+
+    c, p = current, previous
+    oct_, poct = c["order_cycle_time"], p["order_cycle_time"]
+    lag, plag = c["invoice_sync_lag"], p["invoice_sync_lag"]
+    so, pso = c["sla_overall"], p["sla_overall"]
+    am, pam = c["amendments"], p["amendments"]
+    ex, pex = c["exceptions"], p["exceptions"]
+    ren, pren = c["renewal_accuracy"], p["renewal_accuracy"]
+    rar = extra["revenue_at_risk"]
+    target = (c["sla"].get("order_activation") or {}).get("target_seconds")
+    from .templatetags.portal import money, pct
+
+    return [
+        {"key": "cycle", "label": "Order cycle time p50", "value": human_duration(oct_["p50_seconds"]), "href": reverse("monitoring:orders") + "?basis=completed",
+         "sub": f"p90 {human_duration(oct_['p90_seconds'])} · {oct_['count']:,} activated · {oct_['in_flight']:,} in flight",
+         "delta": delta(oct_["p50_seconds"], poct["p50_seconds"], lower_is_better=True, kind="num"), "was": human_duration(poct["p50_seconds"]),
+         "tone": "bad" if target and oct_["p50_seconds"] and oct_["p50_seconds"] > target else ""},
+        {"key": "lag", "label": "Invoice sync lag p95", "value": human_duration(lag["p95_seconds"]), "href": reverse("monitoring:invoices") + "?basis=started&flow=invoice_posting",
+         "sub": f"p50 {human_duration(lag['p50_seconds'])} · {lag['posted']:,} posted · {lag['unposted']:,} unposted",
+         "delta": delta(lag["p95_seconds"], plag["p95_seconds"], lower_is_better=True, kind="num"), "was": human_duration(plag["p95_seconds"]),
+         "tone": "warn" if lag["unposted"] else ""},
+        {"key": "sla", "label": "SLA compliance", "value": pct(so["compliance"]), "href": reverse("monitoring:sla"),
+         "sub": f"{so['met']:,} of {so['due']:,} met · {so['breached']:,} breached · {so['at_risk']:,} at risk",
+         "delta": delta(so["compliance"], pso["compliance"], lower_is_better=False, kind="pct"), "was": pct(pso["compliance"]),
+         "tone": "bad" if so["breached"] else ("ok" if so["due"] else "")},
+        {"key": "exceptions", "label": "Open exceptions", "value": f"{ex['open']:,}", "href": reverse("monitoring:exceptions"),
+         "sub": f"{ex['opened']:,} opened · {ex['resolved']:,} resolved · MTTR {human_duration(ex['mttr_seconds'])}",
+         "delta": delta(ex["opened"], pex["opened"], lower_is_better=True, kind="num"), "was": f"{pex['opened']:,} opened",
+         "tone": "bad" if ex["open"] else "ok"},
+        {"key": "revenue", "label": "Revenue at risk", "value": money(rar["amount"], rar["currency"]), "href": reverse("monitoring:exceptions") + "?sort=-revenue_at_risk",
+         "sub": f"{rar['flows']:,} flows with an open exception or a breached SLA" + (f" · {rar['documents_without_flow']:,} other documents" if rar["documents_without_flow"] else ""),
+         "delta": None, "was": "", "tone": "bad" if rar["amount"] != "0.00" else "ok"},
+        {"key": "amendments", "label": "Amendment failure rate", "value": pct(am["failure_rate"]), "href": reverse("monitoring:amendments") + "?basis=started&flow=amendment&exc=1",
+         "sub": f"{am['with_exception']:,} of {am['started']:,} · first pass {pct(am['first_pass_success_rate'])} · {am['completed']:,} completed",
+         "delta": delta(am["failure_rate"], pam["failure_rate"], lower_is_better=True, kind="pct"), "was": pct(pam["failure_rate"]),
+         "tone": "warn" if am["with_exception"] else ""},
+        {"key": "renewals", "label": "Renewal accuracy", "value": pct(ren["accuracy"]), "href": reverse("monitoring:amendments") + "?basis=started&flow=renewal",
+         "sub": f"{ren['completed_without_exception']:,} of {ren['due']:,} renewals clean",
+         "delta": delta(ren["accuracy"], pren["accuracy"], lower_is_better=False, kind="pct"), "was": pct(pren["accuracy"]), "tone": ""},
+    ]
+
+
+# --- orders, invoices: distributions ----------------------------------------------------------
+def histogram_figure(rows: list[dict], *, finished_label: str, unfinished_label: str | None = None) -> str | None:
+    if not any(r["n"] for r in rows):
+        return None
+    labels = [r["label"] for r in rows]
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=[r["n"] - r["unfinished"] for r in rows], name=finished_label, marker_color=BLUE, hovertemplate="%{y:,}<extra>" + finished_label + "</extra>")
+    if unfinished_label and any(r["unfinished"] for r in rows):
+        fig.add_bar(x=labels, y=[r["unfinished"] for r in rows], name=unfinished_label, marker_color=ORANGE, hovertemplate="%{y:,}<extra>" + unfinished_label + "</extra>")
+    fig.update_layout(barmode="stack", yaxis={"title": "count"}, xaxis={"type": "category"})
+    return _figure_html(fig, height=260)
+
+
+def label_buckets(rows: list[dict]) -> list[dict]:
+    for r in rows:
+        low, high = r["min_seconds"], r["max_seconds"]
+        r["label"] = f"≥ {human_duration(low)}" if high is None else (f"< {human_duration(high)}" if not low else f"{human_duration(low)}–{human_duration(high)}")
+    return rows
 
 
 def cycle_time_chart(window: Window) -> str | None:
-    return _percentile_chart(daily_percentiles(FlowType.ORDER_ACTIVATION, window))
+    return _percentile_figure(kpis.daily_cycle_time(window), [("p50", "p50", BLUE), ("p90", "p90", ORANGE)], count_label="activated")
 
 
 def invoice_lag_chart(window: Window) -> str | None:
-    return _percentile_chart(daily_percentiles(FlowType.INVOICE_POSTING, window))
+    return _percentile_figure(kpis.daily_invoice_lag(window), [("p50", "p50", BLUE), ("p95", "p95", VERMILION)], count_label="finalized")
 
 
-def overview_trend_chart(window: Window) -> str | None:
-    """Daily flows started vs. flows that raised an exception, across all flow types."""
-    extra, params = window.flow_filter_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT date_trunc('day', f.business_started_at) AS day, count(*) AS started,
-                   count(*) FILTER (WHERE f.status = 'completed') AS completed,
-                   count(*) FILTER (WHERE f.had_exception) AS with_exception
-            FROM {FlowRun._meta.db_table} f
-            WHERE f.business_started_at >= %s AND f.business_started_at < %s {extra}
-            GROUP BY 1 ORDER BY 1
-            """,
-            [window.start, window.end, *params],
-        )
-        rows = cursor.fetchall()
+def outcomes_chart(rows: list[dict]) -> str | None:
     if not rows:
         return None
+    days = _days(rows)
     fig = go.Figure()
-    fig.add_bar(x=[r[0] for r in rows], y=[r[2] for r in rows], name="completed")
-    fig.add_bar(x=[r[0] for r in rows], y=[r[3] for r in rows], name="raised an exception")
-    fig.add_scatter(x=[r[0] for r in rows], y=[r[1] for r in rows], name="started", mode="lines")
-    fig.update_layout(barmode="group")
-    return _figure_html(fig)
+    for key, label, color in [("first_pass", "completed first time", GREEN), ("recovered", "completed after an exception", SKY),
+                              ("in_flight", "in flight", "#94a3b8"), ("failing", "failing (open exception)", VERMILION), ("cancelled", "cancelled", BLACK)]:
+        fig.add_bar(x=days, y=[r[key] for r in rows], name=label, marker_color=color, hovertemplate="%{y:,}<extra>" + label + "</extra>")
+    fig.update_layout(barmode="stack", yaxis={"title": "flows started"})
+    return _figure_html(fig, height=280)
+
+
+def unposted_chart(rows: list[dict], currency: str) -> str | None:
+    if not any(r["n"] for r in rows):
+        return None
+    fig = go.Figure()
+    fig.add_bar(
+        x=[r["label"] for r in rows], y=[float(r["amount"]) for r in rows], name=f"value ({currency})", marker_color=ORANGE,
+        customdata=[[r["n"], r["amount"]] for r in rows], hovertemplate="%{customdata[0]:,} invoices · " + currency + " %{customdata[1]}<extra></extra>",
+    )
+    fig.update_layout(yaxis={"title": currency, "tickformat": ",.0f"}, xaxis={"type": "category", "title": "age since finalized"})
+    return _figure_html(fig, height=240, unified=False)
+
+
+def sla_compliance_chart(rows: list[dict], policies: dict) -> str | None:
+    """Daily compliance per flow type, with each type's objective as a dotted line."""
+    if not rows:
+        return None
+    by_flow: dict[str, list[dict]] = {}
+    for r in rows:
+        by_flow.setdefault(r["flow_type"], []).append(r)
+    fig = go.Figure()
+    for i, (flow, items) in enumerate(sorted(by_flow.items())):
+        color = PALETTE[i % len(PALETTE)]
+        label = FlowType(flow).label
+        fig.add_scatter(
+            x=_days(items), y=[round(100 * r["met"] / r["due"], 1) if r["due"] else None for r in items], name=label, mode="lines+markers",
+            line={"color": color, "width": 2}, customdata=[[r["met"], r["due"]] for r in items],
+            hovertemplate="%{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra>" + label + "</extra>",
+        )
+    objectives = sorted({p["objective_pct"] for p in policies.values()})
+    for obj in objectives[:1]:
+        fig.add_hline(y=obj, line={"dash": "dot", "color": "#64748b", "width": 1}, annotation_text=f"objective {obj:g}%", annotation_position="bottom right")
+    fig.update_layout(yaxis={"title": "% met", "range": [0, 101]})
+    return _figure_html(fig, height=300)
+
+
+def connector_chart(series: list[dict]) -> str | None:
+    """Calls per interval per system (bars) with errors, and p95 latency (lines, right axis)."""
+    if not series:
+        return None
+    systems = sorted({r["system"] for r in series})
+    fig = go.Figure()
+    for i, system in enumerate(systems):
+        items = [r for r in series if r["system"] == system]
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_bar(x=[r["bucket"] for r in items], y=[r["calls"] for r in items], name=f"{system} calls", marker_color=color, opacity=0.55,
+                    customdata=[r["errors"] for r in items], hovertemplate="%{y:,} calls, %{customdata:,} errors<extra>" + system + "</extra>")
+        fig.add_scatter(x=[r["bucket"] for r in items], y=[r["p95_ms"] for r in items], name=f"{system} p95 ms", yaxis="y2", mode="lines",
+                        line={"color": color, "width": 2}, hovertemplate="%{y:,.0f} ms<extra>" + system + " p95</extra>")
+    fig.update_layout(barmode="group", yaxis={"title": "calls"}, yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": "p95 latency (ms)", "rangemode": "tozero"})
+    return _figure_html(fig, height=280)
 
 
 def exception_act(*, exception_id: int, action: str, user, data: QueryDict):

@@ -13,6 +13,7 @@ urlpatterns = [
     path("exceptions/<int:pk>/", exception_views.exception_detail, name="exception_detail"),
     path("exceptions/<int:pk>/<slug:action>/", exception_views.exception_action, name="exception_action"),
     path("sla/", views.sla, name="sla"),
+    path("sla/policies/<int:pk>/", views.sla_policy_edit, name="sla_policy_edit"),
     path("reconciliation/", views.reconciliation, name="reconciliation"),
     path("traces/", views.traces, name="traces"),
     path("traces/<int:pk>/", views.trace_detail, name="trace_detail"),

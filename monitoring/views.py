@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -72,83 +77,223 @@ def _render(request: HttpRequest, template: str, context: dict, partial: str = "
     return render(request, template, context)
 
 
+def _render_page(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+    """Full page, or for htmx the partial the request targets: the flow table or the dashboard."""
+    if request.htmx and not request.htmx.boosted:
+        partial = "table" if request.htmx.target == "table" else "dashboard"
+        return render(request, f"{template}#{partial}", context)
+    return render(request, template, context)
+
+
+QUICK_RANGES = [("1", "24 h"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days")]
+WINDOW_PARAMS = ("start", "end", "days", "entity", "currency")
+
+
+def window_query(request: HttpRequest) -> str:
+    """The window part of the query string, to carry into links to the rows behind a figure."""
+    params = request.GET.copy()
+    for key in list(params):
+        if key not in WINDOW_PARAMS or not params.get(key):
+            params.pop(key)
+    return params.urlencode()
+
+
+def _kpi_context(request: HttpRequest, window: kpis.Window, title: str) -> dict:
+    return {
+        "page_title": title, "window": window, "entities": lists.legal_entities(), "quick_ranges": QUICK_RANGES,
+        "window_qs": window_query(request),
+    }
+
+
 @portal_page("monitoring.view_kpis")
 def overview(request: HttpRequest) -> HttpResponse:
     window = window_from(request)
-    summary = kpis.kpi_summary(window)
-    previous = kpis.kpi_summary(window.previous())
-    context = {
-        "page_title": "Overview",
-        "window": window,
-        "k": summary,
-        "prev": previous,
-        "entities": lists.legal_entities(),
-        "trend_chart": services.overview_trend_chart(window),
+    current = kpis.kpi_trend_basis(window)
+    previous = kpis.kpi_trend_basis(window.previous())
+    money = {
+        "revenue_at_risk": kpis.revenue_at_risk(window),
+        "in_flight": kpis.dollars_in_flight(window),
+        "unbilled": kpis.unbilled_arr(window),
+        "close": kpis.close_readiness(window),
     }
-    return _render(request, "monitoring/overview.html", context, "kpis")
+    context = {
+        **_kpi_context(request, window, "Overview"),
+        "k": current,
+        "prev": previous,
+        "previous_window": window.previous(),
+        **money,
+        "tiles": services.overview_tiles(current, previous, money, qs=window_query(request)),
+        "trends": services.overview_trends(window),
+        "exception_ages": kpis.exception_age_buckets(window),
+    }
+    if request.htmx and request.htmx.target == "kpis":
+        return render(request, "monitoring/overview.html#kpis", context)
+    return _render_page(request, "monitoring/overview.html", context)
 
 
-def _flow_page(request: HttpRequest, *, flow_types: list[str], template: str, title: str, extra: dict) -> HttpResponse:
+def _flow_page(request: HttpRequest, *, flow_types: list[str], template: str, title: str, extra: dict, window: kpis.Window) -> HttpResponse:
     filters = lists.FlowFilters.from_request(request.GET)
     context = {
-        "page_title": title,
+        **_kpi_context(request, window, title),
         "filters": filters,
-        "page_obj": _page(request, lists.flow_runs(flow_types=flow_types, filters=filters)),
+        "page_obj": _page(request, lists.flow_runs(flow_types=flow_types, filters=filters, window=window)),
         "statuses": FlowRun.Status.choices,
-        "entities": lists.legal_entities(),
+        "flow_choices": [(t, FlowType(t).label) for t in flow_types] if len(flow_types) > 1 else [],
         **extra,
     }
-    return _render(request, template, context)
+    return _render_page(request, template, context)
+
+
+def _wants_dashboard(request: HttpRequest) -> bool:
+    """An htmx request for the flow table alone skips the charts' queries."""
+    return not (request.htmx and request.htmx.target == "table")
 
 
 @portal_page("monitoring.view_kpis")
 def orders(request: HttpRequest) -> HttpResponse:
     window = window_from(request)
-    return _flow_page(
-        request,
-        flow_types=[FlowType.ORDER_ACTIVATION],
-        template="monitoring/orders.html",
-        title="Orders",
-        extra={"window": window, "cycle": kpis.order_cycle_time(window), "chart": services.cycle_time_chart(window)},
-    )
+    extra = {}
+    if _wants_dashboard(request):
+        histogram = services.label_buckets(kpis.duration_histogram(FlowType.ORDER_ACTIVATION, window, kpis.CYCLE_BUCKETS))
+        extra = {
+            "cycle": kpis.order_cycle_time(window),
+            "chart": services.cycle_time_chart(window),
+            "histogram": histogram,
+            "histogram_chart": services.histogram_figure(histogram, finished_label="activated orders"),
+            "in_flight": kpis.in_flight([FlowType.ORDER_ACTIVATION], window),
+            "slowest": kpis.slowest_orders(window),
+            "by_entity": kpis.cycle_time_by_entity(window),
+            "sla_target": kpis.sla(window).get(FlowType.ORDER_ACTIVATION),
+        }
+    return _flow_page(request, flow_types=[FlowType.ORDER_ACTIVATION], template="monitoring/orders.html", title="Orders", extra=extra, window=window)
+
+
+AMENDMENT_TYPES = [FlowType.AMENDMENT, FlowType.RENEWAL, FlowType.CANCELLATION]
 
 
 @portal_page("monitoring.view_kpis")
 def amendments(request: HttpRequest) -> HttpResponse:
     window = window_from(request)
-    return _flow_page(
-        request,
-        flow_types=[FlowType.AMENDMENT, FlowType.RENEWAL, FlowType.CANCELLATION],
-        template="monitoring/amendments.html",
-        title="Amendments & renewals",
-        extra={"window": window, "amend": kpis.amendments(window), "renewal": kpis.renewal_accuracy(window)},
-    )
+    extra = {}
+    if _wants_dashboard(request):
+        flow = request.GET.get("flow", "")
+        chart_types = [flow] if flow in AMENDMENT_TYPES else AMENDMENT_TYPES
+        outcomes = kpis.daily_outcomes(chart_types, window)
+        extra = {
+            "amend": kpis.amendments(window),
+            "renewal": kpis.renewal_accuracy(window),
+            "outcomes": outcomes,
+            "outcomes_chart": services.outcomes_chart(outcomes),
+            "reasons": kpis.failure_reasons(AMENDMENT_TYPES, window),
+            "stuck": kpis.in_flight(AMENDMENT_TYPES, window),
+            "chart_flow": FlowType(flow).label if flow in AMENDMENT_TYPES else "",
+        }
+    return _flow_page(request, flow_types=AMENDMENT_TYPES, template="monitoring/amendments.html", title="Amendments & renewals", extra=extra, window=window)
+
+
+INVOICE_TYPES = [FlowType.INVOICE_POSTING, FlowType.PAYMENT_STATUS, FlowType.CREDIT_MEMO]
 
 
 @portal_page("monitoring.view_kpis")
 def invoices(request: HttpRequest) -> HttpResponse:
     window = window_from(request)
-    return _flow_page(
-        request,
-        flow_types=[FlowType.INVOICE_POSTING, FlowType.PAYMENT_STATUS, FlowType.CREDIT_MEMO],
-        template="monitoring/invoices.html",
-        title="Invoices",
-        extra={"window": window, "lag": kpis.invoice_sync_lag(window), "chart": services.invoice_lag_chart(window)},
-    )
+    extra = {}
+    if _wants_dashboard(request):
+        histogram = services.label_buckets(kpis.duration_histogram(FlowType.INVOICE_POSTING, window, kpis.LAG_BUCKETS, include_unfinished=True))
+        unposted = kpis.unposted_by_age(window)
+        extra = {
+            "lag": kpis.invoice_sync_lag(window),
+            "chart": services.invoice_lag_chart(window),
+            "histogram": histogram,
+            "histogram_chart": services.histogram_figure(histogram, finished_label="posted", unfinished_label="not posted yet (age)"),
+            "unposted": unposted,
+            "unposted_chart": services.unposted_chart(unposted, settings.REPORTING_CURRENCY),
+            "by_entity": kpis.invoice_lag_by_entity(window),
+            "close": kpis.close_readiness(window),
+        }
+    return _flow_page(request, flow_types=INVOICE_TYPES, template="monitoring/invoices.html", title="Invoices", extra=extra, window=window)
+
+
+FLOW_PAGES = {
+    FlowType.ORDER_ACTIVATION: "monitoring:orders",
+    FlowType.AMENDMENT: "monitoring:amendments", FlowType.RENEWAL: "monitoring:amendments", FlowType.CANCELLATION: "monitoring:amendments",
+    FlowType.INVOICE_POSTING: "monitoring:invoices", FlowType.PAYMENT_STATUS: "monitoring:invoices", FlowType.CREDIT_MEMO: "monitoring:invoices",
+}
+
+
+def _sla_context(request: HttpRequest, window: kpis.Window, forms: dict | None = None) -> dict:
+    from .models import SentAlert, SlaHoliday, SlaPolicy
+    from .sla import SlaPolicyForm
+
+    sla_rows = kpis.sla(window)
+    can_manage = request.user.has_perm("monitoring.manage_sla")
+    policies = list(SlaPolicy.objects.all())
+    forms = forms or {}
+    flow = request.GET.get("flow", "")
+    outcome = request.GET.get("sla", "")
+    drill = None
+    if outcome in ("due", "met", "breached", "at_risk") and flow in sla_rows:
+        filters = lists.FlowFilters.from_request(request.GET)
+        drill = {"flow": flow, "label": sla_rows[flow]["label"], "outcome": outcome,
+                 "page_obj": _page(request, lists.flow_runs(flow_types=[flow], filters=filters, window=window))}
+    return {
+        **_kpi_context(request, window, "SLA"),
+        "sla": sla_rows,
+        "overall": kpis.sla_overall(sla_rows),
+        "chart": services.sla_compliance_chart(kpis.daily_sla(window), sla_rows),
+        "breaches": lists.sla_breaches(limit=50, entity=window.entity),
+        "at_risk": lists.sla_at_risk(limit=50, entity=window.entity, now=window.as_of),
+        "can_manage": can_manage,
+        "policy_forms": [(p, forms.get(p.pk) or SlaPolicyForm(instance=p, prefix=f"p{p.pk}")) for p in policies] if can_manage else [],
+        "policies": policies,
+        "holidays": SlaHoliday.objects.filter(date__gte=timezone.localdate() - timedelta(days=7))[:20],
+        "recent_alerts": SentAlert.objects.select_related("channel")[:10],
+        "drill": drill,
+    }
 
 
 @portal_page("monitoring.view_kpis")
 def sla(request: HttpRequest) -> HttpResponse:
     window = window_from(request)
+    return _render_page(request, "monitoring/sla.html", _sla_context(request, window))
+
+
+@portal_page("monitoring.manage_sla")
+@require_POST
+def sla_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit one SLA policy. The permission is checked here (403), not only hidden in the page."""
+    from .models import SlaPolicy
+    from .sla import SlaPolicyForm, sla_policy_update
+
+    policy = get_object_or_404(SlaPolicy, pk=pk)
+    form = SlaPolicyForm(request.POST, instance=SlaPolicy.objects.get(pk=pk), prefix=f"p{pk}")
+    if form.is_valid():
+        try:
+            sla_policy_update(policy_id=policy.pk, user=request.user, data=form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"{policy.get_flow_type_display()} SLA saved: new flows get the new target; running flows keep their due time.")
+            return redirect(reverse("monitoring:sla") + "#policies")
+    window = window_from(request)
+    return render(request, "monitoring/sla.html", _sla_context(request, window, forms={pk: form}), status=400)
+
+
+@portal_page("monitoring.view_connectors")
+def connectors(request: HttpRequest) -> HttpResponse:
+    try:
+        hours = max(1, min(int(request.GET.get("hours", 1)), 168))
+    except ValueError:
+        hours = 1
     context = {
-        "page_title": "SLA",
-        "window": window,
-        "sla": kpis.sla(window),
-        "flow_labels": dict(FlowType.choices),
-        "breaches": lists.sla_breaches(limit=50),
-        "can_manage": request.user.has_perm("monitoring.manage_sla"),
+        "page_title": "Connectors",
+        "hours": hours,
+        "states": lists.connector_health(hours),
+        "chart": services.connector_chart(lists.connector_series(hours)),
+        "ownership": OwnershipRule.objects.all(),
+        "circuit": ConnectorState.Circuit,
     }
-    return render(request, "monitoring/sla.html", context)
+    return _render_page(request, "monitoring/connectors.html", context)
 
 
 @portal_page("monitoring.view_reconciliation")
@@ -172,14 +317,3 @@ def trace_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(FlowRun, pk=pk)
     context = {"page_title": f"Trace {run.document_number or run.pk}", "run": run, **lists.trace(run)}
     return render(request, "monitoring/trace_detail.html", context)
-
-
-@portal_page("monitoring.view_connectors")
-def connectors(request: HttpRequest) -> HttpResponse:
-    context = {
-        "page_title": "Connectors",
-        "states": lists.connector_health(),
-        "ownership": OwnershipRule.objects.all(),
-        "circuit": ConnectorState.Circuit,
-    }
-    return render(request, "monitoring/connectors.html", context)

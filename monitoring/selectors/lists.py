@@ -1,15 +1,25 @@
-"""List selectors for the screens: filtered, indexed, bounded querysets."""
+"""List selectors for the screens: filtered, indexed, bounded querysets.
+
+Every figure on a dashboard links to a list built here with the same definition as the
+figure (window basis, duration bucket, SLA outcome), so the rows behind a number are one
+click away and add up to it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, DateTimeField, DurationField, ExpressionWrapper, F, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sync.models import (
-    AuditEntry, ConnectorCall, ConnectorState, ErrorClass, FlowRun, FlowStep, LegalEntity, System,
+    AuditEntry, ConnectorCall, ConnectorState, ErrorClass, FlowRun, FlowStep, FlowType, Invoice, LegalEntity, Order, Payment,
+    Subscription, SyncException, System,
 )
 
 ERROR_CLASS_CHOICES = ErrorClass.choices
@@ -26,37 +36,119 @@ class FlowFilters:
     entity: str = ""
     q: str = ""
     sort: str = "-business_started_at"
+    flow: str = ""  # one flow type of the page's types
+    basis: str = ""  # "started" / "completed": only flows started / completed in the URL's window
+    min_seconds: str = ""  # duration (or age, when unfinished) bucket of a histogram bar
+    max_seconds: str = ""
+    sla: str = ""  # due / met / breached / at_risk
+    exc: str = ""  # "1": raised an exception, "0": did not
 
-    SORTS = {"-business_started_at", "business_started_at", "-amount_reporting", "business_completed_at"}
+    SORTS = {"-business_started_at", "business_started_at", "-amount_reporting", "business_completed_at", "-duration"}
+    WINDOW_KEYS = ("start", "end", "days")
 
     @classmethod
     def from_request(cls, params) -> "FlowFilters":
         data = {f.name: params.get(f.name, "").strip() for f in fields(cls)}
         if data["sort"] not in cls.SORTS:
             data["sort"] = cls.sort
+        for key in ("min_seconds", "max_seconds"):
+            if data[key] and not data[key].isdigit():
+                data[key] = ""
+        if data["sla"] not in ("", "due", "met", "breached", "at_risk"):
+            data["sla"] = ""
+        if data["basis"] not in ("", "started", "completed"):
+            data["basis"] = ""
         return cls(**data)
 
+    @property
+    def narrowed(self) -> list[str]:
+        """Human words for the filters that come from a clicked figure (shown above the table)."""
+        words = []
+        if self.basis == "completed":
+            words.append("completed in the window")
+        elif self.basis == "started":
+            words.append("started in the window")
+        if self.min_seconds or self.max_seconds:
+            from monitoring.templatetags.portal import duration
 
-def flow_runs(*, flow_types: list[str], filters: FlowFilters) -> QuerySet[FlowRun]:
-    qs = FlowRun.objects.filter(flow_type__in=flow_types)
+            words.append(f"duration {duration(self.min_seconds or 0)} – {duration(self.max_seconds) if self.max_seconds else '∞'}")
+        if self.sla:
+            words.append({"due": "SLA due in the window", "met": "SLA met", "breached": "SLA breached", "at_risk": "SLA at risk now"}[self.sla])
+        if self.exc:
+            words.append("raised an exception" if self.exc == "1" else "no exception")
+        return words
+
+
+def _at_risk_ids(now: datetime) -> RawSQL:
+    from monitoring.models import SlaPolicy
+
+    return RawSQL(
+        f"""SELECT f.id FROM {FlowRun._meta.db_table} f JOIN {SlaPolicy._meta.db_table} p ON p.flow_type = f.flow_type
+            WHERE f.finished_at IS NULL AND f.status <> 'cancelled' AND f.sla_due_at > %s
+              AND f.business_started_at + (f.sla_due_at - f.business_started_at) * (p.at_risk_pct / 100.0) <= %s""",
+        [now, now],
+    )
+
+
+def flow_runs(*, flow_types: list[str], filters: FlowFilters, window=None) -> QuerySet[FlowRun]:
+    now = window.as_of if window is not None else timezone.now()
+    types = [filters.flow] if filters.flow in flow_types else flow_types
+    qs = FlowRun.objects.filter(flow_type__in=types)
     if filters.status == "in_flight":
         qs = qs.filter(status__in=FlowRun.ACTIVE_STATUSES)
     elif filters.status:
         qs = qs.filter(status=filters.status)
-    if filters.entity:
-        qs = qs.filter(legal_entity=filters.entity)
+    entity = filters.entity or (window.entity if window is not None else "")
+    if entity:
+        qs = qs.filter(legal_entity=entity)
+    if window is not None and window.currency:
+        qs = qs.filter(currency=window.currency)
     if filters.q:
         qs = qs.filter(Q(document_number__istartswith=filters.q) | Q(account_name__icontains=filters.q))
+    if window is not None and filters.basis == "completed":
+        qs = qs.filter(status=FlowRun.Status.COMPLETED, business_completed_at__gte=window.start, business_completed_at__lt=window.end)
+    elif window is not None and filters.basis == "started":
+        qs = qs.filter(business_started_at__gte=window.start, business_started_at__lt=window.end).exclude(status=FlowRun.Status.CANCELLED)
+    if filters.exc:
+        qs = qs.filter(had_exception=filters.exc == "1")
+    if filters.min_seconds or filters.max_seconds or filters.sort == "-duration":
+        end = Coalesce(F("business_completed_at"), Value(now, output_field=DateTimeField()))
+        qs = qs.annotate(duration=ExpressionWrapper(end - F("business_started_at"), output_field=DurationField()))
+        if filters.min_seconds:
+            qs = qs.filter(duration__gte=timedelta(seconds=int(filters.min_seconds)))
+        if filters.max_seconds:
+            qs = qs.filter(duration__lt=timedelta(seconds=int(filters.max_seconds)))
+    if filters.sla:
+        qs = qs.filter(sla_due_at__isnull=False).exclude(status=FlowRun.Status.CANCELLED)
+        decided = Q(business_completed_at__isnull=False) | Q(sla_due_at__lte=now)
+        met = Q(business_completed_at__isnull=False, business_completed_at__lte=F("sla_due_at"))
+        if filters.sla == "at_risk":
+            qs = qs.filter(id__in=_at_risk_ids(now))
+        else:
+            if window is not None:
+                qs = qs.filter(sla_due_at__gte=window.start, sla_due_at__lt=window.end)
+            qs = qs.filter(decided)
+            if filters.sla == "met":
+                qs = qs.filter(met)
+            elif filters.sla == "breached":
+                qs = qs.exclude(met)
     return qs.order_by(filters.sort, "-id")
 
 
-def sla_breaches(*, limit: int = 50) -> QuerySet[FlowRun]:
-    now = timezone.now()
-    return (
-        FlowRun.objects.filter(finished_at__isnull=True, sla_due_at__lt=now)
-        .exclude(status=FlowRun.Status.CANCELLED)
-        .order_by("sla_due_at")[:limit]
-    )
+def sla_breaches(*, limit: int = 50, entity: str = "") -> QuerySet[FlowRun]:
+    """Running flows past their due time, most overdue first."""
+    qs = FlowRun.objects.filter(finished_at__isnull=True, sla_due_at__lt=timezone.now()).exclude(status=FlowRun.Status.CANCELLED)
+    if entity:
+        qs = qs.filter(legal_entity=entity)
+    return qs.order_by("sla_due_at")[:limit]
+
+
+def sla_at_risk(*, limit: int = 50, entity: str = "", now: datetime | None = None) -> QuerySet[FlowRun]:
+    """Running flows past the at-risk share of their allowed time, soonest due first."""
+    qs = FlowRun.objects.filter(id__in=_at_risk_ids(now or timezone.now()))
+    if entity:
+        qs = qs.filter(legal_entity=entity)
+    return qs.order_by("sla_due_at")[:limit]
 
 
 def trace_search(q: str) -> QuerySet[FlowRun]:
@@ -76,46 +168,163 @@ def trace(run: FlowRun) -> dict:
         "related": related,
         "audit": audit,
         "exceptions": run.exceptions.order_by("-last_seen")[:20],
+        "lifecycle": deal_lifecycle(run),
     }
 
 
-def connector_health() -> list[dict]:
-    """Per system: circuit state plus the last hour's request rate, error rate and p95 latency."""
-    since = timezone.now() - timezone.timedelta(hours=1)
+# --- a deal's lifecycle as one line ----------------------------------------------------------------
+LIFECYCLE_STAGES = [
+    ("closed_won", "Closed won", "CRM"),
+    ("erp_order", "ERP sales order", "ERP"),
+    ("subscription", "Subscription", "Billing"),
+    ("first_invoice", "First invoice", "Billing → ERP"),
+    ("payment", "Payment", "Billing → ERP"),
+]
+
+
+def _order_number_for(run: FlowRun) -> str | None:
+    if run.flow_type == FlowType.ORDER_ACTIVATION:
+        return run.document_number
+    if run.flow_type in (FlowType.INVOICE_POSTING, FlowType.PAYMENT_STATUS):
+        invoice = Invoice.objects.filter(number=run.document_number).select_related("subscription__order").first()
+        if invoice and invoice.subscription_id and invoice.subscription.order_id:
+            return invoice.subscription.order.number
+    return None
+
+
+def deal_lifecycle(run: FlowRun) -> dict | None:
+    """closed-won → ERP order → subscription → first invoice → payment: when each happened,
+    the time spent reaching it, and where the deal is now (a handful of indexed lookups)."""
+    number = _order_number_for(run)
+    if not number:
+        return None
+    order = Order.objects.filter(number=number).first()
+    order_run = FlowRun.objects.filter(flow_type=FlowType.ORDER_ACTIVATION, document_number=number).order_by("-created_at").first()
+    if order is None and order_run is None:
+        return None
+    steps = {s.name: s for s in order_run.steps.all()} if order_run else {}
+    now = timezone.now()
+
+    def step_done(name: str):
+        s = steps.get(name)
+        return s.finished_at if s and s.status == FlowStep.Status.SUCCEEDED else None
+
+    def step_failed(name: str) -> bool:
+        s = steps.get(name)
+        return bool(s and s.status in (FlowStep.Status.FAILED, FlowStep.Status.RETRY))
+
+    subscription = Subscription.objects.filter(order__number=number).order_by("created_at").first() if order else None
+    invoice = (
+        Invoice.objects.filter(subscription=subscription).order_by(Coalesce("finalized_at", "created_at")).first() if subscription else None
+    )
+    payment = (
+        Payment.objects.filter(invoice=invoice).order_by(F("occurred_at").asc()).first() if invoice else None
+    )
+    invoice_run = FlowRun.objects.filter(flow_type=FlowType.INVOICE_POSTING, document_number=invoice.number).order_by("-created_at").first() if invoice else None
+    payment_run = FlowRun.objects.filter(flow_type=FlowType.PAYMENT_STATUS, document_number=invoice.number).order_by("-created_at").first() if invoice else None
+
+    closed_won_at = (order.closed_won_at if order else None) or (order_run.closed_won_at or order_run.business_started_at if order_run else None)
+    points = {
+        "closed_won": (closed_won_at, order_run, False, order.number if order else number),
+        "erp_order": (step_done("erp_sales_order"), order_run, step_failed("erp_sales_order"), ""),
+        "subscription": (step_done("billing_subscription") or (subscription.created_at if subscription else None), order_run,
+                         step_failed("billing_subscription"), ""),
+        "first_invoice": (invoice.finalized_at if invoice else None, invoice_run, bool(invoice_run and invoice_run.status == FlowRun.Status.FAILED),
+                          f"{invoice.number}{' · posted' if invoice.posted_at else ' · not posted'}" if invoice else ""),
+        "payment": ((payment.occurred_at if payment and payment.status == Payment.Status.RECEIVED else None), payment_run,
+                    bool(payment and payment.status == Payment.Status.FAILED), (payment.failure_reason or "failed") if payment and payment.status == Payment.Status.FAILED else ""),
+    }
+    stages, previous, current = [], None, None
+    for key, label, system in LIFECYCLE_STAGES:
+        at, flow, failed, note = points[key]
+        stage = {"key": key, "label": label, "system": system, "at": at, "note": note, "run_id": flow.pk if flow else None, "state": "pending", "spent_seconds": None}
+        if at is not None and current is None:
+            stage["state"] = "done"
+            if previous is not None:
+                stage["spent_seconds"] = max((at - previous).total_seconds(), 0)
+            previous = at
+        elif current is None:
+            current = key
+            stage["state"] = "failed" if failed else "now"
+            if previous is not None:
+                stage["spent_seconds"] = max((now - previous).total_seconds(), 0)
+        stages.append(stage)
+    total_end = previous if current is None else now
+    return {
+        "order_number": number,
+        "stages": stages,
+        "current": current,
+        "total_seconds": (total_end - closed_won_at).total_seconds() if closed_won_at else None,
+        "complete": current is None,
+    }
+
+
+# --- connectors ---------------------------------------------------------------------------------
+def connector_health(hours: int = 1) -> list[dict]:
+    """Per system: circuit state plus the window's request rate, error rate (by class) and p95 latency."""
+    since = timezone.now() - timedelta(hours=hours)
     states = {s.system: s for s in ConnectorState.objects.all()}
-    stats = {
-        r["system"]: r
-        for r in ConnectorCall.objects.filter(at__gte=since)
-        .values("system")
-        .annotate(calls=Count("id"), errors=Count("id", filter=~Q(error_class="")), last_call=Max("at"))
-    }
+    table = ConnectorCall._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT system, count(*), count(*) FILTER (WHERE error_class <> ''),
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), max(at) FILTER (WHERE error_class = '')
+            FROM {table} WHERE at >= %s GROUP BY system
+            """,
+            [since],
+        )
+        stats = {r[0]: {"calls": r[1], "errors": r[2], "p95": r[3], "last_ok_call": r[4]} for r in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT system, error_class, count(*) FROM {table} WHERE at >= %s AND error_class <> '' GROUP BY 1, 2 ORDER BY 3 DESC",
+            [since],
+        )
+        by_class: dict[str, list] = {}
+        for system, error_class, n in cursor.fetchall():
+            by_class.setdefault(system, []).append({"error_class": error_class, "n": n})
+    waiting = dict(
+        FlowStep.objects.filter(status=FlowStep.Status.RETRY).values_list("system").annotate(n=Count("id")).values_list("system", "n")
+    )
+    known = [s for s, _ in SYSTEM_CHOICES if s != System.HUB]
+    systems = known + sorted((set(stats) | set(states)) - set(known))
+    labels = dict(System.choices)
     out = []
-    for value, label in SYSTEM_CHOICES:
-        if value == System.HUB:
-            continue
+    for value in systems:
         stat = stats.get(value, {})
         calls = stat.get("calls", 0)
+        state = states.get(value)
         out.append(
             {
                 "system": value,
-                "label": label,
-                "state": states.get(value),
-                "calls_last_hour": calls,
+                "label": labels.get(value, value),
+                "state": state,
+                "calls": calls,
+                "calls_per_min": round(calls / (hours * 60), 2),
+                "errors": stat.get("errors", 0),
                 "error_rate": (stat.get("errors", 0) / calls) if calls else None,
-                "p95_ms": _latency_p95(value, since) if calls else None,
-                "waiting_steps": FlowStep.objects.filter(system=value, status=FlowStep.Status.RETRY).count(),
+                "errors_by_class": by_class.get(value, []),
+                "p95_ms": None if stat.get("p95") is None else round(stat["p95"]),
+                "last_success_at": (state.last_success_at if state and state.last_success_at else stat.get("last_ok_call")),
+                "waiting_steps": waiting.get(value, 0),
+                "open_exceptions": SyncException.objects.filter(system=value, status__in=SyncException.OPEN_STATUSES).count(),
             }
         )
     return out
 
 
-def _latency_p95(system: str, since) -> float | None:
-    from django.db import connection
-
+def connector_series(hours: int = 1) -> list[dict]:
+    """Calls, errors and p95 latency per system per interval (5 min for ≤ 6 h, else hourly)."""
+    since = timezone.now() - timedelta(hours=hours)
+    step = 300 if hours <= 6 else 3600
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FROM {ConnectorCall._meta.db_table} WHERE system = %s AND at >= %s",
-            [system, since],
+            f"""
+            SELECT system, to_timestamp(floor(extract(epoch FROM at) / %s) * %s) AS bucket, count(*),
+                   count(*) FILTER (WHERE error_class <> ''), percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
+            FROM {ConnectorCall._meta.db_table} WHERE at >= %s GROUP BY 1, 2 ORDER BY 2, 1
+            """,
+            [step, step, since],
         )
-        value = cursor.fetchone()[0]
-    return None if value is None else round(value)
+        tz = timezone.get_current_timezone()
+        return [{"system": r[0], "bucket": r[1].astimezone(tz), "calls": r[2], "errors": r[3], "p95_ms": r[4]} for r in cursor.fetchall()]
+

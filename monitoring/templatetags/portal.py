@@ -71,3 +71,43 @@ def query(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def is_past(value) -> bool:
+    """True for a datetime before now (e.g. an SLA due time already passed)."""
+    return bool(value) and value < timezone.now()
+
+
+@register.filter
+def share(part, whole) -> float:
+    """part ÷ whole as a 0–100 number for inline bars (0 when whole is empty)."""
+    try:
+        return round(float(part) / float(whole) * 100, 1) if float(whole) else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+@register.filter
+def get(mapping, key):
+    """mapping[key] in a template ({{ d|get:k }}); None when missing."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None
+
+
+@register.simple_tag
+def money_short(amount, currency="") -> str:
+    """Compact money for tiles: 'USD 1.2M', 'EUR 45.3k', 'USD 950.00'."""
+    if amount is None or amount == "":
+        return "—"
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    for size, suffix in ((Decimal(1_000_000_000), "B"), (Decimal(1_000_000), "M"), (Decimal(10_000), "k")):
+        if abs(value) >= size:
+            shown = value / (size if suffix != "k" else Decimal(1000))
+            return f"{currency} {shown:,.1f}{suffix}".strip()
+    return f"{currency} {value:,.2f}".strip()
