@@ -10,7 +10,7 @@ from django.db import transaction
 from sync.canonical.store import ref_external, ref_set, safe_external_id
 from sync.connectors import registry
 from sync.engine.outbox import outbox_add
-from sync.models import Customer, FlowRun, Order
+from sync.models import Customer, FlowRun, Order, Subscription
 
 from .base import Park, StepContext, StepValidationError
 
@@ -104,7 +104,8 @@ def activated_order(order_number: str, *, waiting_for: str) -> Order:
 
 def subscription_id_for(order: Order) -> str:
     billing = registry.system_of("billing")
-    sub = ref_external(system=billing, object_type="subscription", canonical_type="order", canonical_id=order.pk)
+    subscription = Subscription.objects.filter(order=order).only("pk").first()
+    sub = subscription and ref_external(system=billing, object_type="subscription", canonical_type="subscription", canonical_id=subscription.pk)
     if not sub:
         raise StepValidationError("not_found", f"Order {order.number} has no billing subscription.", "order_number")
     return sub

@@ -64,7 +64,6 @@ def billing_subscription(ctx: StepContext) -> dict:
     order = {**ctx.data, "lines": recurring}
     ctx.request({"system": billing.system, "operation": "create subscription", "customer_id": customer_id, "idempotency_key": ctx.idempotency_key, "order": order})
     result = billing.create_subscription(customer_id=customer_id, order=order, idempotency_key=ctx.idempotency_key)
-    ref_set(system=billing.system, object_type="subscription", external_id=result.external_id, canonical_type="order", canonical_id=ctx.state["validate"]["order_id"])
     _record_subscription(ctx, recurring, result.external_id)
     return {"subscription_id": result.external_id, "created": result.created}
 

@@ -148,3 +148,94 @@ def test_a_deal_closed_in_salesforce_is_activated_everywhere_and_salesforce_says
     assert row["Q2C_Status__c"] == "Activated"
     assert row["ERP_Order_Id__c"] == run.context["steps"]["erp_sales_order"]["sales_order_id"]
     assert row["Billing_Subscription_Id__c"] == run.context["steps"]["billing_subscription"]["subscription_id"]
+
+
+def _activate(stack, number: str) -> FlowRun:
+    accept_canonical([order_event(number)])
+    run = wait_for(lambda: _finished(number), message=f"{number} did not activate")
+    assert run.status == "completed", list(run.steps.values("name", "status", "error_message"))
+    return run
+
+
+def invoice_event(number: str, order: FlowRun, total: str = "1000.00") -> dict:
+    return {
+        "id": f"evt-{number}", "type": "invoice.finalized.v1", "source": "billing-relay", "occurred_at": "2026-11-23T11:00:00Z",
+        "data": {
+            "invoice_number": number, "order_number": order.document_number, "currency": "USD", "subtotal": total, "tax": "0.00", "total": total,
+            "billing_customer_id": order.context["steps"]["billing_customer"]["billing_customer_id"],
+            "finalized_at": "2026-11-23T11:00:00Z", "due_date": "2026-12-23",
+            "lines": [{"sku": "PLAT-SEAT", "description": "Platform seats", "quantity": "25", "unit_amount": "40.00", "amount": total}],
+        },
+    }
+
+
+def test_invoices_during_an_erp_outage_retry_then_queue_as_unavailable_and_post_once_after_it(stack, reference_data):
+    from sync.connectors.netsuite.sandbox.models import ExternalIdLedger
+    from sync.services import exception_retry
+
+    stack.start_worker(Q2C_MAX_ATTEMPTS_NETSUITE="3")
+    order = _activate(stack, "ORD-E2E-INV")
+    stack.sandboxes["netsuite"].faults(outage=True)
+    numbers = [f"INV-OUT-{i}" for i in range(3)]
+    accept_canonical([invoice_event(n, order) for n in numbers])
+
+    def all_queued():
+        excs = SyncException.objects.filter(document_number__in=numbers, status="open")
+        return list(excs) if excs.count() == len(numbers) else None
+
+    excs = wait_for(all_queued, timeout=90, message="invoices did not become exceptions")
+    assert {e.error_class for e in excs} == {"unavailable"} and {e.system for e in excs} == {"netsuite"}
+    assert all(e.step.attempts == 3 for e in excs)  # retried, then dead-lettered
+    assert FlowRun.objects.filter(document_number__in=numbers, posted_at__isnull=False).count() == 0
+
+    stack.sandboxes["netsuite"].faults()  # the outage ends
+    for exc in excs:
+        exception_retry(exception_id=exc.pk, user=None)
+    wait_for(lambda: FlowRun.objects.filter(document_number__in=numbers, status="completed").count() == len(numbers), message="invoices not posted after the outage")
+    for n in numbers:
+        assert ExternalIdLedger.objects.get(record_type="invoice", external_id=f"INV-{n}").creates == 1
+    assert set(SyncException.objects.filter(document_number__in=numbers).values_list("status", flat=True)) == {"resolved"}
+    lags = FlowRun.objects.filter(document_number__in=numbers).values_list("posted_at", "finalized_at")
+    assert all(posted > finalized for posted, finalized in lags)
+
+
+def test_cancelling_an_amendment_whose_erp_step_failed_for_good_restores_the_subscription(stack, reference_data):
+    from sync.connectors.registry import billing
+    from sync.engine.runner import flow_cancel
+
+    stack.start_worker()
+    order = _activate(stack, "ORD-E2E-AMD")
+    sub_id = order.context["steps"]["billing_subscription"]["subscription_id"]
+    before = {i["sku"]: i["quantity"] for i in billing().get_subscription(subscription_id=sub_id)["items"]}
+    stack.sandboxes["netsuite"].faults(fail_records=["CO-AMD-E2E-1"])  # the ERP refuses the change order
+    accept_canonical([{
+        "id": "evt-amd-1", "type": "subscription.amended.v1", "source": "crm-relay", "occurred_at": "2026-11-23T12:00:00Z",
+        "data": {"amendment_id": "AMD-E2E-1", "order_number": "ORD-E2E-AMD", "currency": "USD", "requested_at": "2026-11-23T12:00:00Z",
+                 "arr_delta": "2400.00", "changes": [{"sku": "PLAT-SEAT", "quantity": "30", "unit_price": "40.00"}]},
+    }])
+    run = wait_for(lambda: FlowRun.objects.filter(document_number="AMD-E2E-1", status__in=["failed", "completed"]).first(), message="amendment did not finish")
+    assert run.status == "failed"
+    assert run.steps.get(name="billing_change").status == "succeeded", list(run.steps.values("name", "status", "error_message"))
+    changed = {i["sku"]: i["quantity"] for i in billing().get_subscription(subscription_id=sub_id)["items"]}
+    assert changed["PLAT-SEAT"] != before["PLAT-SEAT"]
+
+    cancelled = flow_cancel(flow_run_id=run.pk, reason="ERP refuses the change order")
+    assert cancelled.status == "cancelled"
+    after = {i["sku"]: i["quantity"] for i in billing().get_subscription(subscription_id=sub_id)["items"]}
+    assert after == before
+    assert run.steps.get(name="billing_change").status == "compensated"
+    assert SyncException.objects.get(flow_run=run).status == "resolved"
+
+
+def test_an_amendment_that_arrives_before_its_order_parks_and_resumes_when_the_order_completes(stack, reference_data):
+    stack.start_worker()
+    accept_canonical([{
+        "id": "evt-amd-early", "type": "subscription.amended.v1", "source": "crm-relay", "occurred_at": "2026-11-23T12:00:00Z",
+        "data": {"amendment_id": "AMD-EARLY", "order_number": "ORD-E2E-LATE", "currency": "USD", "requested_at": "2026-11-23T12:00:00Z",
+                 "changes": [{"sku": "PLAT-SEAT", "quantity": "26", "unit_price": "40.00"}]},
+    }])
+    parked = wait_for(lambda: FlowRun.objects.filter(document_number="AMD-EARLY", status="parked").first(), message="amendment did not park")
+    assert parked.waits_for == "order:ORD-E2E-LATE" and "ORD-E2E-LATE" in parked.parked_reason
+    _activate(stack, "ORD-E2E-LATE")
+    done = wait_for(lambda: FlowRun.objects.filter(document_number="AMD-EARLY", status__in=["completed", "failed"]).first(), message="amendment did not resume")
+    assert done.status == "completed", list(done.steps.values("name", "status", "error_message"))
