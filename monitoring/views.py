@@ -288,6 +288,7 @@ def connectors(request: HttpRequest) -> HttpResponse:
     context = {
         "page_title": "Connectors",
         "hours": hours,
+        "ranges": [(1, "1 h"), (6, "6 h"), (24, "24 h"), (168, "7 days")],
         "states": lists.connector_health(hours),
         "chart": services.connector_chart(lists.connector_series(hours)),
         "ownership": OwnershipRule.objects.all(),
