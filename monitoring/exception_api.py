@@ -209,7 +209,7 @@ def exception_groups(request):
     page = sel.with_sample_messages(paginator.paginate_queryset(sel.cause_groups(filters=filters, user=request.user), request))
     rows = [
         {"cause_key": g["cause_key"], "message": g["message"], "exceptions": g["count"], "documents": g["documents"], "occurrences": g["occurrences"],
-         "revenue_at_risk": str(g["at_risk"] or 0), "reporting_currency": settings.REPORTING_CURRENCY, "systems": g["systems"],
+         "revenue_at_risk": f"{g['at_risk'] or 0:.2f}", "reporting_currency": settings.REPORTING_CURRENCY, "systems": g["systems"],
          "error_classes": g["error_classes"], "flow_types": [f for f in g["flow_types"] if f], "first_seen": g["first_seen"], "last_seen": g["last_seen"],
          "retryable": g["retryable"], "queue": f"{reverse('api-exception-list')}?cause={g['cause_key']}"}
         for g in page
