@@ -26,7 +26,8 @@ def _figure_html(fig: go.Figure, *, height: int = 300, unified: bool = True) -> 
         bargap=0.25, hoverlabel={"bgcolor": "#0f172a", "font": {"color": "#f8fafc"}},
     )
     fig.update_xaxes(gridcolor="#eef1f5", linecolor="#cbd5e1", zeroline=False)
-    fig.update_yaxes(gridcolor="#eef1f5", rangemode="tozero", zeroline=False)
+    fig.update_yaxes(gridcolor="#eef1f5", zeroline=False)
+    fig.for_each_yaxis(lambda axis: axis.update(rangemode="tozero") if axis.type != "log" and axis.range is None else None)
     return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True, "displayModeBar": False})
 
 
@@ -45,20 +46,33 @@ def _days(rows: list[dict]) -> list:
 
 
 def _percentile_figure(rows: list[dict], series: list[tuple[str, str, str]], *, count_key: str = "n", count_label: str = "count", height: int = 280) -> str | None:
-    """Daily percentile lines (minutes, hover shows the exact duration) over a faint count bar."""
+    """Daily percentile lines (log duration axis, since a few stuck documents can be days old;
+    hover shows the exact duration) over faint count bars kept in the lower third. The bars
+    live on the base axis (right) and the lines on the overlay (left), so lines draw on top."""
     if not rows:
         return None
     days = _days(rows)
     fig = go.Figure()
-    fig.add_bar(x=days, y=[r[count_key] for r in rows], name=count_label, yaxis="y2", marker_color="#cfe3f3",
+    top = max((r[count_key] for r in rows), default=0) or 1
+    fig.add_bar(x=days, y=[r[count_key] for r in rows], name=count_label, marker_color="#dbe7f3",
                 hovertemplate="%{y:,}<extra>" + count_label + "</extra>")
     for key, label, color in series:
         fig.add_scatter(
-            x=days, y=[_minutes(r[key]) for r in rows], name=label, mode="lines+markers", line={"color": color, "width": 2},
-            customdata=[human_duration(r[key]) for r in rows], hovertemplate="%{customdata}<extra>" + label + "</extra>",
+            x=days, y=[_minutes(r[key]) if r[key] else None for r in rows], name=label, mode="lines+markers", line={"color": color, "width": 2},
+            marker={"size": 5}, yaxis="y2", customdata=[human_duration(r[key]) for r in rows], hovertemplate="%{customdata}<extra>" + label + "</extra>",
         )
-    fig.update_layout(yaxis={"title": "minutes"}, yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": count_label, "rangemode": "tozero"})
+    values = [_minutes(r[key]) for r in rows for key, _, _ in series if r[key]]
+    ticks = [(v, t) for v, t in LOG_TICKS if min(values, default=1) / 2.5 <= v <= max(values, default=1) * 2.5] or LOG_TICKS[:4]
+    fig.update_layout(
+        yaxis={"side": "right", "showgrid": False, "title": count_label, "type": "linear", "range": [0, top * 2.6], "tickformat": ",d", "nticks": 4},
+        yaxis2={"overlaying": "y", "side": "left", "title": "duration (log scale)", "type": "log", "tickvals": [v for v, _ in ticks],
+                "ticktext": [t for _, t in ticks], "gridcolor": "#eef1f5"},
+    )
     return _figure_html(fig, height=height)
+
+
+# minutes → label, for duration axes on a log scale
+LOG_TICKS = [(0.5, "30s"), (1, "1m"), (5, "5m"), (15, "15m"), (60, "1h"), (240, "4h"), (1440, "1d"), (10080, "7d"), (43200, "30d")]
 
 
 # --- overview: one daily trend per KPI ------------------------------------------------------
@@ -131,13 +145,15 @@ def overview_trends(window: Window) -> list[dict]:
     html = None
     if amend:
         fig = go.Figure()
-        fig.add_bar(x=_days(amend), y=[r["started"] for r in amend], name="started", yaxis="y2", marker_color="#e6eef7", hovertemplate="%{y:,}<extra>started</extra>")
+        fig.add_bar(x=_days(amend), y=[r["started"] for r in amend], name="started", marker_color="#e6eef7", hovertemplate="%{y:,}<extra>started</extra>")
         fig.add_scatter(
             x=_days(amend), y=[round(100 * r["rate"], 1) if r["rate"] is not None else None for r in amend], name="failure rate", mode="lines+markers",
-            line={"color": PURPLE, "width": 2}, customdata=[r["with_exception"] for r in amend],
+            line={"color": PURPLE, "width": 2}, customdata=[r["with_exception"] for r in amend], yaxis="y2",
             hovertemplate="%{y:.1f}% (%{customdata:,} with an exception)<extra>failure rate</extra>",
         )
-        fig.update_layout(yaxis={"title": "% failed", "rangemode": "tozero"}, yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": "started"})
+        top = max(r["started"] for r in amend) or 1
+        fig.update_layout(yaxis={"side": "right", "showgrid": False, "title": "started", "range": [0, top * 2.6], "tickformat": ",d", "nticks": 4},
+                          yaxis2={"overlaying": "y", "side": "left", "title": "failed", "rangemode": "tozero", "gridcolor": "#eef1f5", "ticksuffix": "%", "tickformat": ".0f"})
         html = _figure_html(fig, height=230)
     charts.append({
         "key": "amendments", "title": "Amendment failure rate", "unit": "raised an exception ÷ started, per day requested", "html": html,
@@ -176,6 +192,9 @@ def _tiles(current: dict, previous: dict, extra: dict, reverse) -> list[dict]:
         if kind == "pct":  # rates: difference in percentage points
             diff = (now - before) * 100
             text = f"{diff:+.1f} pp"
+        elif kind == "count" and before < 20:  # small bases: a percentage would shout
+            diff = now - before
+            text = f"{diff:+,.0f}"
         else:
             if before == 0:
                 return None
@@ -193,9 +212,8 @@ def _tiles(current: dict, previous: dict, extra: dict, reverse) -> list[dict]:
     am, pam = c["amendments"], p["amendments"]
     ex, pex = c["exceptions"], p["exceptions"]
     ren, pren = c["renewal_accuracy"], p["renewal_accuracy"]
-    rar = extra["revenue_at_risk"]
     target = (c["sla"].get("order_activation") or {}).get("target_seconds")
-    from .templatetags.portal import money, pct
+    from .templatetags.portal import pct
 
     return [
         {"key": "cycle", "label": "Order cycle time p50", "value": human_duration(oct_["p50_seconds"]), "href": reverse("monitoring:orders") + "?basis=completed",
@@ -212,11 +230,8 @@ def _tiles(current: dict, previous: dict, extra: dict, reverse) -> list[dict]:
          "tone": "bad" if so["breached"] else ("ok" if so["due"] else "")},
         {"key": "exceptions", "label": "Open exceptions", "value": f"{ex['open']:,}", "href": reverse("monitoring:exceptions"),
          "sub": f"{ex['opened']:,} opened · {ex['resolved']:,} resolved · MTTR {human_duration(ex['mttr_seconds'])}",
-         "delta": delta(ex["opened"], pex["opened"], lower_is_better=True, kind="num"), "was": f"{pex['opened']:,} opened",
+         "delta": delta(ex["opened"], pex["opened"], lower_is_better=True, kind="count"), "was": f"{pex['opened']:,} opened",
          "tone": "bad" if ex["open"] else "ok"},
-        {"key": "revenue", "label": "Revenue at risk", "value": money(rar["amount"], rar["currency"]), "href": reverse("monitoring:exceptions") + "?sort=-revenue_at_risk",
-         "sub": f"{rar['flows']:,} flows with an open exception or a breached SLA" + (f" · {rar['documents_without_flow']:,} other documents" if rar["documents_without_flow"] else ""),
-         "delta": None, "was": "", "tone": "bad" if rar["amount"] != "0.00" else "ok"},
         {"key": "amendments", "label": "Amendment failure rate", "value": pct(am["failure_rate"]), "href": reverse("monitoring:amendments") + "?basis=started&flow=amendment&exc=1",
          "sub": f"{am['with_exception']:,} of {am['started']:,} · first pass {pct(am['first_pass_success_rate'])} · {am['completed']:,} completed",
          "delta": delta(am["failure_rate"], pam["failure_rate"], lower_is_better=True, kind="pct"), "was": pct(pam["failure_rate"]),
@@ -240,10 +255,26 @@ def histogram_figure(rows: list[dict], *, finished_label: str, unfinished_label:
     return _figure_html(fig, height=260)
 
 
+def short_span(seconds: int | None) -> str:
+    """300 → '5 min', 3600 → '1 h', 86400 → '1 d' (bucket edges and policy targets)."""
+    if seconds is None:
+        return "∞"
+    seconds = int(seconds)
+    if seconds and seconds % 86400 == 0:
+        return f"{seconds // 86400} d"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return human_duration(seconds)
+
+
 def label_buckets(rows: list[dict]) -> list[dict]:
     for r in rows:
         low, high = r["min_seconds"], r["max_seconds"]
-        r["label"] = f"≥ {human_duration(low)}" if high is None else (f"< {human_duration(high)}" if not low else f"{human_duration(low)}–{human_duration(high)}")
+        r["label"] = f"≥ {short_span(low)}" if high is None else (f"< {short_span(high)}" if not low else f"{short_span(low)} – {short_span(high)}")
     return rows
 
 

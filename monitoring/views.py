@@ -270,8 +270,11 @@ def sla_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             sla_policy_update(policy_id=policy.pk, user=request.user, data=form.cleaned_data)
-        except ValidationError as exc:
-            form.add_error(None, exc)
+        except ValidationError as exc:  # the model's rules (time zone, stricter month-end …), shown on their form field
+            names = {"target_seconds": "target_minutes", "month_end_target_seconds": "month_end_minutes"}
+            for field, errors in exc.message_dict.items():
+                name = names.get(field, field)
+                form.add_error(name if name in form.fields else None, errors)
         else:
             messages.success(request, f"{policy.get_flow_type_display()} SLA saved: new flows get the new target; running flows keep their due time.")
             return redirect(reverse("monitoring:sla") + "#policies")
@@ -288,6 +291,7 @@ def connectors(request: HttpRequest) -> HttpResponse:
     context = {
         "page_title": "Connectors",
         "hours": hours,
+        "ranges": [(1, "1 h"), (6, "6 h"), (24, "24 h"), (168, "7 days")],
         "states": lists.connector_health(hours),
         "chart": services.connector_chart(lists.connector_series(hours)),
         "ownership": OwnershipRule.objects.all(),

@@ -72,3 +72,19 @@ class SyncExceptionFactory(factory.django.DjangoModelFactory):
     first_seen = factory.LazyFunction(timezone.now)
     last_seen = factory.LazyFunction(timezone.now)
     correlation_id = factory.LazyAttribute(lambda o: o.flow_run.correlation_id)
+
+
+# --- exception queue (appended) -----------------------------------------------------------
+class InboxEventFactory(factory.django.DjangoModelFactory):
+    """An accepted inbound event; `status="dead"` makes it a dead letter the queue can replay."""
+
+    class Meta:
+        model = "sync.InboxEvent"
+
+    source = "salesforce"
+    source_event_id = factory.Sequence(lambda n: f"evt-{n:06d}")
+    event_type = "salesforce.order.closed_won"
+    occurred_at = factory.LazyFunction(timezone.now)
+    envelope = factory.LazyAttribute(lambda o: {"id": o.source_event_id, "type": "order.closed_won", "data": {"order_number": "ORD-1"}})
+    status = "dead"
+    error = "The salesforce event lacks 'AccountId' needed to map it."

@@ -1,75 +1,303 @@
-"""Exception queue selectors: filters (all indexed), counts, the story behind one exception."""
+"""Exception queue reads: the filter (every column it touches is indexed), counts, root-cause
+groups, the story behind one exception, and what a retry would do before anyone presses it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import json
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
 
-from django.db.models import Count, Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.utils import timezone
 
-from sync.models import AuditEntry, ErrorClass, SyncException, System
+from sync.models import (
+    AuditEntry,
+    ErrorClass,
+    FlowRun,
+    FlowStep,
+    FlowType,
+    SyncException,
+    System,
+)
 
 ERROR_CLASS_CHOICES = ErrorClass.choices
-SYSTEM_CHOICES = [(s.value, s.label) for s in (System.SALESFORCE, System.NETSUITE, System.STRIPE, System.HUB)]
+SYSTEM_CHOICES = [(s.value, s.label) for s in (System.SALESFORCE, System.NETSUITE, System.STRIPE, System.HUB, System.API)]
+STATUS_CHOICES = [("active", "Open + retrying"), *SyncException.Status.choices, ("all", "All")]
+AGE_CHOICES = [("1h", "Under 1 hour"), ("1d", "1–24 hours"), ("7d", "1–7 days"), ("old", "Over 7 days")]
+_AGE_RANGES = {  # (youngest, oldest) age of first_seen
+    "1h": (None, timedelta(hours=1)),
+    "1d": (timedelta(hours=1), timedelta(days=1)),
+    "7d": (timedelta(days=1), timedelta(days=7)),
+    "old": (timedelta(days=7), None),
+}
+RETRY_CHOICES = [("0", "Never retried"), ("1", "Retried at least once"), ("3", "Retried 3+ times")]
+SORT_CHOICES = [
+    ("-last_seen", "Most recent"),
+    ("first_seen", "Oldest first"),
+    ("-first_seen", "Newest first"),
+    ("-amount", "Largest amount"),
+    ("amount", "Smallest amount"),
+    ("-revenue_at_risk", "Most revenue at risk"),
+    ("-occurrences", "Most occurrences"),
+]
+FINANCIAL_FLOW_TYPES = (FlowType.INVOICE_POSTING, FlowType.PAYMENT_STATUS, FlowType.CREDIT_MEMO)
+EDITABLE_ERROR_CLASSES = (ErrorClass.MAPPING, ErrorClass.VALIDATION)
+# the list never loads the (possibly large) payload and response documents
+_LIST_DEFERRED = ("payload", "response")
+
+
+def _choice_values(choices) -> set[str]:
+    return {value for value, _ in choices}
 
 
 @dataclass
 class ExceptionFilters:
+    """The queue's filter, from and back to a query string, so every view is a shareable link."""
+
     status: str = "active"
     error_class: str = ""
     system: str = ""
     flow_type: str = ""
+    step: str = ""
     assignee: str = ""
     cause: str = ""
+    account: str = ""
+    document: str = ""
+    currency: str = ""
+    amount_min: str = ""
+    amount_max: str = ""
+    risk_min: str = ""
+    retries: str = ""
+    age: str = ""
     q: str = ""
     sort: str = "-last_seen"
+    errors: dict = field(default_factory=dict, compare=False)
 
-    SORTS = {"-last_seen", "first_seen", "-first_seen", "-revenue_at_risk", "-occurrences", "-amount"}
+    LABELS = {
+        "status": "status", "error_class": "error class", "system": "system", "flow_type": "flow", "step": "step",
+        "assignee": "assignee", "cause": "root cause", "account": "account", "document": "document", "currency": "currency",
+        "amount_min": "amount ≥", "amount_max": "amount ≤", "risk_min": "revenue at risk ≥", "retries": "retries",
+        "age": "age", "q": "search",
+    }
 
     @classmethod
-    def from_request(cls, params) -> "ExceptionFilters":
-        data = {f.name: params.get(f.name, getattr(cls, f.name)).strip() for f in fields(cls)}
-        if data["sort"] not in cls.SORTS:
-            data["sort"] = cls.sort
-        return cls(**data)
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name != "errors"]
+
+    @classmethod
+    def from_request(cls, params) -> ExceptionFilters:
+        """Lenient (pages): unknown values are dropped and noted in `errors`."""
+        data = {}
+        for name in cls.names():
+            value = params.get(name, getattr(cls, name))
+            data[name] = (value if isinstance(value, str) else str(value)).strip()[:200]
+        filters = cls(**data)
+        filters.errors = filters._validate()
+        for name in filters.errors:
+            setattr(filters, name, getattr(cls, name))
+        return filters
+
+    def _validate(self) -> dict:
+        errors = {}
+        allowed = {
+            "status": _choice_values(STATUS_CHOICES), "error_class": _choice_values(ERROR_CLASS_CHOICES),
+            "system": _choice_values(SYSTEM_CHOICES), "flow_type": _choice_values(FlowType.choices),
+            "age": _choice_values(AGE_CHOICES), "retries": _choice_values(RETRY_CHOICES), "sort": _choice_values(SORT_CHOICES),
+        }
+        for name, values in allowed.items():
+            value = getattr(self, name)
+            if value and value not in values:
+                errors[name] = f"{value!r} is not one of: {', '.join(sorted(values))}."
+        for name in ("amount_min", "amount_max", "risk_min"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    number = Decimal(value.replace(",", ""))
+                    if not number.is_finite():
+                        raise InvalidOperation
+                except InvalidOperation:
+                    errors[name] = f"{value!r} is not a number."
+        if self.currency and not (len(self.currency) == 3 and self.currency.isalpha()):
+            errors["currency"] = "Use a three-letter ISO 4217 code, e.g. EUR."
+        return errors
 
     def as_query(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        """Only the parameters that differ from the defaults."""
+        return {name: getattr(self, name) for name in self.names() if getattr(self, name) and getattr(self, name) != getattr(type(self), name)}
+
+    def querystring(self) -> str:
+        return urlencode(self.as_query())
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(name != "sort" for name in self.as_query())
+
+    def describe(self) -> str:
+        """The filter in words, for bulk jobs and exports."""
+        status = dict(STATUS_CHOICES).get(self.status, self.status)
+        parts = [f"status {status.lower()}"]
+        parts += [f"{self.LABELS[name]} {value}" for name, value in self.as_query().items() if name not in ("status", "sort")]
+        return ", ".join(parts)[:255]
+
+    def decimal(self, name: str) -> Decimal | None:
+        value = getattr(self, name)
+        return Decimal(value.replace(",", "")) if value else None
 
 
-def exception_list(*, filters: ExceptionFilters) -> QuerySet[SyncException]:
-    qs = SyncException.objects.select_related("assignee")
+def exception_list(*, filters: ExceptionFilters, user=None) -> QuerySet[SyncException]:
+    """The filtered, sorted queue. One row per fingerprint (a recurring failure is one row)."""
+    qs = SyncException.objects.select_related("assignee").defer(*_LIST_DEFERRED)
     if filters.status == "active":
         qs = qs.filter(status__in=SyncException.OPEN_STATUSES)
     elif filters.status and filters.status != "all":
         qs = qs.filter(status=filters.status)
-    for name in ("error_class", "system", "flow_type"):
+    for name, column in (("error_class", "error_class"), ("system", "system"), ("flow_type", "flow_type"), ("step", "step_name"), ("cause", "cause_key"), ("document", "document_number")):
         value = getattr(filters, name)
         if value:
-            qs = qs.filter(**{name: value})
-    if filters.cause:
-        qs = qs.filter(cause_key=filters.cause)
+            qs = qs.filter(**{column: value})
+    if filters.currency:
+        qs = qs.filter(currency=filters.currency.upper())
+    if filters.account:
+        qs = qs.filter(account_name__istartswith=filters.account)
     if filters.assignee == "me":
-        pass  # resolved by the view with the request user
+        qs = qs.filter(assignee=user) if user is not None and user.is_authenticated else qs.none()
     elif filters.assignee == "none":
         qs = qs.filter(assignee__isnull=True)
     elif filters.assignee:
         qs = qs.filter(assignee__username=filters.assignee)
+    if filters.amount_min:
+        qs = qs.filter(amount__gte=filters.decimal("amount_min"))
+    if filters.amount_max:
+        qs = qs.filter(amount__lte=filters.decimal("amount_max"))
+    if filters.risk_min:
+        qs = qs.filter(revenue_at_risk__gte=filters.decimal("risk_min"))
+    if filters.retries:
+        qs = qs.filter(retries=0) if filters.retries == "0" else qs.filter(retries__gte=int(filters.retries))
+    if filters.age:
+        now = timezone.now()
+        youngest, oldest = _AGE_RANGES[filters.age]
+        if youngest is not None:
+            qs = qs.filter(first_seen__lte=now - youngest)
+        if oldest is not None:
+            qs = qs.filter(first_seen__gt=now - oldest)
     if filters.q:
-        qs = qs.filter(Q(document_number__istartswith=filters.q) | Q(message__icontains=filters.q) | Q(account_name__icontains=filters.q))
+        q = filters.q
+        qs = qs.filter(Q(document_number__istartswith=q) | Q(account_name__istartswith=q) | Q(message__icontains=q))
     return qs.order_by(filters.sort, "-id")
 
 
-def exception_counts() -> dict:
-    """Open counts for the queue's header (one grouped query)."""
-    rows = SyncException.objects.filter(status__in=SyncException.OPEN_STATUSES).values("status").annotate(n=Count("id"))
-    counts = {r["status"]: r["n"] for r in rows}
-    return {"open": counts.get("open", 0), "retrying": counts.get("retrying", 0), "total": sum(counts.values())}
+def exception_counts(*, user=None) -> dict:
+    """Header counts over the open queue (one aggregate query + one grouped query)."""
+    open_qs = SyncException.objects.filter(status__in=SyncException.OPEN_STATUSES)
+    totals = open_qs.aggregate(
+        open=Count("id", filter=Q(status="open")),
+        retrying=Count("id", filter=Q(status="retrying")),
+        unassigned=Count("id", filter=Q(assignee__isnull=True)),
+        mine=Count("id", filter=Q(assignee_id=getattr(user, "pk", None))) if user is not None else Count("id", filter=Q(pk__isnull=True)),
+        at_risk=Sum("revenue_at_risk"),
+    )
+    by_class = list(open_qs.values("error_class").annotate(n=Count("id")).order_by("-n", "error_class"))
+    labels = dict(ERROR_CLASS_CHOICES)
+    return {
+        **totals,
+        "total": totals["open"] + totals["retrying"],
+        "at_risk": totals["at_risk"] or Decimal(0),
+        "by_class": [{"error_class": r["error_class"], "label": labels.get(r["error_class"], r["error_class"]), "n": r["n"]} for r in by_class],
+    }
 
 
+def filter_options() -> dict:
+    """Choices for the filter form. Step names come from the flow definitions (no table scan)."""
+    from sync.flows.registry import FLOWS
+
+    steps = sorted({s.name for f in FLOWS for s in f.steps})
+    return {
+        "statuses": STATUS_CHOICES, "error_classes": ERROR_CLASS_CHOICES, "systems": SYSTEM_CHOICES, "flow_types": FlowType.choices,
+        "steps": steps, "ages": AGE_CHOICES, "retry_choices": RETRY_CHOICES, "sorts": SORT_CHOICES,
+    }
+
+
+def assignable_users() -> QuerySet:
+    """Active users whose role may act on exceptions: the assignee select."""
+    return (
+        get_user_model().objects.filter(
+            is_active=True, groups__permissions__codename="act_on_exception", groups__permissions__content_type__app_label="sync",
+        )
+        .distinct()
+        .order_by("username")
+    )
+
+
+# --- root-cause groups -------------------------------------------------------------------------
+def cause_groups(*, filters: ExceptionFilters, user=None) -> QuerySet:
+    """The same cause across many documents, one row per cause_key, biggest first."""
+    qs = exception_list(filters=filters, user=user).order_by()
+    return (
+        qs.values("cause_key")
+        .annotate(
+            count=Count("id"), documents=Count("document_number", distinct=True), at_risk=Sum("revenue_at_risk"),
+            first_seen=Min("first_seen"), last_seen=Max("last_seen"), occurrences=Sum("occurrences"),
+            systems=ArrayAgg("system", distinct=True), error_classes=ArrayAgg("error_class", distinct=True),
+            flow_types=ArrayAgg("flow_type", distinct=True), sample_id=Min("id"),
+            retryable=Count("id", filter=Q(status="open", step__isnull=False)),
+        )
+        .order_by("-count", "-at_risk", "cause_key")
+    )
+
+
+def with_sample_messages(groups: list[dict]) -> list[dict]:
+    """Attach one example message per group (one query for the page)."""
+    samples = dict(SyncException.objects.filter(pk__in=[g["sample_id"] for g in groups]).values_list("pk", "message"))
+    flow_labels = dict(FlowType.choices)
+    for g in groups:
+        g["message"] = samples.get(g["sample_id"], "")
+        g["flow_labels"] = [flow_labels.get(f, f) for f in g["flow_types"] if f]
+    return groups
+
+
+# --- secrets never reach the screen ---------------------------------------------------------------
+MASK = "•••"
+_SECRET_WORDS = ("authorization", "token", "secret", "password", "passwd", "api_key", "apikey", "client_secret", "cookie", "private_key", "signature")
+
+
+def is_secret_key(key) -> bool:
+    k = str(key).lower().replace("-", "_")
+    return any(word in k for word in _SECRET_WORDS)
+
+
+def redact(value):
+    """A copy with secret-looking keys (and bearer/basic credentials) replaced by •••."""
+    if isinstance(value, dict):
+        return {k: (MASK if is_secret_key(k) and v not in (None, "") else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if isinstance(value, str) and value.lower().startswith(("bearer ", "basic ")):
+        return MASK
+    return value
+
+
+def restore_redacted(edited, original):
+    """Where an edited document still says ••• the original value stands (editors never see secrets)."""
+    if isinstance(edited, dict) and isinstance(original, dict):
+        return {k: (original[k] if v == MASK and k in original else restore_redacted(v, original.get(k))) for k, v in edited.items()}
+    if isinstance(edited, list) and isinstance(original, list):
+        return [restore_redacted(v, original[i] if i < len(original) else None) for i, v in enumerate(edited)]
+    return edited
+
+
+def pretty(value) -> str:
+    return json.dumps(redact(value), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+# --- one exception ---------------------------------------------------------------------------------
 SUGGESTIONS = {
     "auth": "Check the connector's credentials and token on the Connectors page, then retry.",
-    "validation": "Fix the field the target system named (usually in the CRM record), then retry.",
-    "mapping": "A value has no mapping (product, price, entity). Add the mapping or fix the source record, then retry.",
+    "validation": "Fix the field the target system named (usually in the CRM record), or edit the payload, then retry.",
+    "mapping": "A value has no mapping (product, price, entity). Add the mapping, fix the source record or edit the payload, then retry.",
     "not_found": "A referenced record is missing in the target system. Create or sync it first, then retry.",
     "conflict": "The target record changed or is locked. Inspect both sides, then retry or resolve.",
     "duplicate": "Two records look like the same party. Merge or mark one as canonical, then retry.",
@@ -81,8 +309,197 @@ SUGGESTIONS = {
     "missing": "An expected event never arrived. Check the source system for the document.",
 }
 
+# what the flow was doing, in words: "posting invoice INV-1 to the ERP"
+FLOW_VERBS = {
+    FlowType.CUSTOMER_SYNC: "syncing customer", FlowType.ORDER_ACTIVATION: "activating order", FlowType.AMENDMENT: "amending subscription",
+    FlowType.RENEWAL: "renewing contract", FlowType.CANCELLATION: "cancelling subscription", FlowType.INVOICE_POSTING: "posting invoice",
+    FlowType.PAYMENT_STATUS: "recording payment for", FlowType.USAGE_CLOSE: "closing usage for", FlowType.CREDIT_MEMO: "issuing credit memo",
+}
+
+
+def step_input(exc: SyncException) -> dict:
+    """The data the failed step works from: an applied edit, else the event's canonical data."""
+    run = exc.flow_run
+    if run is None:
+        return exc.payload or {}
+    context = run.context or {}
+    override = (context.get("payload_overrides") or {}).get(exc.step_name)
+    if override is not None:
+        return override
+    return (context.get("event") or {}).get("data") or {}
+
+
+def side_effects(run: FlowRun | None) -> list[dict]:
+    """What the flow already did in each system: its succeeded steps and their results."""
+    if run is None:
+        return []
+    out = []
+    for step in run.steps.filter(status__in=[FlowStep.Status.SUCCEEDED, FlowStep.Status.COMPENSATED]).order_by("seq"):
+        out.append({
+            "step": step.name, "system": step.system, "status": step.status, "finished_at": step.finished_at,
+            "external": step.system != "hub", "compensation": step.compensation, "summary": redact(step.response_summary or {}),
+        })
+    return out
+
+
+def retry_preview(exc: SyncException) -> dict:
+    """What pressing Retry will do: which step, with which idempotency key, after which side effects."""
+    step = exc.step
+    run = exc.flow_run
+    reason = ""
+    if exc.status not in SyncException.OPEN_STATUSES:
+        reason = f"This exception is {exc.get_status_display().lower()}."
+    elif step is None:
+        reason = "There is no flow step to retry; fix the data and resolve it, or replay the event."
+    elif run is not None and run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
+        reason = f"The flow is already {run.get_status_display().lower()}."
+    elif exc.status == SyncException.Status.RETRYING and step.status in (FlowStep.Status.PENDING, FlowStep.Status.RUNNING):
+        reason = "A retry is already under way."
+    effects = side_effects(run)
+    return {
+        "can_retry": not reason,
+        "reason": reason,
+        "step": step,
+        "idempotency_key": step.idempotency_key if step else "",
+        "system": step.system if step else exc.system,
+        "side_effects": effects,
+        "external_effects": [e for e in effects if e["external"]],
+        "attempts": step.attempts if step else 0,
+    }
+
+
+# (object type, action) → words; the tone drives the dot colour on the timeline
+HISTORY_LABELS = {
+    ("exception", "open"): ("Exception opened", "bad"),
+    ("exception", "recurred"): ("Happened again", "warn"),
+    ("exception", "retry"): ("Retry requested", "info"),
+    ("exception", "resolve"): ("Resolved", "ok"),
+    ("exception", "auto_resolve"): ("Resolved automatically — the step succeeded on a later attempt", "ok"),
+    ("exception", "ignore"): ("Ignored", "muted"),
+    ("exception", "assign"): ("Assigned", "info"),
+    ("exception", "comment"): ("Comment", "info"),
+    ("exception", "replay"): ("Inbound event replayed", "info"),
+    ("exception", "cancel_flow_requested"): ("Flow cancellation requested", "warn"),
+    ("exception", "payload_edited"): ("Payload edited (applied)", "info"),
+    ("exception", "payload_edit_requested"): ("Payload edit awaiting approval", "warn"),
+    ("exception", "payload_edit_approved"): ("Payload edit approved and applied", "ok"),
+    ("exception", "payload_edit_rejected"): ("Payload edit rejected", "muted"),
+    ("flow", "start"): ("Flow started", "info"),
+    ("flow", "retry_requested"): ("Step re-queued with its idempotency key", "info"),
+    ("flow", "cancel_requested"): ("Cancellation started: compensating", "warn"),
+    ("flow", "completed"): ("Flow completed", "ok"),
+    ("flow", "cancelled"): ("Flow cancelled", "muted"),
+    ("flow", "failed"): ("Flow stopped on a failed step", "bad"),
+    ("step", "payload_edited"): ("Step will use the edited payload", "info"),
+    ("step", "succeeded"): ("Step succeeded", "ok"),
+    ("step", "failed"): ("Step failed", "bad"),
+    ("step", "retry"): ("Step waiting to retry (transient error)", "warn"),
+    ("step", "compensated"): ("Step undone (compensation)", "muted"),
+    ("inbox", "dead_lettered"): ("Inbound event dead-lettered", "bad"),
+    ("inbox", "replay"): ("Inbound event sent for processing again", "info"),
+}
+# engine chatter that adds nothing to the story of one exception
+_HISTORY_QUIET = {("step", "running"), ("step", "pending"), ("flow", "running"), ("flow", "waiting"), ("flow", "pending")}
+
+
+def exception_history(exc: SyncException) -> list[AuditEntry]:
+    """The exception's own audit, and its flow's and steps' (retries, payload edits, auto-resolution)."""
+    q = Q(object_type="exception", object_id=str(exc.pk))
+    step_names = {}
+    if exc.flow_run_id:
+        q |= Q(object_type="flow", object_id=str(exc.flow_run_id))
+        step_names = {str(pk): name for pk, name in FlowStep.objects.filter(flow_run_id=exc.flow_run_id).values_list("pk", "name")}
+        q |= Q(object_type="step", object_id__in=list(step_names))
+    if exc.inbox_event_id:
+        q |= Q(object_type="inbox", object_id=str(exc.inbox_event_id))
+    entries = []
+    for entry in AuditEntry.objects.filter(q).order_by("at", "id")[:400]:
+        key = (entry.object_type, entry.action)
+        if key in _HISTORY_QUIET:
+            continue
+        label, tone = HISTORY_LABELS.get(key, (entry.action.replace("_", " ").capitalize(), "info"))
+        entry.label, entry.tone = label, tone
+        entry.step_name = step_names.get(entry.object_id, "") if entry.object_type == "step" else (entry.after or {}).get("step", "")
+        entry.this_step = entry.object_type == "step" and entry.object_id == str(exc.step_id)
+        entry.payload_change = "payload" in (entry.after or {})
+        if entry.payload_change:
+            entry.before_pretty = pretty((entry.before or {}).get("payload") or {})
+            entry.after_pretty = pretty(entry.after["payload"])
+        entries.append(entry)
+    return entries[-300:]
+
 
 def exception_story(exc: SyncException) -> dict:
     steps = list(exc.flow_run.steps.order_by("seq")) if exc.flow_run_id else []
-    audit = AuditEntry.objects.filter(object_type="exception", object_id=str(exc.pk)).select_related("actor").order_by("at")[:200]
-    return {"steps": steps, "audit": audit, "suggestion": SUGGESTIONS.get(exc.error_class, ""), "comments": exc.comments.select_related("author")}
+    edits = list(exc.payload_edits.select_related("requested_by", "decided_by").order_by("-requested_at")[:20])
+    for edit in edits:
+        edit.original_pretty, edit.payload_pretty = pretty(edit.original), pretty(edit.payload)
+    inbox = exc.inbox_event
+    history = exception_history(exc)
+    closing = next((e for e in reversed(history) if e.object_type == "exception" and e.action in ("resolve", "ignore", "auto_resolve", "replay")), None)
+    response = exc.response if isinstance(exc.response, dict) else {}
+    return {
+        "steps": steps,
+        "step_count": len(steps),
+        "audit": history,
+        "closing": closing if exc.status not in SyncException.OPEN_STATUSES else None,
+        "target_status": response.get("status_code"),
+        "target_code": response.get("code"),
+        "cause_count": SyncException.objects.filter(cause_key=exc.cause_key, status__in=SyncException.OPEN_STATUSES).count() if exc.cause_key else 0,
+        "suggestion": SUGGESTIONS.get(exc.error_class, ""),
+        "comments": list(exc.comments.select_related("author")),
+        "payload_pretty": pretty(exc.payload or {}),
+        "response_pretty": pretty(exc.response or {}),
+        "preview": retry_preview(exc),
+        "verb": FLOW_VERBS.get(exc.flow_type, "syncing"),
+        "payload_edits": edits,
+        "pending_edit": next((e for e in edits if e.status == "pending"), None),
+        "can_edit_payload": exc.error_class in EDITABLE_ERROR_CLASSES and exc.step_id is not None and exc.status in SyncException.OPEN_STATUSES,
+        "is_financial": exc.flow_type in FINANCIAL_FLOW_TYPES,
+        "step_input_pretty": pretty(step_input(exc)),
+        "can_replay": bool(inbox and inbox.status == "dead" and exc.status in SyncException.OPEN_STATUSES),
+        "can_cancel": bool(exc.flow_run_id and exc.flow_run.status not in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED)),
+        "inbox": inbox,
+    }
+
+
+# --- bulk retry: exactly what the filter matches --------------------------------------------------
+BULK_KEYS_SHOWN = 1000
+
+
+def bulk_retry_preview(*, filters: ExceptionFilters, user=None, keys_limit: int = BULK_KEYS_SHOWN) -> dict:
+    """A dry run: the exact count the filter matches, how many will be retried, their idempotency keys,
+    and the side effects already done in each system by those flows."""
+    matched_qs = exception_list(filters=filters, user=user)
+    matched = matched_qs.count()
+    retryable_qs = matched_qs.filter(status=SyncException.Status.OPEN, step__isnull=False).exclude(
+        flow_run__status__in=[FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED]
+    )
+    retryable = retryable_qs.count()
+    keys = list(retryable_qs.values_list("step__idempotency_key", flat=True)[:keys_limit])
+    by_system = {r["system"]: r["n"] for r in retryable_qs.order_by().values("system").annotate(n=Count("id"))}
+    effects = (
+        FlowStep.objects.filter(flow_run__exceptions__in=retryable_qs.order_by().values("pk"), status=FlowStep.Status.SUCCEEDED)
+        .exclude(system="hub")
+        .order_by()
+        .values("system", "name")
+        .annotate(n=Count("id", distinct=True))
+        .order_by("system", "name")
+    )
+    return {
+        "matched": matched,
+        "retryable": retryable,
+        "skipped": matched - retryable,
+        "by_system": by_system,
+        "idempotency_keys": keys,
+        "keys_truncated": retryable > len(keys),
+        "side_effects": list(effects),
+        "description": filters.describe(),
+        "query": filters.querystring(),
+    }
+
+
+def saved_views_for(user) -> QuerySet:
+    from monitoring.models import SavedView
+
+    return SavedView.objects.filter(Q(owner=user) | Q(group__in=user.groups.all())).select_related("owner", "group").distinct().order_by("name")

@@ -206,7 +206,7 @@ def duration_histogram(flow_type: str, window: Window, edges: list[int], *, incl
     out = []
     for i, (low, high) in enumerate(bucket_labels(edges)):
         r = found.get(i, {"n": 0, "unfinished": 0})
-        out.append({"bucket": i, "min_seconds": low, "max_seconds": high, "n": r["n"], "unfinished": r["unfinished"]})
+        out.append({"bucket": i, "min_seconds": low, "max_seconds": high, "n": r["n"], "unfinished": r["unfinished"], "finished": r["n"] - r["unfinished"]})
     return out
 
 

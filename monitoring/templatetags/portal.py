@@ -111,3 +111,13 @@ def money_short(amount, currency="") -> str:
             shown = value / (size if suffix != "k" else Decimal(1000))
             return f"{currency} {shown:,.1f}{suffix}".strip()
     return f"{currency} {value:,.2f}".strip()
+
+
+@register.filter
+def span(seconds) -> str:
+    """A policy target or bucket edge: 900 → '15 min', 3600 → '1 h'."""
+    from monitoring.services import short_span
+
+    if seconds is None or seconds == "":
+        return "—"
+    return short_span(int(seconds))

@@ -13,9 +13,9 @@ tests use only the ERPConnector interface and the shared sandbox kit's fault con
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable
 
 import pytest
 
@@ -104,7 +104,7 @@ class ERPContract:
         second = erp.connector.upsert_sales_order(order=self.order(erp, seats="12"), customer_id=customer_id, external_id=external_id)
         assert first.external_id == second.external_id
         order = erp.connector.get_sales_order(external_id=external_id)
-        assert Decimal(order["total"]) == Decimal("12") * Decimal("45.00") + Decimal("1200.00")
+        assert Decimal(order["total"]) == Decimal(12) * Decimal("45.00") + Decimal("1200.00")
 
     def test_get_sales_order_returns_id_status_total_and_currency(self, erp):
         customer_id, external_id = self.customer_id(erp), _key("SO")
@@ -114,7 +114,7 @@ class ERPContract:
         assert order["external_id"] == external_id
         assert order["status"] == "open"
         assert order["currency"] == erp.case.currency
-        assert Decimal(order["total"]) == Decimal("3") * Decimal("99.99") + Decimal("1200.00")
+        assert Decimal(order["total"]) == Decimal(3) * Decimal("99.99") + Decimal("1200.00")
 
     def test_an_unknown_sales_order_is_none(self, erp):
         assert erp.connector.get_sales_order(external_id=_key("NOPE")) is None

@@ -16,15 +16,22 @@ RESTlet/SOAP codes SSS_REQUEST_LIMIT_EXCEEDED and WS_REQUEST_BLOCKED.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone as dt_timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import requests
 from django.conf import settings
 from requests_oauthlib import OAuth1
 
-from sync.connectors.base import CallResult, ConnectorError, ERPConnector, parse_retry_after, send
+from sync.connectors.base import (
+    CallResult,
+    ConnectorError,
+    ERPConnector,
+    parse_retry_after,
+    send,
+)
 from sync.models import ErrorClass
 
 from . import mapper, wire
@@ -100,7 +107,7 @@ class NetSuiteConnector(ERPConnector):
         self._currencies: dict[str, str] | None = None  # ISO code → internal id
 
     @classmethod
-    def from_settings(cls) -> "NetSuiteConnector":
+    def from_settings(cls) -> NetSuiteConnector:
         config = settings.CONNECTORS["netsuite"]
         return cls(
             base_url=config["base_url"], account_id=config["account_id"], consumer_key=config["consumer_key"],
@@ -424,7 +431,7 @@ class NetSuiteConnector(ERPConnector):
                                  system=self.system, field="object_type")
         where = f"type = {_q(type_code)}"
         if since is not None:
-            moment = (since if since.tzinfo else since.replace(tzinfo=dt_timezone.utc)).astimezone(dt_timezone.utc)
+            moment = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
             where += f" AND lastmodifieddate >= TO_TIMESTAMP({_q(moment.strftime('%Y-%m-%d %H:%M:%S'))}, 'YYYY-MM-DD HH24:MI:SS')"
         q = (
             "SELECT id, tranid, externalid, status, foreigntotal, foreignamountremaining, currency, entity, "

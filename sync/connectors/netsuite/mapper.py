@@ -14,9 +14,9 @@ sales orders whose memo names the original order.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone as dt_timezone
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Mapping
 
 CENT = Decimal("0.01")
 MAX_PLACES = Decimal("0.0001")  # canonical money has at most 4 decimals
@@ -73,8 +73,8 @@ def line_amount(quantity, unit_price) -> Decimal:
 def to_date(value, field: str = "") -> str:
     """A canonical date or date-time → NetSuite date (YYYY-MM-DD, the UTC calendar day)."""
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
-        return moment.astimezone(dt_timezone.utc).date().isoformat()
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
     text = str(value or "")

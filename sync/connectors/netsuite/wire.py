@@ -9,6 +9,7 @@ as Decimal and Decimals are written as plain JSON numbers with their exact digit
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -46,7 +47,7 @@ def _encode(value: Any):
     elif isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         yield json.dumps(value)
     elif isinstance(value, float):
-        yield repr(value) if value == value and value not in (float("inf"), float("-inf")) else "null"
+        yield repr(value) if math.isfinite(value) else "null"
     elif isinstance(value, datetime):
         yield json.dumps(value.isoformat().replace("+00:00", "Z"))
     elif isinstance(value, date):

@@ -6,11 +6,14 @@ Pure functions, no server: what the round trip must preserve is exact money (Dec
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from sync.connectors.netsuite import mapper, wire
 
@@ -72,12 +75,12 @@ def test_an_effective_date_is_the_transaction_date_and_back(day):
 
 @hsettings(max_examples=200, deadline=None)
 @given(moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.sampled_from(
-    [dt_timezone.utc, dt_timezone(timedelta(hours=-5)), dt_timezone(timedelta(hours=9, minutes=30))])))
+    [UTC, dt_timezone(timedelta(hours=-5)), dt_timezone(timedelta(hours=9, minutes=30))])))
 def test_a_moment_becomes_its_utc_calendar_day(moment):
     invoice = {"invoice_number": "INV-1", "currency": "USD", "total": "1.00", "finalized_at": moment.isoformat(),
                "lines": [{"sku": "PLAT-API", "description": "API", "amount": "1.00"}]}
     body = mapper.invoice_body(invoice, customer_id="7", item_ids=ITEM_IDS, currency_id="1", subsidiary_id="1", external_id="INV-1")
-    assert body["tranDate"] == moment.astimezone(dt_timezone.utc).date().isoformat()
+    assert body["tranDate"] == moment.astimezone(UTC).date().isoformat()
 
 
 @hsettings(max_examples=200, deadline=None)
@@ -93,7 +96,7 @@ def test_invoice_lines_survive_the_round_trip(lines):
 
 
 def test_netsuite_whole_numbers_read_back_with_cents():
-    assert mapper.money_str(Decimal("45")) == "45.00"
+    assert mapper.money_str(Decimal(45)) == "45.00"
     assert mapper.money_str(45) == "45.00"
     assert mapper.money_str(Decimal("0.012345")) == "0.0123"
 

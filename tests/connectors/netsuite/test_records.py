@@ -138,3 +138,25 @@ def test_the_catalogue_is_seeded_with_skus_as_item_ids(raw):
     rows = raw.post(f"{raw.base}/query/v1/suiteql", json={"q": "SELECT itemid, itemtype FROM item ORDER BY itemid"}, headers={"Prefer": "transient"}).json()["items"]
     assert {"PLAT-SEAT", "PLAT-API", "SUPPORT-PREM", "ONBOARD-FEE", "USAGE-API-CALLS"} <= {r["itemid"] for r in rows}
     assert {r["itemtype"] for r in rows} == {"NonInvtPart"}
+
+
+def test_concurrent_upserts_of_one_external_id_make_one_record(raw, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from .conftest import tba
+
+    def upsert(n: int) -> str:
+        with requests.Session() as session:
+            session.auth = tba(settings)
+            response = session.put(f"{raw.base}/record/v1/customer/eid:CUST-RACE", json={"companyName": f"Racer {n}", "subsidiary": {"id": "1"}})
+            assert response.status_code == 204, response.text
+            return response.headers["Location"]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        locations = set(pool.map(upsert, range(12)))
+    assert len(locations) == 1
+    assert Record.objects.filter(record_type="customer", external_id="CUST-RACE").count() == 1
+    ledger = ExternalIdLedger.objects.get(record_type="customer", external_id="CUST-RACE")
+    assert (ledger.creates, ledger.updates) == (1, 11)

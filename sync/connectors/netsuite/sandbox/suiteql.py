@@ -20,10 +20,11 @@ taken to be M/D/YYYY; TO_CHAR and TO_TIMESTAMP work in UTC (a real account uses 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone as dt_timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 
 from django.db.models import DecimalField, F, Q, QuerySet
 from django.db.models.fields.json import KT
@@ -201,9 +202,7 @@ class _Parser:
             alias = f"expr{self.i}"
         else:
             alias = name
-        if self.keyword("AS"):
-            alias = self.expect("name")
-        elif self.peek() and self.peek()[0] == "name" and self.peek()[1].upper() not in ("FROM",):
+        if self.keyword("AS") or self.peek() and self.peek()[0] == "name" and self.peek()[1].upper() not in ("FROM",):
             alias = self.expect("name")
         return alias.lower(), name.lower(), fmt
 
@@ -243,7 +242,7 @@ class _Parser:
             fmt = self.expect("string")
             self.expect("punct", ")")
             parsed = datetime.strptime(text, oracle_to_strftime(fmt))
-            return parsed.replace(tzinfo=dt_timezone.utc) if func == "TO_TIMESTAMP" else parsed.date()
+            return parsed.replace(tzinfo=UTC) if func == "TO_TIMESTAMP" else parsed.date()
         raise QueryError(f"Unexpected {tok[1]!r}")
 
 
@@ -283,12 +282,12 @@ def _coerce(column: Column, value):
         if isinstance(value, datetime):
             return value
         if isinstance(value, date):
-            return datetime(value.year, value.month, value.day, tzinfo=dt_timezone.utc)
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
         try:
             parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError as exc:
             raise QueryError(f"{value!r} is not a date/time") from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if column.kind == "date":
         return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
     if column.kind == "number":
@@ -313,10 +312,10 @@ def _render(column: Column, value, fmt: str | None):
         if isinstance(value, str):
             value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
         if isinstance(value, datetime):
-            value = value.astimezone(dt_timezone.utc)
+            value = value.astimezone(UTC)
         return value.strftime(oracle_to_strftime(fmt))
     if column.kind == "datetime":
-        value = value.astimezone(dt_timezone.utc)
+        value = value.astimezone(UTC)
         return f"{value.month}/{value.day}/{value.year}"
     if column.kind == "date":
         d = date.fromisoformat(str(value)[:10])

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import wraps
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -450,8 +450,8 @@ def render_record(request: HttpRequest, record: Record, *, expand: bool) -> dict
         else:
             out[key] = value
     created_key = "dateCreated" if record.record_type == "customer" else "createdDate"
-    out[created_key] = record.created_at.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    out["lastModifiedDate"] = record.last_modified.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out[created_key] = record.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["lastModifiedDate"] = record.last_modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return out
 
 
