@@ -219,6 +219,9 @@ CONNECTORS = {
         "username": os.environ.get("SALESFORCE_USERNAME", "integration@q2c.example"),
         "private_key_file": os.environ.get("SALESFORCE_PRIVATE_KEY_FILE", ""),
         "webhook_secret": os.environ.get("SALESFORCE_WEBHOOK_SECRET", "sandbox-salesforce-relay-secret"),
+        "jwt_audience": os.environ.get("SALESFORCE_JWT_AUDIENCE", ""),  # default: login.salesforce.com (test.* for sandboxes)
+        "timeout": float(os.environ.get("SALESFORCE_TIMEOUT", "30")),
+        "max_rate_limit_wait": float(os.environ.get("SALESFORCE_MAX_RATE_LIMIT_WAIT", "30")),
     },
     "netsuite": {
         "base_url": os.environ.get("NETSUITE_BASE_URL", "http://127.0.0.1:8102"),
@@ -263,5 +266,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django.server": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},  # the stripe library logs every request at INFO
     },
 }

@@ -12,6 +12,7 @@ api_v1 = [
     path("docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
     path("kpis/", monitoring_api.kpi_view, name="api-kpis"),
     path("", include("sync.api_urls")),
+    path("", include("monitoring.exception_api_urls")),
 ]
 
 urlpatterns = [
