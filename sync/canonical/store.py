@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from sync.models import Customer, ExternalRef, Invoice, LegalEntity, Order, OrderLine, Product
 
@@ -49,8 +49,16 @@ def legal_entity(code: str | None, currency: str) -> LegalEntity | None:
     return LegalEntity.objects.filter(base_currency=currency).order_by("code").first()
 
 
+def lock_account(source: str, external_id: str) -> None:
+    """Serialise work on one CRM account (an order flow and a customer sync may race)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"account:{source}:{external_id}"])
+
+
+@transaction.atomic
 def customer_from_account(*, source: str, account: dict, currency: str, entity: LegalEntity | None) -> Customer:
-    """Find the hub customer for a CRM account (by reference), or create it."""
+    """Find the hub customer for a CRM account (by reference), or create it — once, even under races."""
+    lock_account(source, account["external_id"])
     canonical_id = ref_canonical(system=source, object_type="Account", external_id=account["external_id"])
     customer = Customer.objects.filter(pk=canonical_id).first() if canonical_id else None
     fields = {

@@ -16,8 +16,6 @@ import hmac
 import json
 import logging
 import threading
-import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Mapping
 

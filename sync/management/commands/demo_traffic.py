@@ -104,9 +104,8 @@ class Command(BaseCommand):
 
     def change_a_contract(self) -> None:
         from sync.connectors.salesforce.sandbox import simulate as sf
-        from sync.models import Order
 
-        order = Order.objects.filter(status=Order.Status.ACTIVATED).order_by("?").first()
+        order = self.live_order()
         if order is None:
             return
         from sync.canonical.store import ref_external
@@ -124,9 +123,8 @@ class Command(BaseCommand):
 
     def close_usage(self) -> None:
         from sync.engine.inbox import accept_canonical
-        from sync.models import Order
 
-        order = Order.objects.filter(status=Order.Status.ACTIVATED).order_by("?").first()
+        order = self.live_order()
         if order is None:
             return
         end = timezone.now().replace(minute=0, second=0, microsecond=0)
@@ -135,6 +133,17 @@ class Command(BaseCommand):
             "data": {"order_number": order.number, "metric": "api_calls", "quantity": str(self.rng.randint(1_000, 250_000)),
                      "period_start": (end - timedelta(hours=1)).isoformat(), "period_end": end.isoformat(), "records": self.rng.randint(50, 5000)},
         }])
+
+    def live_order(self):
+        """A random activated order that really exists in the sandboxes (not loaded history)."""
+        from django.db.models import Exists, OuterRef
+
+        from sync.models import ExternalRef, Order
+
+        in_crm = ExternalRef.objects.filter(system="salesforce", object_type="Order", canonical_type="order", canonical_id=OuterRef("pk"))
+        recent = Order.objects.filter(status=Order.Status.ACTIVATED).filter(Exists(in_crm)).order_by("-activated_at")[:200]
+        ids = list(recent.values_list("pk", flat=True))
+        return Order.objects.filter(pk=self.rng.choice(ids)).first() if ids else None
 
     def weather(self, tick: int) -> None:
         """Now and then NetSuite has a 2-minute outage or throttles a burst: realistic bad days."""

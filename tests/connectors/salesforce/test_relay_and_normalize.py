@@ -46,7 +46,7 @@ def test_a_closed_won_deal_becomes_one_valid_order_closed_won_event(connector, r
     data = next(iter(orders.values()))["data"]
     assert data["order_number"] == deal["order_number"] and data["crm_record_id"] == deal["order_id"]
     assert data["account"] == {**data["account"], "external_id": deal["account_id"], "name": "Stark Robotics", "email": "ap@stark.example"}
-    assert data["currency"] == "EUR" and data["term_months"] == 12 and data["legal_entity"] == "EU01"
+    assert data["currency"] == "EUR" and data["term_months"] == 12 and data["legal_entity"] == "DE01"
     assert data["total_amount"] == "9275.00"
     assert [(l["sku"], l["quantity"], l["unit_price"], l["billing"], l.get("interval")) for l in data["lines"]] == [
         ("PLAT-PRO", "25", "79.00", "recurring", "month"),

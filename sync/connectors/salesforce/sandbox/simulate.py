@@ -51,7 +51,7 @@ COMPANY_WORDS = (
     ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Tyrell", "Cyberdyne", "Soylent", "Wonka", "Nakatomi", "Oscorp", "Gringotts"],
     ["Industries", "Labs", "Systems", "Holdings", "Analytics", "Logistics", "Health", "Robotics", "Foods", "Capital"],
 )
-CURRENCY_ENTITY = {"USD": "US01", "CAD": "US01", "EUR": "EU01", "GBP": "UK01", "CHF": "EU01", "SEK": "EU01", "AUD": "AU01", "JPY": "JP01"}
+CURRENCY_ENTITY = {"USD": "US01", "CAD": "US01", "EUR": "DE01", "GBP": "UK01", "CHF": "DE01", "SEK": "DE01", "AUD": "AU01", "JPY": "JP01"}  # the demo ERP subsidiaries
 
 
 def _obj(name: str) -> schema.SObject:

@@ -137,7 +137,7 @@ def coerce(obj: schema.SObject, f: schema.Field, value):
         if target and not full.startswith(target.key_prefix):
             raise SFError(400, "FIELD_INTEGRITY_EXCEPTION", f"{f.name}: id value of incorrect type: {value}", [f.name])
         if target and target.name != "User" and not SRecord.objects.filter(pk=full, is_deleted=False).exists():
-            raise SFError(400, "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id", [f.name])
+            raise SFError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [f.name])
         return full
     if len(value) > 255 and f.type != "textarea":
         raise SFError(400, "STRING_TOO_LONG", f"{f.name}: data value too large: {value[:40]}… (max length=255)", [f.name])

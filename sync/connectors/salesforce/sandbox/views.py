@@ -14,7 +14,7 @@ import hmac
 import json
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import jwt
 from django.conf import settings
