@@ -34,12 +34,8 @@ def _permission(dotted: str) -> Permission:
 
 
 def ensure_roles(**kwargs) -> None:
-    """Create/update the role groups and the default SLA policies (runs after migrate)."""
-    from django.contrib.auth.management import create_permissions
-    from django.apps import apps
-
-    for app_config in apps.get_app_configs():
-        create_permissions(app_config, verbosity=0)
+    """Create/update the role groups and the default SLA policies (runs after migrate, and after
+    every test flush). Permissions exist by now: auth's own post_migrate handler runs first."""
     for name, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set([_permission(p) for p in perms])

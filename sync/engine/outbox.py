@@ -31,7 +31,12 @@ def outbox_add(*, topic: str, key: str, payload: dict, correlation_id=None) -> N
         with transaction.atomic():
             OutboxMessage.objects.create(topic=topic, key=key[:255], payload=payload, correlation_id=correlation_id)
     except IntegrityError:
-        return  # already queued by an earlier attempt of the same change
+        # queued by an earlier attempt of the same change; if the target refused it for good and
+        # someone retries the step from the queue, send it again (with the payload as it is now)
+        if not OutboxMessage.objects.filter(topic=topic, key=key[:255], failed_at__isnull=False).update(
+            failed_at=None, next_attempt_at=None, attempts=0, payload=payload, last_error=""
+        ):
+            return
     from .dispatch import dispatch_outbox
 
     transaction.on_commit(dispatch_outbox)
@@ -42,7 +47,7 @@ def _claim(batch: int) -> list[OutboxMessage]:
     with transaction.atomic():
         rows = list(
             OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(published_at__isnull=True)
+            .filter(published_at__isnull=True, failed_at__isnull=True)
             .exclude(next_attempt_at__gt=now)
             .order_by("created_at")[:batch]
         )
@@ -75,11 +80,39 @@ def outbox_publish(batch: int = 50) -> int:
     for message in _claim(batch):
         try:
             _publish(message)
-        except (ConnectorError, redis.RedisError, OSError) as exc:
-            delay = min(2 ** message.attempts, 600)
-            OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=str(exc)[:2000])
-            log.warning("outbox publish failed; retry in %ss", delay, extra={"topic": message.topic, "key": message.key})
+        except ConnectorError as exc:
+            if exc.transient or message.attempts < 3 and exc.error_class == "conflict":
+                _reschedule(message, exc)
+            else:
+                _fail(message, exc)
+            continue
+        except (redis.RedisError, OSError) as exc:
+            _reschedule(message, exc)
             continue
         OutboxMessage.objects.filter(pk=message.pk).update(published_at=timezone.now(), last_error="")
         published += 1
     return published
+
+
+def _reschedule(message: OutboxMessage, exc: Exception) -> None:
+    delay = min(2 ** message.attempts, 600)
+    log.warning("outbox publish failed; retry in %ss: %s", delay, exc, extra={"topic": message.topic, "key": message.key})
+    OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=str(exc)[:2000])
+
+
+def _fail(message: OutboxMessage, exc: ConnectorError) -> None:
+    """The CRM refused the write-back for good: stop retrying and put it in the exception queue,
+    attached to the step that queued it, so a retry from the queue sends it again."""
+    from sync.models import FlowStep
+
+    from .exceptions import open_exception
+
+    step = FlowStep.objects.select_related("flow_run").filter(idempotency_key=message.key).first()
+    with transaction.atomic():
+        OutboxMessage.objects.filter(pk=message.pk).update(failed_at=timezone.now(), last_error=str(exc)[:2000])
+        open_exception(
+            system=exc.system or "crm", error_class=exc.error_class, message=f"Status write-back refused: {exc.message}", field=exc.field,
+            flow_run=step.flow_run if step else None, step=step, payload=message.payload,
+            response=exc.response if isinstance(exc.response, dict) else {"body": str(exc.response)[:2000]},
+            fingerprint_extra=f"outbox:{message.pk}",
+        )

@@ -278,10 +278,11 @@ class OutboxMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True, help_text="refused for good by the target; an exception is open")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["topic", "key"], name="uniq_outbox_key")]
-        indexes = [models.Index(fields=["created_at"], name="outbox_unpublished_idx", condition=Q(published_at__isnull=True))]
+        indexes = [models.Index(fields=["created_at"], name="outbox_unpublished_idx", condition=Q(published_at__isnull=True, failed_at__isnull=True))]
 
 
 class AuditEntry(models.Model):
