@@ -1,0 +1,64 @@
+"""Dashboard pages: empty states that say what to do, htmx partials, drill-downs that add up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from sync.models import FlowRun, FlowType
+from tests.factories import FlowRunFactory
+
+pytestmark = pytest.mark.django_db
+EMPTY_HINTS = {
+    "/": "Widen the date range",
+    "/orders/": "No order was activated in this window",
+    "/amendments/": "No amendment, renewal or cancellation was requested in this window",
+    "/invoices/": "No invoice was finalized in this window",
+    "/sla/": "No flow was due in this window. Widen the range",
+}
+
+
+@pytest.mark.parametrize("path", list(EMPTY_HINTS))
+def test_an_empty_dashboard_says_what_to_do(client, executive, path):
+    client.force_login(executive)
+    assert EMPTY_HINTS[path] in client.get(path).content.decode()
+
+
+def test_the_window_form_refreshes_only_the_dashboard_region_over_htmx(client, executive):
+    client.force_login(executive)
+    response = client.get("/orders/", {"days": 7}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="dashboard")
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="dashboard">') and "<html" not in html
+    table = client.get("/orders/", {"q": "ORD"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="table").content.decode()
+    assert table.lstrip().startswith('<div id="table">')
+
+
+def test_the_sla_drill_down_lists_exactly_the_breached_flows_it_counts(client, revops):
+    now = timezone.now()
+    for minutes in (5, 20, 40):  # 15-min target: one met, two breached
+        start = now - timedelta(hours=3)
+        FlowRunFactory(status=FlowRun.Status.COMPLETED, business_started_at=start, business_completed_at=start + timedelta(minutes=minutes),
+                       finished_at=start + timedelta(minutes=minutes), sla_due_at=start + timedelta(minutes=15))
+    client.force_login(revops)
+    response = client.get("/sla/", {"flow": FlowType.ORDER_ACTIVATION, "sla": "breached", "days": 1})
+    assert response.context["sla"][FlowType.ORDER_ACTIVATION]["breached"] == 2
+    assert response.context["drill"]["page_obj"].paginator.count == 2
+    met = client.get("/sla/", {"flow": FlowType.ORDER_ACTIVATION, "sla": "met", "days": 1}).context["drill"]["page_obj"]
+    assert met.paginator.count == 1
+
+
+def test_executives_see_documents_without_trace_links_they_could_not_open(client, executive, finance):
+    FlowRunFactory(status=FlowRun.Status.RUNNING, document_number="ORD-4242")
+    client.force_login(executive)
+    assert "/traces/" not in client.get("/orders/").content.decode()
+    client.force_login(finance)
+    assert "/traces/" in client.get("/orders/").content.decode()
+
+
+def test_money_is_always_shown_with_its_currency(client, executive):
+    FlowRunFactory(status=FlowRun.Status.RUNNING, document_number="ORD-EUR", amount=12345, currency="EUR")
+    client.force_login(executive)
+    html = client.get("/orders/").content.decode()
+    assert "EUR 12,345.00" in html
