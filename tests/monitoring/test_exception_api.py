@@ -5,15 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.urls import include, path
 
 from sync.models import AuditEntry, SyncException
 from tests.factories import FlowRunFactory, FlowStepFactory, SyncExceptionFactory
 
-# Until q2c_portal/urls.py includes monitoring.exception_api_urls, mount it here in front of the
-# project's routes (with the include in place this is the same routing, found first).
-urlpatterns = [path("api/v1/", include("monitoring.exception_api_urls")), path("", include("q2c_portal.urls"))]
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 
 def exc(**kw):
