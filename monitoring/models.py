@@ -294,5 +294,3 @@ class SavedView(models.Model):
     def __str__(self) -> str:
         return self.name
 
-
-from . import exception_tasks  # noqa: E402,F401 — registers monitoring.bulk_retry with every worker (autodiscover only reads tasks.py)

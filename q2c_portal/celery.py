@@ -25,6 +25,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
 app.conf.task_default_queue = Queue.FLOWS.value
 app.autodiscover_tasks()
+app.autodiscover_tasks(["monitoring"], related_name="exception_tasks")  # the bulk-retry job
 
 
 @app.task(name="q2c.ping", queue=Queue.STATUS.value)

@@ -230,7 +230,7 @@ def schemas(request):
     })
 
 
-@extend_schema(summary="One event contract as JSON Schema", responses={200: OpenApiTypes.OBJECT})
+@extend_schema(summary="One event contract as JSON Schema", operation_id="schemas_detail", responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def schema_detail(request, name: str):

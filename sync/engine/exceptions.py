@@ -62,14 +62,20 @@ def open_exception(
     concurrency: the partial unique index on open fingerprints decides the winner.
     """
     now = timezone.now()
-    cause = cause_key_for(system, error_class, message, field)
-    step_name = step.name if step else ""
-    fingerprint = fingerprint_for(flow_run_id=flow_run.pk if flow_run else None, step_name=step_name, error_class=error_class, cause_key=cause, extra=fingerprint_extra)
     if flow_run is not None:
         account_name = account_name or flow_run.account_name
         document_number = document_number or flow_run.document_number
         amount = flow_run.amount if amount is None else amount
         currency = currency or flow_run.currency
+    # the cause is what went wrong, not which document it went wrong on: "credit exceeds the
+    # balance of INV-20984" and "… of INV-20991" are one cause across invoices
+    cause_text = message
+    for own in (document_number, account_name):
+        if own:
+            cause_text = cause_text.replace(own, "#")
+    cause = cause_key_for(system, error_class, cause_text, field)
+    step_name = step.name if step else ""
+    fingerprint = fingerprint_for(flow_run_id=flow_run.pk if flow_run else None, step_name=step_name, error_class=error_class, cause_key=cause, extra=fingerprint_extra)
     amount = amount or Decimal("0")
     at_risk = flow_run.amount_reporting if flow_run is not None and flow_run.amount_reporting else to_reporting(amount, currency)
 

@@ -10,7 +10,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from .canonical import MoneyField
 
@@ -246,6 +248,15 @@ class SyncException(models.Model):
             models.Index(fields=["-revenue_at_risk"]),
             models.Index(fields=["document_number"]),
             models.Index(fields=["resolved_at"]),
+            # the queue's other filters, sorts and searches (prefix and substring, case-insensitive)
+            models.Index(fields=["step_name", "status"], name="exc_step_status_idx"),
+            models.Index(fields=["currency", "status"], name="exc_currency_status_idx"),
+            models.Index(fields=["amount"], name="exc_amount_idx"),
+            models.Index(fields=["retries", "status"], name="exc_retries_status_idx"),
+            models.Index(fields=["-occurrences"], name="exc_occurrences_idx"),
+            models.Index(OpClass(Upper("account_name"), name="text_pattern_ops"), name="exc_account_prefix_idx"),
+            models.Index(OpClass(Upper("document_number"), name="text_pattern_ops"), name="exc_document_prefix_idx"),
+            GinIndex(OpClass(Upper("message"), name="gin_trgm_ops"), name="exc_message_trgm_idx"),
         ]
 
     def __str__(self) -> str:
