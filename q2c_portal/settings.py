@@ -204,6 +204,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- product settings -----------------------------------------------------------
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")  # absolute links in alerts
 REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD").upper()
 if len(REPORTING_CURRENCY) != 3 or not REPORTING_CURRENCY.isalpha():
     raise ImproperlyConfigured("REPORTING_CURRENCY must be an ISO 4217 code such as USD.")

@@ -142,6 +142,9 @@ class FlowRun(models.Model):
             models.Index(fields=["sla_due_at"], name="flowrun_sla_open_idx", condition=Q(finished_at__isnull=True)),
             models.Index(fields=["waits_for"], name="flowrun_parked_idx", condition=Q(status="parked")),
             models.Index(fields=["lease_expires_at"], name="flowrun_running_idx", condition=Q(status="running")),
+            # SLA and KPI windows
+            models.Index(fields=["flow_type", "sla_due_at"], name="flowrun_type_sla_due_idx"),
+            models.Index(fields=["business_started_at"], name="flowrun_started_idx"),
         ]
 
     def __str__(self) -> str:
@@ -186,6 +189,7 @@ class FlowStep(models.Model):
         indexes = [
             models.Index(fields=["next_attempt_at"], name="step_retry_due_idx", condition=Q(status="retry")),
             models.Index(fields=["system", "started_at"]),
+            models.Index(fields=["started_at"], name="step_retried_idx", condition=Q(attempts__gt=1)),  # retries KPI
         ]
 
     def __str__(self) -> str:
