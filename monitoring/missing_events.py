@@ -70,6 +70,8 @@ def detect_missing_erp_orders(now: datetime) -> tuple[int, int]:
         FlowRun.objects.filter(flow_type=FlowType.ORDER_ACTIVATION, finished_at__isnull=True, sla_due_at__lt=now)
         .exclude(status=FlowRun.Status.CANCELLED)
         .exclude(Exists(done_step))
+        # a flow that already failed with its own exception is known, not missing: one row per problem
+        .exclude(Exists(SyncException.objects.filter(flow_run=OuterRef("pk"), status__in=SyncException.OPEN_STATUSES).exclude(error_class="missing")))
         .order_by("sla_due_at")[:BATCH]
     )
     already = _open_fingerprints("erp_sales_order")

@@ -37,6 +37,18 @@ def test_a_closed_won_order_without_an_erp_sales_order_past_its_sla_opens_once_a
     assert missing("erp_sales_order").get().status == "resolved"
 
 
+def test_an_order_that_already_failed_with_its_own_exception_is_not_reported_missing_as_well():
+    from sync.engine.exceptions import open_exception
+
+    now = timezone.now()
+    run = FlowRunFactory(flow_type=FlowType.ORDER_ACTIVATION, status=FlowRun.Status.FAILED, document_number="ORD-502",
+                         business_started_at=now - timedelta(minutes=40), sla_due_at=now - timedelta(minutes=25))
+    step = FlowStepFactory(flow_run=run, seq=1, name="validate", system="hub", status=FlowStep.Status.FAILED)
+    open_exception(system="hub", error_class="validation", message="Unknown legal entity: EU01", flow_run=run, step=step)
+    assert detect_missing_events()["erp_sales_order"] == {"opened": 0, "resolved": 0}
+    assert SyncException.objects.filter(flow_run=run).count() == 1
+
+
 def test_an_active_subscription_with_no_invoice_after_its_period_opens_with_a_month_at_risk_and_resolves():
     now = timezone.now()
     customer = Customer.objects.create(name="Initech", currency="EUR")
