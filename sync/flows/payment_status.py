@@ -20,9 +20,13 @@ def _received(ctx_or_data) -> bool:
 
 
 def map_payment(ctx: StepContext) -> dict:
-    invoice = Invoice.objects.filter(number=ctx.data["invoice_number"]).select_related("customer").first()
+    invoice = Invoice.objects.filter(number=ctx.data["invoice_number"]).select_related("customer", "legal_entity").first()
     if invoice is None or (invoice.posted_at is None and _received(ctx.data)):
         raise Park(f"Waiting for invoice {ctx.data['invoice_number']} to be posted to the ERP.", f"invoice:{ctx.data['invoice_number']}")
+    if not ctx.run.account_name:  # the payment arrived before its invoice: fill in the business context now
+        ctx.run.account_name, ctx.run.customer_id = invoice.customer.name, invoice.customer_id
+        ctx.run.legal_entity = invoice.legal_entity.code if invoice.legal_entity_id else ""
+        FlowRun.objects.filter(pk=ctx.run.pk).update(account_name=ctx.run.account_name, customer_id=ctx.run.customer_id, legal_entity=ctx.run.legal_entity)
     erp_system = registry.system_of("erp")
     Payment.objects.update_or_create(
         id=ctx.run.context.setdefault("payment_uuid", str(uuid.uuid4())),
