@@ -132,14 +132,6 @@ class WorkerProcess:
         self.log.close()
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        worker = WorkerProcess()
-    yield worker
-    worker.stop()
-
-
 @pytest.fixture
 def start_worker(django_db_setup, django_db_blocker):
     """Factory for workers a test may kill; all are stopped at the end of the test."""
@@ -154,6 +146,13 @@ def start_worker(django_db_setup, django_db_blocker):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def celery_worker_process(start_worker):
+    """A worker for this test only. Never session-wide: a worker left running would consume
+    other tests' messages with the wrong settings (connector URLs, retry limits)."""
+    return start_worker()
 
 
 # --- headless Chromium ------------------------------------------------------------------
