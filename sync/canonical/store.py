@@ -112,3 +112,11 @@ def invoice_upsert(*, data: dict, customer: Customer, order: Order | None) -> In
         },
     )
     return invoice
+
+
+def customer_for_billing_id(billing_system: str, billing_customer_id: str | None) -> Customer | None:
+    """The hub customer behind a billing platform's customer id, if the hub knows it."""
+    if not billing_customer_id:
+        return None
+    customer_id = ref_canonical(system=billing_system, object_type="customer", external_id=billing_customer_id)
+    return Customer.objects.select_related("legal_entity").filter(pk=customer_id).first() if customer_id else None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.utils import timezone
 
 from sync.canonical.events import money, when
-from sync.canonical.store import ref_canonical, safe_external_id
+from sync.canonical.store import customer_for_billing_id, safe_external_id
 from sync.connectors import registry
-from sync.models import CreditMemo, Customer, FlowRun, FlowType, Invoice
+from sync.models import CreditMemo, FlowRun, FlowType, Invoice
 
 from .base import Flow, Park, Step, StepContext, StepValidationError
 from .common import crm_status, ensure_erp_customer
@@ -17,9 +17,8 @@ def map_credit_memo(ctx: StepContext) -> dict:
     data = ctx.data
     invoice = Invoice.objects.filter(number=data.get("invoice_number") or "").select_related("customer").first()
     customer = invoice.customer if invoice else None
-    if customer is None and data.get("billing_customer_id"):
-        cid = ref_canonical(system=registry.system_of("billing"), object_type="customer", external_id=data["billing_customer_id"])
-        customer = Customer.objects.filter(pk=cid).first() if cid else None
+    if customer is None:
+        customer = customer_for_billing_id(registry.system_of("billing"), data.get("billing_customer_id"))
     if customer is None:
         if data.get("invoice_number"):
             raise Park(f"Waiting for invoice {data['invoice_number']} before recording its credit memo.", f"invoice:{data['invoice_number']}")

@@ -8,9 +8,9 @@ from __future__ import annotations
 from django.utils import timezone
 
 from sync.canonical.events import money, when
-from sync.canonical.store import invoice_upsert, ref_canonical, ref_external, ref_set, safe_external_id
+from sync.canonical.store import customer_for_billing_id, invoice_upsert, ref_external, ref_set, safe_external_id
 from sync.connectors import registry
-from sync.models import Customer, FlowRun, FlowType, Invoice, Order
+from sync.models import FlowRun, FlowType, Invoice, Order
 
 from .base import Flow, Park, Step, StepContext, StepValidationError
 from .common import crm_status, ensure_erp_customer
@@ -20,10 +20,7 @@ def map_invoice(ctx: StepContext) -> dict:
     data = ctx.data
     billing_system = registry.system_of("billing")
     order = Order.objects.filter(number=data["order_number"]).select_related("customer", "legal_entity").first() if data.get("order_number") else None
-    customer = None
-    if data.get("billing_customer_id"):
-        customer_id = ref_canonical(system=billing_system, object_type="customer", external_id=data["billing_customer_id"])
-        customer = Customer.objects.select_related("legal_entity").filter(pk=customer_id).first() if customer_id else None
+    customer = customer_for_billing_id(billing_system, data.get("billing_customer_id"))
     if customer is None and order is not None:
         customer = order.customer
     if customer is None:
