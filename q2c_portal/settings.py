@@ -194,6 +194,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
     # publishing must fail fast when Redis is down (the inbox table keeps the work)
     "max_retries": 1,
+    "interval_start": 0,  # …and without the default 2 s pause between the tries
+    "interval_step": 0.2,
+    "interval_max": 0.5,
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
 }
