@@ -182,9 +182,8 @@ def sales_order_body(order: Mapping, *, customer_id: str, item_ids: Mapping[str,
     })
 
 
-def sales_order_from_netsuite(record: Mapping, *, skus_by_item_id: Mapping[str, str], currency_code: str | None) -> dict:
-    """salesOrder record (expanded) → canonical order view {id, external_id, order_number, status, total, currency, lines…}."""
-    status = ref_id(record.get("status")) or ""
+def canonical_lines(record: Mapping, *, skus_by_item_id: Mapping[str, str], price_key: str) -> list[dict]:
+    """A transaction's item lines → canonical lines (orders call the rate unit_price, invoices unit_amount)."""
     lines = []
     for line in _lines(record):
         item_id = ref_id(line.get("item"))
@@ -192,10 +191,19 @@ def sales_order_from_netsuite(record: Mapping, *, skus_by_item_id: Mapping[str, 
             "sku": skus_by_item_id.get(item_id or "", (line.get("item") or {}).get("refName")),
             "description": line.get("description"),
             "quantity": quantity_str(line.get("quantity", 1)),
-            "unit_price": money_str(line["rate"]) if line.get("rate") is not None else None,
+            price_key: money_str(line["rate"]) if line.get("rate") is not None else None,
             "amount": money_str(line.get("amount", 0)),
-            "closed": bool(line.get("isClosed")),
         }))
+    return lines
+
+
+def sales_order_from_netsuite(record: Mapping, *, skus_by_item_id: Mapping[str, str], currency_code: str | None) -> dict:
+    """salesOrder record (expanded) → canonical order view {id, external_id, order_number, status, total, currency, lines…}."""
+    status = ref_id(record.get("status")) or ""
+    lines = [
+        {**line, "closed": bool(raw.get("isClosed"))}
+        for raw, line in zip(_lines(record), canonical_lines(record, skus_by_item_id=skus_by_item_id, price_key="unit_price"))
+    ]
     return _compact({
         "id": str(record.get("id", "")),
         "external_id": record.get("externalId"),
@@ -283,16 +291,7 @@ def invoice_body(invoice: Mapping, *, customer_id: str, item_ids: Mapping[str, s
 
 def invoice_from_netsuite(record: Mapping, *, skus_by_item_id: Mapping[str, str], currency_code: str | None) -> dict:
     status = ref_id(record.get("status")) or ""
-    lines = []
-    for line in _lines(record):
-        item_id = ref_id(line.get("item"))
-        lines.append(_compact({
-            "sku": skus_by_item_id.get(item_id or "", (line.get("item") or {}).get("refName")),
-            "description": line.get("description"),
-            "quantity": quantity_str(line.get("quantity", 1)),
-            "unit_amount": money_str(line["rate"]) if line.get("rate") is not None else None,
-            "amount": money_str(line.get("amount", 0)),
-        }))
+    lines = canonical_lines(record, skus_by_item_id=skus_by_item_id, price_key="unit_amount")
     return _compact({
         "erp_invoice_id": str(record.get("id", "")),
         "external_id": record.get("externalId"),
