@@ -32,4 +32,12 @@ BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=5),
         "options": {"queue": "recon", "expires": 240},
     },
+    # KPI rollups: roll up the hour that just closed, recompute hours touched by late events.
+    # Readers stay exact without it (they read raw rows for anything not rolled up); it only
+    # keeps them fast.
+    "monitoring-refresh-rollups": {
+        "task": "monitoring.refresh_rollups",
+        "schedule": timedelta(minutes=1),
+        "options": {"queue": "recon", "expires": 50},
+    },
 }

@@ -43,3 +43,11 @@ def exception_spike_check() -> dict:
     from .alerts import exception_spike_check as check
 
     return {"alerts": len(check())}
+
+
+@shared_task(name="monitoring.refresh_rollups", queue=Queue.RECON.value, acks_late=True, reject_on_worker_lost=True)
+def refresh_rollups() -> dict:
+    """Roll up the hours that just closed and recompute hours touched by late events."""
+    from .rollups import refresh
+
+    return refresh()

@@ -211,6 +211,11 @@ PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")  # 
 REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD").upper()
 if len(REPORTING_CURRENCY) != 3 or not REPORTING_CURRENCY.isalpha():
     raise ImproperlyConfigured("REPORTING_CURRENCY must be an ISO 4217 code such as USD.")
+# KPI screens read hourly rollups of settled flows (monitoring/rollups.py); 0 reads raw rows only
+# (same figures, slower at volume) — a switch for diagnosing a suspected rollup fault.
+KPI_ROLLUPS = env_bool("KPI_ROLLUPS", True)
+# Check each chart against plotly's schema before rendering (on in tests; ~18 ms a chart).
+PLOTLY_VALIDATE = env_bool("PLOTLY_VALIDATE", False)
 
 # --- connectors: base URLs and credentials from the environment ---------------------
 # Defaults point at the local sandboxes (bin/run-demo starts them); production sets the

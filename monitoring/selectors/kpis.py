@@ -25,12 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from monitoring import rollups
 from sync.models import CurrencyRate, FlowRun, FlowStep, FlowType, SyncException
 
 ACTIVE = "('pending','running','waiting','parked','failed')"
@@ -73,6 +75,12 @@ class Window:
     @property
     def tz(self) -> str:
         return timezone.get_current_timezone_name()
+
+    @cached_property
+    def rollup_plan(self) -> rollups.RollupPlan:
+        """Which hours of the window come from the hourly rollups and which from raw rows
+        (read once per window, so every figure of a request uses the same split)."""
+        return rollups.plan(self.start, self.end, self.tz)
 
 
 def _one(sql: str, params: list) -> dict:
@@ -117,22 +125,98 @@ def reporting_amount_sql(alias: str = "f") -> str:
            AND r.valid_from <= ({alias}.business_started_at)::date ORDER BY r.valid_from DESC LIMIT 1), 1))"""
 
 
+# --- row sources: hourly rollups + raw rows, one relation per fact ----------------------------
+# Each KPI reads one of three relations, whose rows are either a rollup row (one hour of settled
+# runs) or one raw flow run; the columns are the same, so the aggregate on top does not care.
+# See monitoring/rollups.py for why the split is exact.
+ROLLUP_TABLE = rollups.ROLLUP_TABLE
+EMPTY = "'{}'::float8[]"
+
+_RAW_STARTED = f"""
+    SELECT f.business_started_at AS ts, f.flow_type, f.legal_entity, f.currency, 1 AS n,
+           f.had_exception::int AS with_exception, (f.status = 'completed')::int AS completed,
+           (f.status = 'completed' AND NOT f.had_exception)::int AS first_pass, (f.status = 'cancelled')::int AS cancelled,
+           (f.status IN {ACTIVE} AND f.had_exception)::int AS active_exc, (f.status IN {ACTIVE} AND NOT f.had_exception)::int AS active_clean,
+           CASE WHEN f.status = 'completed' THEN ARRAY[{DURATION}::float8] ELSE {EMPTY} END AS durations,
+           CASE WHEN f.status IN {ACTIVE} THEN ARRAY[extract(epoch FROM %s - f.business_started_at)::float8] ELSE {EMPTY} END AS ages
+    FROM {FLOW_TABLE} f"""
+_ROLLUP_STARTED = f"""
+    SELECT r.hour AS ts, r.flow_type, r.legal_entity, r.currency, r.started AS n, r.started_with_exception AS with_exception,
+           r.started_completed AS completed, r.started_first_pass AS first_pass, r.started_cancelled AS cancelled,
+           0 AS active_exc, 0 AS active_clean, r.started_durations AS durations, {EMPTY} AS ages
+    FROM {ROLLUP_TABLE} r"""
+_RAW_COMPLETED = f"SELECT f.business_completed_at AS ts, f.flow_type, f.legal_entity, f.currency, ARRAY[{DURATION}::float8] AS durations FROM {FLOW_TABLE} f"
+_ROLLUP_COMPLETED = f"SELECT r.hour AS ts, r.flow_type, r.legal_entity, r.currency, r.completed_durations AS durations FROM {ROLLUP_TABLE} r"
+_RAW_DUE = f"""
+    SELECT f.sla_due_at AS ts, f.flow_type, f.legal_entity, f.currency, 1 AS due,
+           (f.business_completed_at IS NOT NULL AND f.business_completed_at <= f.sla_due_at)::int AS met
+    FROM {FLOW_TABLE} f"""
+_ROLLUP_DUE = f"SELECT r.hour AS ts, r.flow_type, r.legal_entity, r.currency, r.due, r.due_met AS met FROM {ROLLUP_TABLE} r"
+
+
+def _source(window: Window, flow_types: list[str], *, column: str, raw: str, raw_params: list, rollup: str, rollup_count: str,
+            raw_where: str, raw_where_params: list, unsettled_where: str | None) -> tuple[str, list]:
+    """UNION ALL of: rollup rows of the clean rolled hours; raw runs of the other hours; and the
+    unsettled raw runs inside the rolled hours (rollups hold settled runs only)."""
+    plan = window.rollup_plan
+    types = [str(t) for t in flow_types]
+    f_extra, f_params = window.flow_filter_sql("f")
+    parts, params = [], []
+    if plan.uses_rollup:
+        r_extra, r_params = window.flow_filter_sql("r")
+        parts.append(f"{rollup} WHERE r.{rollup_count} > 0 AND r.flow_type = ANY(%s) AND r.hour >= %s AND r.hour < %s AND r.hour <> ALL(%s::timestamptz[]) {r_extra}")
+        params += [types, plan.rolled_from, plan.rolled_to, list(plan.dirty), *r_params]
+        if unsettled_where is not None:
+            parts.append(
+                f"{raw} WHERE f.flow_type = ANY(%s) AND f.status IN {ACTIVE} AND {unsettled_where} AND f.{column} >= %s AND f.{column} < %s"
+                f" AND date_trunc('hour', f.{column}, 'UTC') <> ALL(%s::timestamptz[]) {f_extra}"
+            )
+            params += [*raw_params, types, *raw_where_params, plan.rolled_from, plan.rolled_to, list(plan.dirty), *f_params]
+    ranges, range_params = rollups.ranges_sql(f"f.{column}", list(plan.raw_ranges))
+    parts.append(f"{raw} WHERE f.flow_type = ANY(%s) AND {raw_where} AND {ranges} {f_extra}")
+    params += [*raw_params, types, *raw_where_params, *range_params, *f_params]
+    return " UNION ALL ".join(f"({p})" for p in parts), params
+
+
+def started_source(window: Window, flow_types: list[str]) -> tuple[str, list]:
+    """Runs started (business_started_at) in the window: counts per outcome; `durations` of the
+    completed ones, `ages` (now − start) of the unsettled ones."""
+    return _source(window, flow_types, column="business_started_at", raw=_RAW_STARTED, raw_params=[window.as_of],
+                   rollup=_ROLLUP_STARTED, rollup_count="started", raw_where="true", raw_where_params=[], unsettled_where="true")
+
+
+def completed_source(window: Window, flow_types: list[str]) -> tuple[str, list]:
+    """Runs completed (business_completed_at) in the window, with their durations."""
+    return _source(window, flow_types, column="business_completed_at", raw=_RAW_COMPLETED, raw_params=[],
+                   rollup=_ROLLUP_COMPLETED, rollup_count="completed", raw_where="f.status = 'completed'", raw_where_params=[], unsettled_where=None)
+
+
+def due_source(window: Window, flow_types: list[str]) -> tuple[str, list]:
+    """Runs whose SLA falls due in the window and whose outcome is known now (finished, or past due)."""
+    return _source(window, flow_types, column="sla_due_at", raw=_RAW_DUE, raw_params=[], rollup=_ROLLUP_DUE, rollup_count="due",
+                   raw_where="f.status <> 'cancelled' AND (f.business_completed_at IS NOT NULL OR f.sla_due_at <= %s)",
+                   raw_where_params=[window.as_of], unsettled_where="f.sla_due_at <= %s")
+
+
 # --- order cycle time -----------------------------------------------------------------------
+def _cycle_percentiles(window: Window) -> dict:
+    src, src_params = completed_source(window, [FlowType.ORDER_ACTIVATION])
+    return _one(
+        f"""
+        SELECT count(d) AS count,
+               percentile_cont(0.5)  WITHIN GROUP (ORDER BY d) AS p50,
+               percentile_cont(0.9)  WITHIN GROUP (ORDER BY d) AS p90,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY d) AS p95
+        FROM ({src}) src, unnest(src.durations) d
+        """,
+        src_params,
+    )
+
+
 def order_cycle_time(window: Window) -> dict:
     """activated_at − closed_won_at of order activations completed in the window."""
     extra, params = window.flow_filter_sql()
-    row = _one(
-        f"""
-        SELECT count(*) AS count,
-               percentile_cont(0.5)  WITHIN GROUP (ORDER BY {DURATION}) AS p50,
-               percentile_cont(0.9)  WITHIN GROUP (ORDER BY {DURATION}) AS p90,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY {DURATION}) AS p95
-        FROM {FLOW_TABLE} f
-        WHERE f.flow_type = %s AND f.status = 'completed'
-          AND f.business_completed_at >= %s AND f.business_completed_at < %s {extra}
-        """,
-        [FlowType.ORDER_ACTIVATION, window.start, window.end, *params],
-    )
+    row = _cycle_percentiles(window)
     in_flight = _one(
         f"""
         SELECT count(*) AS n, max(extract(epoch FROM %s - f.business_started_at)) AS oldest,
@@ -157,19 +241,29 @@ def order_cycle_time(window: Window) -> dict:
 def cycle_time_by_entity(window: Window) -> list[dict]:
     """Per legal entity: activated, p50, p90 in the window and in flight now."""
     extra, params = window.flow_filter_sql()
-    return _all(
+    src, src_params = completed_source(window, [FlowType.ORDER_ACTIVATION])
+    entity = "coalesce(nullif(legal_entity, ''), '—')"
+    done = _all(
         f"""
-        SELECT coalesce(nullif(f.legal_entity, ''), '—') AS entity,
-               count(*) FILTER (WHERE f.status = 'completed' AND f.business_completed_at >= %s AND f.business_completed_at < %s) AS activated,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY {DURATION}) FILTER (WHERE f.status = 'completed' AND f.business_completed_at >= %s AND f.business_completed_at < %s) AS p50,
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY {DURATION}) FILTER (WHERE f.status = 'completed' AND f.business_completed_at >= %s AND f.business_completed_at < %s) AS p90,
-               count(*) FILTER (WHERE f.status IN {ACTIVE}) AS in_flight
-        FROM {FLOW_TABLE} f
-        WHERE f.flow_type = %s AND ((f.business_completed_at >= %s AND f.business_completed_at < %s) OR f.status IN {ACTIVE}) {extra}
-        GROUP BY 1 ORDER BY 2 DESC, 1
+        SELECT {entity} AS entity, count(d) AS activated,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY d) AS p90
+        FROM ({src}) src, unnest(src.durations) d
+        GROUP BY 1
         """,
-        [window.start, window.end] * 3 + [FlowType.ORDER_ACTIVATION, window.start, window.end, *params],
+        src_params,
     )
+    flying = _all(
+        f"""
+        SELECT coalesce(nullif(f.legal_entity, ''), '—') AS entity, count(*) AS in_flight
+        FROM {FLOW_TABLE} f WHERE f.flow_type = %s AND f.status IN {ACTIVE} {extra} GROUP BY 1
+        """,
+        [FlowType.ORDER_ACTIVATION, *params],
+    )
+    rows = {r["entity"]: {**r, "in_flight": 0} for r in done}
+    for r in flying:
+        rows.setdefault(r["entity"], {"entity": r["entity"], "activated": 0, "p50": None, "p90": None})["in_flight"] = r["in_flight"]
+    return sorted(rows.values(), key=lambda r: (-r["activated"], r["entity"]))
 
 
 CYCLE_BUCKETS = [300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400]  # seconds: 5m … 1d
@@ -184,23 +278,21 @@ def bucket_labels(edges: list[int]) -> list[tuple[int | None, int | None]]:
 
 def duration_histogram(flow_type: str, window: Window, edges: list[int], *, include_unfinished: bool = False) -> list[dict]:
     """Counts per duration bucket; the invoice lag counts unposted invoices with their age."""
-    extra, params = window.flow_filter_sql()
     if include_unfinished:  # invoices: finalized in the window, unposted at their age
-        value = "extract(epoch FROM coalesce(f.business_completed_at, %s) - f.business_started_at)"
-        where = "f.status <> 'cancelled' AND f.business_started_at >= %s AND f.business_started_at < %s"
-        vparams = [window.as_of]
+        src, src_params = started_source(window, [flow_type])
+        values = f"SELECT d, false AS unfinished FROM ({src}) src, unnest(src.durations) d UNION ALL SELECT a, true FROM ({src}) src, unnest(src.ages) a"
+        src_params = src_params * 2
     else:  # orders: completed in the window
-        value, where, vparams = DURATION, "f.status = 'completed' AND f.business_completed_at >= %s AND f.business_completed_at < %s", []
+        src, src_params = completed_source(window, [flow_type])
+        values = f"SELECT d, false AS unfinished FROM ({src}) src, unnest(src.durations) d"
     edge_sql = "ARRAY[" + ",".join(str(float(e)) for e in edges) + "]::float8[]"
     rows = _all(
         f"""
-        SELECT width_bucket({value}, {edge_sql}) AS bucket,
-               count(*) AS n, count(*) FILTER (WHERE f.business_completed_at IS NULL) AS unfinished
-        FROM {FLOW_TABLE} f
-        WHERE f.flow_type = %s AND {where} {extra}
+        SELECT width_bucket(v.d, {edge_sql}) AS bucket, count(*) AS n, count(*) FILTER (WHERE v.unfinished) AS unfinished
+        FROM ({values}) v
         GROUP BY 1 ORDER BY 1
         """,
-        [*vparams, flow_type, window.start, window.end, *params],
+        src_params,
     )
     found = {r["bucket"]: r for r in rows}
     out = []
@@ -217,10 +309,10 @@ def slowest_orders(window: Window, limit: int = 10) -> list[dict]:
         SELECT f.id, f.document_number, f.account_name, f.legal_entity, f.amount, f.currency, f.business_started_at,
                f.business_completed_at, {DURATION} AS seconds, f.sla_breached
         FROM {FLOW_TABLE} f
-        WHERE f.flow_type = %s AND f.status = 'completed' AND f.business_completed_at >= %s AND f.business_completed_at < %s {extra}
-        ORDER BY {DURATION} DESC, f.id LIMIT %s
+        WHERE f.flow_type = 'order_activation' AND f.status = 'completed' AND f.business_completed_at >= %s AND f.business_completed_at < %s {extra}
+        ORDER BY {DURATION} DESC, f.id LIMIT %s  -- flowrun_order_duration_idx (sync migration 0007)
         """,
-        [FlowType.ORDER_ACTIVATION, window.start, window.end, *params, limit],
+        [window.start, window.end, *params, limit],
     )
 
 
@@ -244,17 +336,14 @@ def in_flight(flow_types: list[str], window: Window, limit: int = 15) -> list[di
 
 # --- amendments, renewals -----------------------------------------------------------------
 def _started_outcomes(flow_type: str, window: Window) -> dict:
-    extra, params = window.flow_filter_sql()
+    src, params = started_source(window, [flow_type])
     return _one(
         f"""
-        SELECT count(*) AS started,
-               count(*) FILTER (WHERE f.had_exception) AS with_exception,
-               count(*) FILTER (WHERE f.status = 'completed') AS completed,
-               count(*) FILTER (WHERE f.status = 'completed' AND NOT f.had_exception) AS first_pass
-        FROM {FLOW_TABLE} f
-        WHERE f.flow_type = %s AND f.business_started_at >= %s AND f.business_started_at < %s {extra}
+        SELECT coalesce(sum(n), 0)::int AS started, coalesce(sum(with_exception), 0)::int AS with_exception,
+               coalesce(sum(completed), 0)::int AS completed, coalesce(sum(first_pass), 0)::int AS first_pass
+        FROM ({src}) src
         """,
-        [flow_type, window.start, window.end, *params],
+        params,
     )
 
 
@@ -293,31 +382,41 @@ def failure_reasons(flow_types: list[str], window: Window, limit: int = 10) -> l
 
 
 # --- invoices -------------------------------------------------------------------------------
+def _lag_percentiles(window: Window) -> dict:
+    src, src_params = started_source(window, [FlowType.INVOICE_POSTING])
+    return _one(
+        f"""
+        WITH src AS MATERIALIZED ({src})
+        SELECT (SELECT coalesce(sum(completed), 0)::int FROM src) AS posted,
+               (SELECT coalesce(sum(active_exc + active_clean), 0)::int FROM src) AS unposted,
+               percentile_cont(0.5)  WITHIN GROUP (ORDER BY v) AS p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY v) AS p95
+        FROM src, unnest(src.durations || src.ages) v
+        """,
+        src_params,
+    )
+
+
 def invoice_sync_lag(window: Window) -> dict:
     """posted_at − finalized_at for invoices finalized in the window; unposted ones count with their age."""
     extra, params = window.flow_filter_sql()
-    lag = "extract(epoch FROM coalesce(f.business_completed_at, %s) - f.business_started_at)"
-    row = _one(
+    row = _lag_percentiles(window)
+    unposted = _one(
         f"""
-        SELECT count(*) FILTER (WHERE f.business_completed_at IS NOT NULL) AS posted,
-               count(*) FILTER (WHERE f.business_completed_at IS NULL) AS unposted,
-               percentile_cont(0.5)  WITHIN GROUP (ORDER BY {lag}) AS p50,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY {lag}) AS p95,
-               max(extract(epoch FROM %s - f.business_started_at)) FILTER (WHERE f.business_completed_at IS NULL) AS oldest_unposted,
-               coalesce(sum({reporting_amount_sql()}) FILTER (WHERE f.business_completed_at IS NULL), 0) AS unposted_amount
+        SELECT max(extract(epoch FROM %s - f.business_started_at)) AS oldest,
+               coalesce(sum({reporting_amount_sql()}), 0) AS amount
         FROM {FLOW_TABLE} f
-        WHERE f.flow_type = %s AND f.status <> 'cancelled'
-          AND f.business_started_at >= %s AND f.business_started_at < %s {extra}
+        WHERE f.flow_type = %s AND f.status IN {ACTIVE} AND f.business_started_at >= %s AND f.business_started_at < %s {extra}
         """,
-        [window.as_of, window.as_of, window.as_of, settings.REPORTING_CURRENCY, FlowType.INVOICE_POSTING, window.start, window.end, *params],
+        [window.as_of, settings.REPORTING_CURRENCY, FlowType.INVOICE_POSTING, window.start, window.end, *params],
     )
     return {
         "posted": row["posted"],
         "p50_seconds": _seconds(row["p50"]),
         "p95_seconds": _seconds(row["p95"]),
         "unposted": row["unposted"],
-        "oldest_unposted_seconds": _seconds(row["oldest_unposted"]),
-        "unposted_amount": {"currency": settings.REPORTING_CURRENCY, "amount": _money(row["unposted_amount"])},
+        "oldest_unposted_seconds": _seconds(unposted["oldest"]),
+        "unposted_amount": {"currency": settings.REPORTING_CURRENCY, "amount": _money(unposted["amount"])},
     }
 
 
@@ -350,22 +449,41 @@ def unposted_by_age(window: Window) -> list[dict]:
 def invoice_lag_by_entity(window: Window) -> list[dict]:
     """Per legal entity and currency: posted, lag p50/p95, unposted count and value."""
     extra, params = window.flow_filter_sql()
-    lag = "extract(epoch FROM coalesce(f.business_completed_at, %s) - f.business_started_at)"
-    return _all(
+    src, src_params = started_source(window, [FlowType.INVOICE_POSTING])
+    entity = "coalesce(nullif(legal_entity, ''), '—')"
+    rows = _all(
         f"""
-        SELECT coalesce(nullif(f.legal_entity, ''), '—') AS entity, f.currency,
-               count(*) FILTER (WHERE f.business_completed_at IS NOT NULL) AS posted,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}) AS p50,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY {lag}) AS p95,
-               count(*) FILTER (WHERE f.business_completed_at IS NULL) AS unposted,
-               coalesce(sum(f.amount) FILTER (WHERE f.business_completed_at IS NULL), 0) AS unposted_amount,
-               coalesce(sum({reporting_amount_sql()}) FILTER (WHERE f.business_completed_at IS NULL), 0) AS unposted_reporting
-        FROM {FLOW_TABLE} f
-        WHERE f.flow_type = %s AND f.status <> 'cancelled' AND f.business_started_at >= %s AND f.business_started_at < %s {extra}
-        GROUP BY 1, 2 ORDER BY 1, 2
+        WITH src AS MATERIALIZED ({src}),
+        counts AS (SELECT {entity} AS entity, currency, sum(completed)::int AS posted, sum(active_exc + active_clean)::int AS unposted
+                   FROM src GROUP BY 1, 2),
+        pct AS (SELECT {entity} AS entity, currency, percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS p50,
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY v) AS p95
+                FROM src, unnest(src.durations || src.ages) v GROUP BY 1, 2)
+        SELECT c.entity, c.currency, c.posted, p.p50, p.p95, c.unposted
+        FROM counts c LEFT JOIN pct p ON p.entity = c.entity AND p.currency = c.currency
+        WHERE c.posted + c.unposted > 0
+        ORDER BY 1, 2
         """,
-        [window.as_of, window.as_of, settings.REPORTING_CURRENCY, FlowType.INVOICE_POSTING, window.start, window.end, *params],
+        src_params,
     )
+    amounts = {
+        (r["entity"], r["currency"]): r
+        for r in _all(
+            f"""
+            SELECT coalesce(nullif(f.legal_entity, ''), '—') AS entity, f.currency, coalesce(sum(f.amount), 0) AS unposted_amount,
+                   coalesce(sum({reporting_amount_sql()}), 0) AS unposted_reporting
+            FROM {FLOW_TABLE} f
+            WHERE f.flow_type = %s AND f.status IN {ACTIVE} AND f.business_started_at >= %s AND f.business_started_at < %s {extra}
+            GROUP BY 1, 2
+            """,
+            [settings.REPORTING_CURRENCY, FlowType.INVOICE_POSTING, window.start, window.end, *params],
+        )
+    }
+    zero = {"unposted_amount": Decimal(0), "unposted_reporting": Decimal(0)}
+    for r in rows:
+        money = amounts.get((r["entity"], r["currency"]), zero)
+        r["unposted_amount"], r["unposted_reporting"] = money["unposted_amount"], money["unposted_reporting"]
+    return rows
 
 
 # --- exceptions -----------------------------------------------------------------------------
@@ -398,16 +516,7 @@ def exceptions(window: Window) -> dict:
             by_flow[row["flow_type"] or "(none)"] = row["n"]
         else:
             total = row["n"]
-    moved = _one(
-        f"""
-        SELECT count(*) FILTER (WHERE e.first_seen >= %s AND e.first_seen < %s) AS opened,
-               count(*) FILTER (WHERE e.status = 'resolved' AND e.resolved_at >= %s AND e.resolved_at < %s) AS resolved,
-               avg(extract(epoch FROM e.resolved_at - e.first_seen)) FILTER (WHERE e.status = 'resolved' AND e.resolved_at >= %s AND e.resolved_at < %s) AS mttr
-        FROM {EXC_TABLE} e {join}
-        WHERE ((e.first_seen >= %s AND e.first_seen < %s) OR (e.resolved_at >= %s AND e.resolved_at < %s)) {extra}
-        """,
-        [window.start, window.end] * 5 + params,
-    )
+    moved = _exceptions_moved(window)
     return {
         "open": total,
         "by_error_class": dict(sorted(by_class.items(), key=lambda kv: -kv[1])),
@@ -417,6 +526,21 @@ def exceptions(window: Window) -> dict:
         "resolved": moved["resolved"],
         "mttr_seconds": _seconds(moved["mttr"]),
     }
+
+
+def _exceptions_moved(window: Window) -> dict:
+    """Opened and resolved in the window, mean time to resolve."""
+    join, extra, params = _exc_scope(window)
+    return _one(
+        f"""
+        SELECT count(*) FILTER (WHERE e.first_seen >= %s AND e.first_seen < %s) AS opened,
+               count(*) FILTER (WHERE e.status = 'resolved' AND e.resolved_at >= %s AND e.resolved_at < %s) AS resolved,
+               avg(extract(epoch FROM e.resolved_at - e.first_seen)) FILTER (WHERE e.status = 'resolved' AND e.resolved_at >= %s AND e.resolved_at < %s) AS mttr
+        FROM {EXC_TABLE} e {join}
+        WHERE ((e.first_seen >= %s AND e.first_seen < %s) OR (e.resolved_at >= %s AND e.resolved_at < %s)) {extra}
+        """,
+        [window.start, window.end] * 5 + params,
+    )
 
 
 def exception_age_buckets(window: Window) -> dict:
@@ -436,27 +560,25 @@ def exception_age_buckets(window: Window) -> dict:
 
 
 # --- SLA ------------------------------------------------------------------------------------
-def sla(window: Window) -> dict:
-    """Per flow type: due in the window (outcome known), met, breached; at risk now."""
+def _sla_due(window: Window, flow_types: list[str]) -> dict[str, dict]:
+    """Per flow type: flows due in the window whose outcome is known, and those that met it."""
+    if not flow_types:
+        return {}
+    src, src_params = due_source(window, flow_types)
+    return {r["flow_type"]: r for r in _all(f"SELECT flow_type, sum(due)::int AS due, sum(met)::int AS met FROM ({src}) src GROUP BY 1", src_params)}
+
+
+def sla(window: Window, flow_types: list[str] | None = None) -> dict:
+    """Per flow type (all with a policy, or these): due in the window (outcome known), met,
+    breached; at risk now."""
     from monitoring.models import SlaPolicy
 
     extra, params = window.flow_filter_sql()
-    decided = "(f.business_completed_at IS NOT NULL OR f.sla_due_at <= %s)"
-    met = "(f.business_completed_at IS NOT NULL AND f.business_completed_at <= f.sla_due_at)"
-    rows = _all(
-        f"""
-        SELECT p.flow_type, p.target_seconds, p.at_risk_pct, p.objective_pct, p.calendar, p.month_end_target_seconds,
-               count(f.id) FILTER (WHERE {decided}) AS due,
-               count(f.id) FILTER (WHERE {decided} AND {met}) AS met,
-               count(f.id) FILTER (WHERE {decided} AND NOT {met}) AS breached
-        FROM {SlaPolicy._meta.db_table} p
-        LEFT JOIN {FLOW_TABLE} f ON f.flow_type = p.flow_type AND f.status <> 'cancelled'
-             AND f.sla_due_at >= %s AND f.sla_due_at < %s {extra}
-        GROUP BY p.flow_type, p.target_seconds, p.at_risk_pct, p.objective_pct, p.calendar, p.month_end_target_seconds
-        ORDER BY p.flow_type
-        """,
-        [window.as_of] * 3 + [window.start, window.end, *params],
-    )
+    policies = SlaPolicy.objects.order_by("flow_type")
+    if flow_types is not None:
+        policies = policies.filter(flow_type__in=flow_types)
+    policies = list(policies.values("flow_type", "target_seconds", "at_risk_pct", "objective_pct", "calendar", "month_end_target_seconds"))
+    counts = _sla_due(window, [p["flow_type"] for p in policies])
     at_risk = dict(
         (r["flow_type"], r["n"])
         for r in _all(
@@ -470,22 +592,24 @@ def sla(window: Window) -> dict:
             [window.as_of, window.as_of, *params],
         )
     )
-    return {
-        r["flow_type"]: {
-            "label": FlowType(r["flow_type"]).label,
-            "target_seconds": r["target_seconds"],
-            "month_end_target_seconds": r["month_end_target_seconds"],
-            "calendar": r["calendar"],
-            "objective_pct": float(r["objective_pct"]),
-            "due": r["due"],
-            "met": r["met"],
-            "breached": r["breached"],
-            "at_risk": at_risk.get(r["flow_type"], 0),
-            "compliance": _rate(r["met"], r["due"]),
-            "below_objective": r["due"] > 0 and r["met"] / r["due"] * 100 < float(r["objective_pct"]),
+    out = {}
+    for p in policies:
+        c = counts.get(p["flow_type"], {"due": 0, "met": 0})
+        due, met = c["due"], c["met"]
+        out[p["flow_type"]] = {
+            "label": FlowType(p["flow_type"]).label,
+            "target_seconds": p["target_seconds"],
+            "month_end_target_seconds": p["month_end_target_seconds"],
+            "calendar": p["calendar"],
+            "objective_pct": float(p["objective_pct"]),
+            "due": due,
+            "met": met,
+            "breached": due - met,
+            "at_risk": at_risk.get(p["flow_type"], 0),
+            "compliance": _rate(met, due),
+            "below_objective": due > 0 and met / due * 100 < float(p["objective_pct"]),
         }
-        for r in rows
-    }
+    return out
 
 
 def sla_overall(sla_rows: dict) -> dict:
@@ -630,13 +754,14 @@ def retries(window: Window) -> dict:
 
 def duplicate_rate(window: Window) -> dict:
     """Customer conflicts detected ÷ customers synced, in the window."""
+    src, src_params = started_source(window, [FlowType.CUSTOMER_SYNC])
     row = _one(
         f"""
         SELECT (SELECT count(*) FROM {EXC_TABLE} e WHERE e.flow_type = %s AND e.error_class IN ('duplicate', 'conflict')
                   AND e.first_seen >= %s AND e.first_seen < %s) AS conflicts,
-               (SELECT count(*) FROM {FLOW_TABLE} f WHERE f.flow_type = %s AND f.business_started_at >= %s AND f.business_started_at < %s) AS synced
+               (SELECT coalesce(sum(n), 0)::int FROM ({src}) src) AS synced
         """,
-        [FlowType.CUSTOMER_SYNC, window.start, window.end, FlowType.CUSTOMER_SYNC, window.start, window.end],
+        [FlowType.CUSTOMER_SYNC, window.start, window.end, *src_params],
     )
     return {"conflicts": row["conflicts"], "customers_synced": row["synced"], "rate": _rate(row["conflicts"], row["synced"])}
 
@@ -647,51 +772,48 @@ def _day(column: str) -> str:
 
 
 def daily_cycle_time(window: Window) -> list[dict]:
-    extra, params = window.flow_filter_sql()
+    src, src_params = completed_source(window, [FlowType.ORDER_ACTIVATION])
     return _all(
         f"""
-        SELECT {_day('f.business_completed_at')} AS day, count(*) AS n,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY {DURATION}) AS p50,
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY {DURATION}) AS p90
-        FROM {FLOW_TABLE} f
-        WHERE f.flow_type = %s AND f.status = 'completed' AND f.business_completed_at >= %s AND f.business_completed_at < %s {extra}
+        SELECT {_day('src.ts')} AS day, count(d) AS n,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY d) AS p90
+        FROM ({src}) src, unnest(src.durations) d
         GROUP BY 1 ORDER BY 1
         """,
-        [window.tz, FlowType.ORDER_ACTIVATION, window.start, window.end, *params],
+        [window.tz, *src_params],
     )
 
 
 def daily_invoice_lag(window: Window) -> list[dict]:
-    extra, params = window.flow_filter_sql()
-    lag = "extract(epoch FROM coalesce(f.business_completed_at, %s) - f.business_started_at)"
+    src, src_params = started_source(window, [FlowType.INVOICE_POSTING])
     return _all(
         f"""
-        SELECT {_day('f.business_started_at')} AS day, count(*) AS n,
-               count(*) FILTER (WHERE f.business_completed_at IS NULL) AS unposted,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}) AS p50,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY {lag}) AS p95
-        FROM {FLOW_TABLE} f
-        WHERE f.flow_type = %s AND f.status <> 'cancelled' AND f.business_started_at >= %s AND f.business_started_at < %s {extra}
+        WITH src AS MATERIALIZED ({src})
+        SELECT {_day('v.ts')} AS day, count(*) AS n, count(*) FILTER (WHERE v.unfinished) AS unposted,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY v.d) AS p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY v.d) AS p95
+        FROM (SELECT src.ts, d, false AS unfinished FROM src, unnest(src.durations) d
+              UNION ALL SELECT src.ts, a, true FROM src, unnest(src.ages) a) v
         GROUP BY 1 ORDER BY 1
         """,
-        [window.tz, window.as_of, window.as_of, FlowType.INVOICE_POSTING, window.start, window.end, *params],
+        [*src_params, window.tz],
     )
 
 
 def daily_sla(window: Window) -> list[dict]:
     """Per day of due time and flow type: due (outcome known) and met."""
-    extra, params = window.flow_filter_sql()
+    from monitoring.models import SlaPolicy
+
+    types = list(SlaPolicy.objects.values_list("flow_type", flat=True)) or [t for t, _ in FlowType.choices]
+    src, src_params = due_source(window, types)
     return _all(
         f"""
-        SELECT {_day('f.sla_due_at')} AS day, f.flow_type,
-               count(*) AS due,
-               count(*) FILTER (WHERE f.business_completed_at IS NOT NULL AND f.business_completed_at <= f.sla_due_at) AS met
-        FROM {FLOW_TABLE} f
-        WHERE f.status <> 'cancelled' AND f.sla_due_at >= %s AND f.sla_due_at < %s
-          AND (f.business_completed_at IS NOT NULL OR f.sla_due_at <= %s) {extra}
+        SELECT {_day('src.ts')} AS day, src.flow_type, sum(src.due)::int AS due, sum(src.met)::int AS met
+        FROM ({src}) src
         GROUP BY 1, 2 ORDER BY 1, 2
         """,
-        [window.tz, window.start, window.end, window.as_of, *params],
+        [window.tz, *src_params],
     )
 
 
@@ -713,21 +835,20 @@ def daily_exceptions(window: Window) -> list[dict]:
 
 def daily_outcomes(flow_types: list[str], window: Window) -> list[dict]:
     """Per day started: first-pass success, completed after an exception, still open, cancelled."""
-    extra, params = window.flow_filter_sql()
+    src, src_params = started_source(window, list(flow_types))
     return _all(
         f"""
-        SELECT {_day('f.business_started_at')} AS day, count(*) AS started,
-               count(*) FILTER (WHERE f.status = 'completed' AND NOT f.had_exception) AS first_pass,
-               count(*) FILTER (WHERE f.status = 'completed' AND f.had_exception) AS recovered,
-               count(*) FILTER (WHERE f.status IN {ACTIVE} AND f.had_exception) AS failing,
-               count(*) FILTER (WHERE f.status IN {ACTIVE} AND NOT f.had_exception) AS in_flight,
-               count(*) FILTER (WHERE f.status = 'cancelled') AS cancelled,
-               count(*) FILTER (WHERE f.had_exception) AS with_exception
-        FROM {FLOW_TABLE} f
-        WHERE f.flow_type = ANY(%s) AND f.business_started_at >= %s AND f.business_started_at < %s {extra}
+        SELECT {_day('src.ts')} AS day, sum(n)::int AS started,
+               sum(first_pass)::int AS first_pass,
+               sum(completed - first_pass)::int AS recovered,
+               sum(active_exc)::int AS failing,
+               sum(active_clean)::int AS in_flight,
+               sum(cancelled)::int AS cancelled,
+               sum(with_exception)::int AS with_exception
+        FROM ({src}) src
         GROUP BY 1 ORDER BY 1
         """,
-        [window.tz, list(flow_types), window.start, window.end, *params],
+        [window.tz, *src_params],
     )
 
 
@@ -749,6 +870,24 @@ def kpi_summary(window: Window) -> dict:
         "revenue_at_risk": revenue_at_risk(window),
         "retries": retries(window),
         "duplicate_rate": duplicate_rate(window),
+        "renewal_accuracy": renewal_accuracy(window),
+    }
+
+
+def kpi_previous_basis(window: Window) -> dict:
+    """Only what the Overview's tiles compare with: the window-dependent figures (no "now"
+    lists, no money), with the same definitions as kpi_trend_basis."""
+    from monitoring.models import SlaPolicy
+
+    cycle, lag = _cycle_percentiles(window), _lag_percentiles(window)
+    due = _sla_due(window, list(SlaPolicy.objects.values_list("flow_type", flat=True)))
+    due_n, met_n = sum(r["due"] for r in due.values()), sum(r["met"] for r in due.values())
+    return {
+        "order_cycle_time": {"count": cycle["count"], "p50_seconds": _seconds(cycle["p50"]), "p90_seconds": _seconds(cycle["p90"])},
+        "invoice_sync_lag": {"posted": lag["posted"], "p50_seconds": _seconds(lag["p50"]), "p95_seconds": _seconds(lag["p95"])},
+        "sla_overall": {"due": due_n, "met": met_n, "breached": due_n - met_n, "compliance": _rate(met_n, due_n)},
+        "exceptions": {"opened": _exceptions_moved(window)["opened"]},
+        "amendments": amendments(window),
         "renewal_accuracy": renewal_accuracy(window),
     }
 

@@ -59,8 +59,15 @@ def running(flow_type, started, sla_minutes=None, **kw):
     return FlowRunFactory(flow_type=flow_type, business_started_at=started, sla_due_at=started + sla_minutes * MIN if sla_minutes else None, **kw)
 
 
+@pytest.fixture(params=["raw rows", "hourly rollups"])
+def rollup_mode(request):
+    """Every scenario test runs twice: once reading raw flow runs only, once after the hourly
+    rollups were built (hours that ended 20 min before NOW come from the rollups, the rest raw)."""
+    return request.param
+
+
 @pytest.fixture
-def scenario(db, clock):
+def scenario(db, clock, rollup_mode):
     """Orders, amendments, renewals, invoices, customers and exceptions with hand-chosen times."""
     clock.now = NOW - 10 * MIN  # exceptions open a little before the window's end
     CurrencyRate.objects.create(currency="EUR", rate_to_reporting=Decimal("1.10"), valid_from=date(2026, 1, 1))
@@ -102,6 +109,12 @@ def scenario(db, clock):
     clock.now = NOW - timedelta(hours=2)
     resolve_by_fingerprint(auth.fingerprint, note="token rotated")
     clock.now = NOW
+    if rollup_mode == "hourly rollups":
+        from monitoring.models import FlowRollup
+        from monitoring.rollups import refresh
+
+        refresh(now=NOW)
+        assert FlowRollup.objects.exists()
     return {"breached_order": breached_order, "at_risk_order": at_risk_order, "failed_amendment": failed_amendment, "unposted": unposted}
 
 
