@@ -71,6 +71,7 @@ PAGES = [
     ("SLA", "/sla/"),
     ("Connectors", "/connectors/"),
     ("Overview (htmx tiles)", "/#kpis"),
+    ("Overview trends (htmx, loaded by /)", "/?part=trends#trends"),
 ]
 
 
@@ -82,6 +83,7 @@ def parse_args():
     p.add_argument("--db", default="q2c_bench")
     p.add_argument("--reuse", action="store_true", help="keep the loaded data if the database already has it")
     p.add_argument("--no-proposed-indexes", action="store_true")
+    p.add_argument("--no-rollups", action="store_true", help="read raw flow runs only (KPI_ROLLUPS=0): the pre-rollup figures")
     p.add_argument("--seed", type=int, default=42)
     return p.parse_args()
 
@@ -252,6 +254,30 @@ def main() -> None:
         cursor.execute("SELECT count(*) FROM sync_flowstep")
         steps = cursor.fetchone()[0]
 
+    # KPI rollups (monitoring/rollups.py): what beat does every minute. The first refresh builds
+    # every hour of history; the next ones recompute only new and dirty hours.
+    from monitoring import rollups
+
+    if args.no_rollups:
+        rollups.reset()
+        os.environ["KPI_ROLLUPS"] = "0"
+        from django.conf import settings as dj_settings
+
+        dj_settings.KPI_ROLLUPS = False
+    else:
+        t = time.perf_counter()
+        built = rollups.refresh()
+        print(f"rollup refresh: {built['hours']:,} hours, {built['dirty']:,} dirty, {(time.perf_counter() - t) * 1000:,.0f} ms"
+              f"{' (initial build)' if built['hours'] > 48 else ''}", flush=True)
+        with connection.cursor() as cursor:  # a late event: an order activated two days late
+            cursor.execute("UPDATE sync_flowrun SET business_completed_at = business_completed_at + interval '1 minute' "
+                           "WHERE id = (SELECT id FROM sync_flowrun WHERE status = 'completed' AND business_started_at < now() - interval '2 days' "
+                           "ORDER BY business_started_at DESC LIMIT 1)")
+            cursor.execute("ANALYZE monitoring_flowrollup")
+        t = time.perf_counter()
+        again = rollups.refresh()
+        print(f"rollup refresh after one late event: {again['hours']:,} hour(s) recomputed, {(time.perf_counter() - t) * 1000:,.0f} ms", flush=True)
+
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})
     client = Client()
     client.force_login(user)
@@ -273,8 +299,9 @@ def main() -> None:
             ("baseline: one percentile_cont, orders, 30 days", *time_it(baseline_percentile, args.requests))]
     for label, path in PAGES:
         headers = {}
-        if path.endswith("#kpis"):
-            path, headers = path[: -len("#kpis")], {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "kpis"}
+        if "#" in path:  # an htmx request for one region of the page
+            path, target = path.split("#")
+            headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target}
 
         def get(path=path, headers=headers):
             response = client.get(path, **headers)
@@ -285,7 +312,8 @@ def main() -> None:
 
     width = max(len(r[0]) for r in rows)
     print(f"\n{runs:,} flow runs, {steps:,} steps · {args.requests} requests each after 2 warm-ups · "
-          f"proposed sync indexes {'OFF' if args.no_proposed_indexes else 'ON'} · default window: last 30 days\n")
+          f"proposed sync indexes {'OFF' if args.no_proposed_indexes else 'ON'} · rollups {'OFF' if args.no_rollups else 'ON'} · "
+          f"default window: last 30 days\n")
     print(f"{'':{width}}  {'p50 ms':>8}  {'p95 ms':>8}")
     for label, p50, p95 in rows:
         print(f"{label:{width}}  {p50:8.1f}  {p95:8.1f}")

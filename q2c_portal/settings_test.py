@@ -19,3 +19,6 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL") or REDIS_URL.rsplit("/", 1)[0] + "/
 CELERY_BROKER_URL = REDIS_URL
 # Round-trip tests read task results; the product itself keeps flow state in PostgreSQL.
 CELERY_RESULT_BACKEND = REDIS_URL
+
+# Every chart the tests render is checked against plotly's schema (production skips the ~18 ms).
+PLOTLY_VALIDATE = True

@@ -252,6 +252,7 @@ class SyncException(models.Model):
             models.Index(fields=["-revenue_at_risk"]),
             models.Index(fields=["document_number"]),
             models.Index(fields=["resolved_at"]),
+            models.Index(fields=["first_seen"], name="exc_first_seen_idx"),  # KPIs: opened in a window, whatever the status
             # the queue's other filters, sorts and searches (prefix and substring, case-insensitive)
             models.Index(fields=["step_name", "status"], name="exc_step_status_idx"),
             models.Index(fields=["currency", "status"], name="exc_currency_status_idx"),

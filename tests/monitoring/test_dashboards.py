@@ -12,7 +12,7 @@ from tests.factories import FlowRunFactory
 
 pytestmark = pytest.mark.django_db
 EMPTY_HINTS = {
-    "/": "Widen the date range",
+    "/?part=trends": "Widen the date range",
     "/orders/": "No order was activated in this window",
     "/amendments/": "No amendment, renewal or cancellation was requested in this window",
     "/invoices/": "No invoice was finalized in this window",
@@ -24,6 +24,15 @@ EMPTY_HINTS = {
 def test_an_empty_dashboard_says_what_to_do(client, executive, path):
     client.force_login(executive)
     assert EMPTY_HINTS[path] in client.get(path).content.decode()
+
+
+def test_the_overview_loads_its_trends_as_a_second_request_with_the_same_window(client, executive):
+    client.force_login(executive)
+    page = client.get("/?days=7&entity=US01").content.decode()
+    assert 'hx-get="?days=7&amp;entity=US01&amp;part=trends"' in page and 'hx-trigger="load"' in page
+    assert 'id="chart-cycle"' not in page  # the page itself does not wait for the charts
+    trends = client.get("/?days=7&entity=US01&part=trends", HTTP_HX_REQUEST="true").content.decode()
+    assert trends.lstrip().startswith('<div id="trends"') and 'id="chart-cycle"' in trends and "<html" not in trends
 
 
 def test_the_window_form_refreshes_only_the_dashboard_region_over_htmx(client, executive):
