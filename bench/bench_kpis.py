@@ -72,6 +72,10 @@ PAGES = [
     ("Connectors", "/connectors/"),
     ("Overview (htmx tiles)", "/#kpis"),
     ("Overview trends (htmx, loaded by /)", "/?part=trends#trends"),
+    # for reference: the target is for the default window; work grows with the window's rows
+    ("Overview, 90-day window", "/?days=90"),
+    ("Orders, 90-day window", "/orders/?days=90"),
+    ("Orders, entity DE01", "/orders/?entity=DE01"),
 ]
 
 

@@ -62,3 +62,12 @@ def test_it_answers_503_with_a_reason_while_redis_is_stopped_and_200_when_it_is_
 
 def test_it_needs_no_login(client, db):
     assert client.get("/healthz").status_code in (200, 503)
+
+
+def test_it_reports_how_far_the_kpi_rollups_lag(client, db):
+    from monitoring.rollups import refresh
+
+    assert client.get("/healthz").json()["kpi_rollups"]["refreshed_at"] is None
+    refresh()
+    rollups = client.get("/healthz").json()["kpi_rollups"]
+    assert rollups["seconds_since_refresh"] <= 5 and rollups["dirty_hours"] == 0 and rollups["rolled_up_to"]
