@@ -13,7 +13,7 @@ from sync.connectors.stripe import mapper
 from sync.connectors.stripe.sandbox import simulate
 from sync.connectors.stripe.sandbox.models import SandboxEvent
 
-FIXTURES = Path("/work/shared/fixtures/stripe/fixtures3.json")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "stripe" / "fixtures3.json"  # vendored from shared/
 
 
 def _raw(event: dict) -> dict:
