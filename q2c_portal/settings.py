@@ -230,6 +230,8 @@ CONNECTORS = {
         "username": os.environ.get("SALESFORCE_USERNAME", "integration@q2c.example"),
         "private_key_file": os.environ.get("SALESFORCE_PRIVATE_KEY_FILE", ""),
         "webhook_secret": os.environ.get("SALESFORCE_WEBHOOK_SECRET", "sandbox-salesforce-relay-secret"),
+        # single-currency orgs send no CurrencyIsoCode: their records are in this currency
+        "corporate_currency": os.environ.get("SALESFORCE_CORPORATE_CURRENCY", "USD").upper(),
         "jwt_audience": os.environ.get("SALESFORCE_JWT_AUDIENCE", ""),  # default: login.salesforce.com (test.* for sandboxes)
         "timeout": float(os.environ.get("SALESFORCE_TIMEOUT", "30")),
         "max_rate_limit_wait": float(os.environ.get("SALESFORCE_MAX_RATE_LIMIT_WAIT", "30")),

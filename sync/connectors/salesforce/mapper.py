@@ -36,6 +36,15 @@ def decimal(value, *, field: str = "") -> Decimal:
     return number
 
 
+def record_currency(record) -> str:
+    """A record's CurrencyIsoCode. Single-currency orgs have no such field: their records are
+    in the org's corporate currency, configured as SALESFORCE_CORPORATE_CURRENCY (not guessed)."""
+    from django.conf import settings
+
+    code = record.get("CurrencyIsoCode") or settings.CONNECTORS["salesforce"].get("corporate_currency") or "USD"
+    return str(code).upper()
+
+
 def money(value, *, field: str = "amount") -> str:
     """A currency value as a decimal string: 2 places, or up to 4 when the value has them."""
     number = decimal(value, field=field)
@@ -167,7 +176,7 @@ def account_of(account: dict) -> dict:
 
 
 def customer_upserted(account: dict) -> dict:
-    data = {"account": account_of(account), "currency": (account.get("CurrencyIsoCode") or "USD").upper()}
+    data = {"account": account_of(account), "currency": record_currency(account)}
     if account.get("Legal_Entity__c"):
         data["legal_entity"] = account["Legal_Entity__c"]
     if account.get("Payment_Terms__c"):
@@ -189,7 +198,7 @@ def order_closed_won(order: dict, items: list[dict]) -> dict:
         "order_number": order["OrderNumber"],
         "crm_record_id": order["Id"],
         "account": account_of({"Id": order.get("AccountId"), **account}),
-        "currency": (order.get("CurrencyIsoCode") or "USD").upper(),
+        "currency": record_currency(order),
         "closed_won_at": iso(order["CreatedDate"]),
         "lines": lines,
         "total_amount": money(sum((Decimal(l["quantity"]) * Decimal(l["unit_price"]) for l in lines), Decimal("0")), field="total_amount"),
@@ -245,7 +254,7 @@ def subscription_amended(order: dict, items: list[dict], contract_items: list[di
     data = {
         "amendment_id": order.get("OrderNumber") or order["Id"],
         "order_number": original_order_number,
-        "currency": (order.get("CurrencyIsoCode") or "USD").upper(),
+        "currency": record_currency(order),
         "requested_at": iso(order["CreatedDate"]),
         "changes": changes,
         "arr_delta": money(annual_value(changes) - annual_value(old), field="arr_delta"),
@@ -268,7 +277,7 @@ def subscription_renewed(order: dict, items: list[dict], original_order_number: 
         "renewal_id": order.get("OrderNumber") or order["Id"],
         "order_number": original_order_number,
         "due_at": datetime.combine(date.fromisoformat(date_string(order["EffectiveDate"])), datetime.min.time(), tzinfo=timezone.utc).isoformat(),
-        "currency": (order.get("CurrencyIsoCode") or "USD").upper(),
+        "currency": record_currency(order),
         "arr": money(annual_value(lines), field="arr"),
         "lines": lines,
         "crm_record_id": order["Id"],
@@ -279,7 +288,7 @@ def subscription_renewed(order: dict, items: list[dict], original_order_number: 
 
 
 def subscription_cancelled(contract: dict, order_number: str, requested_at: str, lines: list[dict]) -> dict:
-    data = {"order_number": order_number, "requested_at": requested_at, "currency": (contract.get("CurrencyIsoCode") or "USD").upper(), "arr": money(annual_value(lines), field="arr"), "crm_record_id": contract["Id"]}
+    data = {"order_number": order_number, "requested_at": requested_at, "currency": record_currency(contract), "arr": money(annual_value(lines), field="arr"), "crm_record_id": contract["Id"]}
     if contract.get("Description"):
         data["reason"] = contract["Description"]
     if contract.get("EndDate"):

@@ -174,6 +174,17 @@ def _get(obj, *path, default=None):
     return default if obj is None else obj
 
 
+def _essential(obj: Mapping, *keys: str):
+    """The first of `keys` the object has (not null). Stripe always sends a document's currency
+    and amounts; a payload without them is not something to guess at (a missing currency is not
+    USD, a missing total is not zero), so KeyError → the inbox dead-letters the event with the
+    field's name, and it can be replayed once the source is fixed."""
+    for key in keys:
+        if obj.get(key) is not None:
+            return obj[key]
+    raise KeyError(" or ".join(f"{obj.get('object') or 'object'}.{k}" for k in keys))
+
+
 def item_sku(item: Mapping) -> str:
     """A subscription item's SKU: our products use the SKU as the Stripe product id."""
     product = _get(item, "price", "product")
@@ -336,7 +347,7 @@ def amendment_from_event(event: Mapping) -> list[dict]:
     order_number = _get(sub, "metadata", "order_number", default="")
     if not order_number or sub.get("status") == "canceled":
         return []
-    currency = sub.get("currency") or "usd"
+    currency = _essential(sub, "currency")
     now_items = items_of(sub)
     before_items = items_of(previous) if "items" in previous else now_items
     if "quantity" in previous and "items" not in previous and len(now_items) == 1:  # legacy single-item shape
@@ -373,7 +384,7 @@ def cancellation_from_event(event: Mapping) -> list[dict]:
     order_number = _get(sub, "metadata", "order_number", default="")
     if is_echo(event) or not order_number:
         return []
-    currency = sub.get("currency") or "usd"
+    currency = _essential(sub, "currency")
     details = sub.get("cancellation_details") or {}
     data = {
         "order_number": order_number,
@@ -404,12 +415,12 @@ def _common_invoice_fields(invoice: Mapping) -> dict:
 
 def invoice_finalized_from_event(event: Mapping) -> list[dict]:
     invoice = _get(event, "data", "object", default={})
-    currency = invoice.get("currency") or "usd"
-    total = int(invoice.get("total") or 0)
+    currency = _essential(invoice, "currency")
+    total = int(_essential(invoice, "total"))
     tax = _invoice_tax(invoice)
     subtotal = invoice.get("subtotal") if invoice.get("subtotal") is not None else total - tax
     data = {
-        "invoice_number": invoice.get("number") or invoice.get("id"),
+        "invoice_number": _essential(invoice, "number", "id"),
         **_common_invoice_fields(invoice),
         "currency": currency.upper(),
         "subtotal": to_major(subtotal, currency),
@@ -427,14 +438,14 @@ def invoice_finalized_from_event(event: Mapping) -> list[dict]:
 
 def payment_from_event(event: Mapping) -> list[dict]:
     invoice = _get(event, "data", "object", default={})
-    currency = invoice.get("currency") or "usd"
-    number = invoice.get("number") or invoice.get("id")
+    currency = _essential(invoice, "currency")
+    number = invoice.get("number") or _essential(invoice, "id")
     if event.get("type") == "invoice.paid":
         return [envelope(event, "payment.received.v1", {
             "payment_id": f"{invoice['id']}:paid",
             "invoice_number": number,
             **_common_invoice_fields(invoice),
-            "amount": to_major(invoice.get("amount_paid") or 0, currency),
+            "amount": to_major(_essential(invoice, "amount_paid"), currency),
             "currency": currency.upper(),
             "received_at": ts_to_iso(_get(invoice, "status_transitions", "paid_at") or event.get("created")),
         })]
@@ -446,7 +457,7 @@ def payment_from_event(event: Mapping) -> list[dict]:
         "payment_id": f"{invoice['id']}:attempt{attempt}",
         "invoice_number": number,
         **_common_invoice_fields(invoice),
-        "amount": to_major(invoice.get("amount_remaining") if invoice.get("amount_remaining") is not None else invoice.get("amount_due") or 0, currency),
+        "amount": to_major(_essential(invoice, "amount_remaining", "amount_due"), currency),
         "currency": currency.upper(),
         "failed_at": ts_to_iso(event.get("created")),
         "attempt": attempt,
@@ -456,12 +467,12 @@ def payment_from_event(event: Mapping) -> list[dict]:
 
 def credit_note_from_event(event: Mapping, fetch_invoice: Callable[[str], Mapping | None] | None = None) -> list[dict]:
     note = _get(event, "data", "object", default={})
-    currency = note.get("currency") or "usd"
+    currency = _essential(note, "currency")
     data = {
-        "credit_memo_number": note.get("number") or note.get("id"),
-        "billing_credit_note_id": note.get("id", ""),
+        "credit_memo_number": note.get("number") or _essential(note, "id"),
+        "billing_credit_note_id": note["id"],
         "billing_customer_id": _customer_id(note),
-        "amount": to_major(note.get("total") if note.get("total") is not None else note.get("amount") or 0, currency),
+        "amount": to_major(_essential(note, "total", "amount"), currency),
         "currency": currency.upper(),
         "issued_at": ts_to_iso(note.get("effective_at") or note.get("created") or event.get("created")),
     }
