@@ -121,3 +121,24 @@ def test_the_event_contracts_are_served_for_integrators(client, db):
     order_schema = client.get("/api/v1/schemas/order.closed_won.v1/").json()
     assert "order_number" in order_schema["required"]
     assert client.get("/api/v1/schemas/nope.v1/").status_code == 404
+
+
+def test_a_revoked_permission_is_refused_once_the_30_second_grant_cache_expires(api, monkeypatch):
+    import time
+
+    from django.contrib.auth.models import User
+
+    from monitoring import api as monitoring_api
+
+    monkeypatch.setattr(monitoring_api, "PERM_CACHE_SECONDS", 0.2)
+    assert post(api, "/api/v1/events/", {**ORDER, "id": "evt-grant-1"}).status_code == 202
+    user = User.objects.get(username="crm-relay")
+    user.groups.clear()
+    user.user_permissions.clear()
+    assert post(api, "/api/v1/events/", {**ORDER, "id": "evt-grant-2"}).status_code == 202  # within the grant cache
+    time.sleep(0.3)
+    refused = post(api, "/api/v1/events/", {**ORDER, "id": "evt-grant-3"})
+    assert refused.status_code == 403 and not InboxEvent.objects.filter(source_event_id="evt-grant-3").exists()
+    user.is_active = False
+    user.save()
+    assert post(api, "/api/v1/events/", {**ORDER, "id": "evt-grant-4"}).status_code in (401, 403)  # at once
