@@ -22,6 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -119,7 +120,11 @@ def save(row: StripeObject) -> StripeObject:
 def insert(object_type: str, data: dict, *, idempotency_key: str = "", subscription: str = "", lookup: str = "", state: dict | None = None) -> StripeObject:
     row = StripeObject(id=data["id"], object=object_type, created=data.get("created") or now_ts(), data=data,
                        idempotency_key=idempotency_key or "", subscription=subscription, lookup=lookup, state=state or {})
-    return save(row)
+    try:
+        with transaction.atomic():  # two concurrent creates of one custom id: the loser gets Stripe's 400, not a 500
+            return save(row)
+    except IntegrityError:
+        raise StripeError(400, f"{object_type.replace('_', ' ').capitalize()} already exists.", code="resource_already_exists", param="id") from None
 
 
 def next_number(name: str) -> int:
