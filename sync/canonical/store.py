@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from sync.models import Customer, ExternalRef, Invoice, LegalEntity, Order, OrderLine, Product
 
@@ -22,14 +22,12 @@ def safe_external_id(*parts: str) -> str:
 def ref_set(*, system: str, object_type: str, external_id: str, canonical_type: str, canonical_id) -> None:
     if not external_id:
         return
-    try:
-        with transaction.atomic():
-            ExternalRef.objects.update_or_create(
-                system=system, object_type=object_type, external_id=str(external_id),
-                defaults={"canonical_type": canonical_type, "canonical_id": canonical_id},
-            )
-    except IntegrityError:
-        pass  # a concurrent writer recorded the same reference
+    # one INSERT … ON CONFLICT DO UPDATE: no savepoint + SELECT FOR UPDATE + write per step, and
+    # concurrent writers of the same reference simply agree (the last one's mapping wins)
+    ExternalRef.objects.bulk_create(
+        [ExternalRef(system=system, object_type=object_type, external_id=str(external_id), canonical_type=canonical_type, canonical_id=canonical_id)],
+        update_conflicts=True, unique_fields=["system", "object_type", "external_id"], update_fields=["canonical_type", "canonical_id"],
+    )
 
 
 def ref_external(*, system: str, object_type: str, canonical_type: str, canonical_id) -> str | None:

@@ -4,6 +4,7 @@ pauses and its steps wait (without burning retries) until a probe succeeds."""
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 
 from django.db.models import F
@@ -16,6 +17,14 @@ THRESHOLD = int(os.environ.get("Q2C_CIRCUIT_THRESHOLD", "5"))
 COOLDOWN_SECONDS = float(os.environ.get("Q2C_CIRCUIT_COOLDOWN_SECONDS", "30"))
 
 
+SUCCESS_WRITE_SECONDS = 5.0
+# Per process: systems whose circuit was closed with no failures when last read, and until when
+# their last success is fresh enough not to be written again. Every successful call used to
+# UPDATE the system's one ConnectorState row, twice: all workers queued on that row's lock.
+_clean_at_read: dict[str, bool] = {}
+_success_written_until: dict[str, float] = {}
+
+
 def _state(system: str) -> ConnectorState:
     state, _ = ConnectorState.objects.get_or_create(system=system)
     return state
@@ -24,6 +33,7 @@ def _state(system: str) -> ConnectorState:
 def circuit_wait_seconds(system: str) -> float:
     """0 when calls may go ahead; otherwise how long the circuit stays open."""
     state = _state(system)
+    _clean_at_read[system] = state.circuit == ConnectorState.Circuit.CLOSED and state.consecutive_failures == 0
     if state.circuit != ConnectorState.Circuit.OPEN or state.opened_at is None:
         return 0.0
     remaining = (state.opened_at + timedelta(seconds=COOLDOWN_SECONDS) - timezone.now()).total_seconds()
@@ -35,6 +45,11 @@ def circuit_wait_seconds(system: str) -> float:
 
 
 def circuit_record_success(system: str) -> None:
+    """Close the circuit and reset the failure count; when the circuit was already closed and
+    clean just before this call, only refresh last_success_at every SUCCESS_WRITE_SECONDS."""
+    if _clean_at_read.get(system) and _success_written_until.get(system, 0) > time.monotonic():
+        return
+    _success_written_until[system] = time.monotonic() + SUCCESS_WRITE_SECONDS
     now = timezone.now()
     changed = ConnectorState.objects.filter(system=system).exclude(circuit=ConnectorState.Circuit.CLOSED).update(
         circuit=ConnectorState.Circuit.CLOSED, consecutive_failures=0, opened_at=None, last_success_at=now
@@ -46,6 +61,8 @@ def circuit_record_success(system: str) -> None:
 
 
 def circuit_record_failure(system: str, error_class: str, message: str) -> None:
+    _success_written_until.pop(system, None)
+    _clean_at_read[system] = False
     now = timezone.now()
     _state(system)
     if error_class != ErrorClass.UNAVAILABLE:

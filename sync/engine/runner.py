@@ -112,10 +112,6 @@ def _claim(run_id: int) -> bool:
     )
 
 
-def _renew(run: FlowRun) -> None:
-    FlowRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS))
-
-
 def _set_status(run: FlowRun, status: str, *, note: str = "", **fields) -> None:
     before = run.status
     run.status = status
@@ -192,11 +188,11 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
             _release(run, FlowRun.Status.WAITING, current_step=step.name)
             dispatch_flow(run.pk, queue=flow.queue, countdown=wait + 0.5)
             return "waiting"
-    _renew(run)
+    # renew the lease and say where the flow is, in one write
+    FlowRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS), current_step=step.name)
+    run.current_step = step.name
     step.attempts += 1
     _set_step(step, FlowStep.Status.RUNNING, attempts=step.attempts, started_at=step.started_at or timezone.now(), next_attempt_at=None)
-    FlowRun.objects.filter(pk=run.pk).update(current_step=step.name)
-    run.current_step = step.name
     ctx = StepContext(run=run, step=step)
     try:
         result = definition.run(ctx) or {}

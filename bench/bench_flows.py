@@ -1,0 +1,260 @@
+#!/usr/bin/env python
+"""Order activations per second through the whole engine, next to the vendor calls alone.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/q2c .venv/bin/python bench/bench_flows.py --orders 400
+
+What it does, all on this machine:
+1. creates a fresh database (default `q2c_bench_flows`, on the server of DATABASE_URL), migrates
+   it and seeds the reference data and the ERP catalog;
+2. starts the three connector sandboxes (`manage.py run_sandbox`, 2 threads each) and
+   `--workers` Celery worker processes (`-c --concurrency` each) on Redis database 13 of
+   REDIS_URL's server (flushed first: keep nothing there);
+3. baseline: `--baseline` orders sent straight through the connectors with no engine at all,
+   in as many threads as the engine has lanes: ERP customer, billing customer, ERP sales
+   order, billing subscription — the four vendor calls an order activation makes;
+4. the product: `--orders` closed-won events accepted in one batch (inbox insert + dispatch),
+   then the time until every order activation has completed: flows/s overall and per worker
+   lane (one lane = one worker child), and each flow's latency from acceptance to activation;
+5. checks exactly-once: one sales order and one subscription per order in the sandboxes.
+No assertion on speed: the figures are printed for people to read (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--orders", type=int, default=400)
+    p.add_argument("--baseline", type=int, default=100, help="orders sent through the connectors directly")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--concurrency", type=int, default=4, help="children per worker process")
+    p.add_argument("--db", default="q2c_bench_flows")
+    p.add_argument("--timeout", type=float, default=600)
+    return p.parse_args()
+
+
+def with_path(url: str, path: str) -> str:
+    return urlunparse(urlparse(url)._replace(path=path))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited early (see .var/bench-*.log)")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not open port {port}")
+
+
+def stop(procs: list[subprocess.Popen], timeout: float = 30) -> None:
+    """SIGTERM each process group (warm shutdown), SIGKILL what is still there after `timeout`."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def order_event(number: str) -> dict:
+    return {
+        "id": f"bench-{number}", "type": "order.closed_won.v1", "source": "crm-relay", "occurred_at": "2026-11-23T10:00:00Z",
+        "data": {
+            "order_number": number, "account": {"external_id": f"001{number}", "name": f"Customer of {number}", "email": f"ap@{number.lower()}.example"},
+            "currency": "USD", "legal_entity": "US01", "closed_won_at": "2026-11-23T10:00:00Z", "effective_date": "2026-11-23",
+            "lines": [
+                {"sku": "PLAT-SEAT", "description": "Platform seats", "quantity": "25", "unit_price": "40.00", "billing": "recurring", "interval": "month"},
+                {"sku": "ONBOARD-FEE", "description": "Onboarding", "quantity": "1", "unit_price": "1500.00", "billing": "one_time"},
+            ],
+        },
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    args = parse_args()
+    import psycopg
+    import redis
+
+    server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/q2c")
+    db_url = with_path(server, f"/{args.db}")
+    redis_url = with_path(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), "/13")
+    with psycopg.connect(with_path(server, "/postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{args.db}"')
+    redis.Redis.from_url(redis_url).flushdb()
+
+    ports = {name: free_port() for name in ("salesforce", "netsuite", "stripe")}
+    env = {
+        **os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "DEBUG": "1", "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "q2c_portal.settings", "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+        "SALESFORCE_INSTANCE_URL": f"http://127.0.0.1:{ports['salesforce']}",
+        "SALESFORCE_TOKEN_URL": f"http://127.0.0.1:{ports['salesforce']}/services/oauth2/token",
+        "NETSUITE_BASE_URL": f"http://127.0.0.1:{ports['netsuite']}", "STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
+        "STRIPE_SANDBOX_WEBHOOK_URL": "", "SALESFORCE_SANDBOX_RELAY_URL": "",
+    }
+    os.environ.update({k: v for k, v in env.items() if isinstance(v, str)})
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    print(f"preparing {args.db}: migrate, reference data, ERP catalog …", flush=True)
+    call_command("migrate", verbosity=0)
+    call_command("seed_reference_data", stdout=open(os.devnull, "w"))
+    from sync.connectors.netsuite.sandbox.seed import seed_catalog
+
+    seed_catalog()
+
+    (ROOT / ".var").mkdir(exist_ok=True)
+    procs: list[subprocess.Popen] = []
+
+    def spawn(cmd: list[str], log: str) -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(ROOT / ".var" / log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    try:
+        for name, port in ports.items():
+            wait_port(port, spawn([sys.executable, "manage.py", "run_sandbox", name, "--port", str(port), "--workers", "2"], f"bench-sandbox-{name}.log"), f"{name} sandbox")
+        result = run(args)
+    finally:
+        stop(procs)
+    print_table(args, result)
+
+
+def run(args) -> dict:
+    from sync.canonical.store import safe_external_id
+    from sync.connectors import registry
+    from sync.engine.inbox import accept_canonical
+    from sync.models import FlowRun
+
+    # --- baseline: the four vendor calls per order, no engine, as many lanes as the engine has --
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    lanes = args.workers * args.concurrency
+    erp_sub = "1"
+    run_id = uuid.uuid4().hex[:6]
+
+    def raw_orders(lane: int) -> None:
+        erp, billing = registry.connector_class(registry.system_of("erp")).from_settings(), registry.connector_class(registry.system_of("billing")).from_settings()
+        try:
+            for i in range(lane, args.baseline, lanes):
+                number = f"RAW-{run_id}-{i}"
+                event = order_event(number)["data"]
+                customer = {"hub_id": f"raw-{i}", "name": event["account"]["name"], "email": event["account"]["email"], "tax_id": "", "currency": "USD",
+                            "legal_entity": "US01", "erp_subsidiary_id": erp_sub, "crm_account_id": event["account"]["external_id"], "payment_terms": ""}
+                erp_customer = erp.upsert_customer(customer=customer, external_id=safe_external_id("CUST", event["account"]["external_id"]))
+                bill_customer = billing.upsert_customer(customer=customer, idempotency_key=f"raw:{number}:customer")
+                erp.upsert_sales_order(order={**event, "erp_subsidiary_id": erp_sub}, customer_id=erp_customer.external_id, external_id=safe_external_id("SO", number))
+                recurring = [line for line in event["lines"] if line["billing"] == "recurring"]
+                billing.create_subscription(customer_id=bill_customer.external_id, order={**event, "lines": recurring}, idempotency_key=f"raw:{number}:sub")
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(lanes) as pool:
+        list(pool.map(raw_orders, range(lanes)))
+    baseline_seconds = time.perf_counter() - started
+
+    # --- the product ----------------------------------------------------------------------------
+    workers = []
+    for w in range(args.workers):
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "q2c_portal", "worker", "-l", "warning", "-Q", "flows,status,recon,usage", "-c", str(args.concurrency),
+             "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"bench{w}-{run_id}@%h"],
+            cwd=ROOT, env=dict(os.environ), stdout=open(ROOT / ".var" / f"bench-worker-{w}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        ))
+    try:
+        from q2c_portal.celery import app
+
+        deadline = time.monotonic() + 60
+        while len(app.control.ping(timeout=1.0)) < args.workers:  # broadcast over the broker: no result backend needed
+            if time.monotonic() > deadline:
+                raise SystemExit("workers did not start (see .var/bench-worker-*.log)")
+        numbers = [f"ORD-{run_id}-{i}" for i in range(args.orders)]
+        accepted_at = time.perf_counter()
+        accept_canonical([order_event(n) for n in numbers])
+        accept_seconds = time.perf_counter() - accepted_at
+        deadline = time.monotonic() + args.timeout
+        last = -1
+        while True:
+            done = FlowRun.objects.filter(flow_type="order_activation", document_number__in=numbers, status__in=["completed", "failed", "cancelled"]).count()
+            if done != last:
+                print(f"  … {done:,} of {args.orders:,} orders activated ({time.perf_counter() - accepted_at:.1f}s)", flush=True)
+                last = done
+            if done >= args.orders or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        engine_seconds = time.perf_counter() - accepted_at
+    finally:
+        stop(workers)
+
+    runs = list(FlowRun.objects.filter(flow_type="order_activation", document_number__in=numbers).values("status", "finished_at", "inbox_event__received_at"))
+    latencies = [(r["finished_at"] - r["inbox_event__received_at"]).total_seconds() for r in runs if r["status"] == "completed" and r["finished_at"]]
+    from sync.connectors.netsuite.sandbox.models import ExternalIdLedger
+    from sync.connectors.stripe.sandbox.simulate import count_objects
+
+    so_creates = sum(ExternalIdLedger.objects.filter(record_type="salesOrder", external_id__startswith=f"SO-ORD-{run_id}-").values_list("creates", flat=True))
+    subs = sum(count_objects("subscription", order_number=n) for n in numbers[:50])
+    return {
+        "baseline_seconds": baseline_seconds, "accept_seconds": accept_seconds, "engine_seconds": engine_seconds,
+        "completed": sum(1 for r in runs if r["status"] == "completed"), "failed": sum(1 for r in runs if r["status"] != "completed"),
+        "latencies": latencies, "so_creates": so_creates, "subs_first_50": subs,
+    }
+
+
+def print_table(args, r: dict) -> None:
+    lanes = args.workers * args.concurrency
+    base_rate = args.baseline / r["baseline_seconds"]
+    rate = r["completed"] / r["engine_seconds"] if r["engine_seconds"] else 0
+    lat = r["latencies"] or [0]
+    rows = [
+        (f"baseline: the 4 vendor calls per order, no engine, {lanes} lanes", f"{base_rate:,.1f} orders/s", f"{base_rate / lanes:,.1f} per lane"),
+        (f"engine: {args.orders:,} closed-won events accepted (1 batch)", f"{args.orders / r['accept_seconds']:,.0f} events/s", ""),
+        (f"engine: order activations, {args.workers}×{args.concurrency} = {lanes} lanes", f"{rate:,.1f} orders/s", f"{rate / lanes:,.1f} per lane"),
+        ("  acceptance → activated, p50 / p95 / max", f"{statistics.median(lat):,.1f} / {pct(lat, 0.95):,.1f} / {max(lat):,.1f} s", ""),
+        ("  completed / not completed", f"{r['completed']:,} / {r['failed']:,}", ""),
+        ("  ERP sales orders created (once each)", f"{r['so_creates']:,}", "= orders" if r["so_creates"] == r["completed"] else "≠ orders!"),
+        ("  Stripe subscriptions, first 50 orders", f"{r['subs_first_50']:,}", "= 50" if r["subs_first_50"] == min(50, args.orders) else "≠ 50!"),
+    ]
+    width = max(len(a) for a, _, _ in rows)
+    print(f"\nOrder activation throughput · {os.cpu_count()} CPU cores shared by PostgreSQL, Redis, 3 sandboxes, the workers and this script\n")
+    for a, b, c in rows:
+        print(f"{a:{width}}  {b:>24}  {c}")
+
+
+if __name__ == "__main__":
+    main()
