@@ -1,14 +1,10 @@
-"""Monitoring services: chart building and the dispatch of queue actions."""
+"""Monitoring services: chart building for the dashboards (the queue's actions live in sync.services)."""
 
 from __future__ import annotations
-
-from django.core.exceptions import ValidationError
-from django.http import QueryDict
 
 import plotly.io
 from django.conf import settings
 
-from sync import services as sync_services
 from sync.models import FlowType
 
 from .selectors import kpis
@@ -399,16 +395,3 @@ def connector_chart(series: list[dict]) -> str | None:
                         line={"color": color, "width": 2}, hovertemplate="%{y:,.0f} ms<extra>" + system + " p95</extra>")
     fig.update_layout(barmode="group", yaxis={"title": "calls"}, yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": "p95 latency (ms)", "rangemode": "tozero"})
     return _figure_html(fig, height=280)
-
-
-def exception_act(*, exception_id: int, action: str, user, data: QueryDict):
-    handlers = {
-        "retry": lambda: sync_services.exception_retry(exception_id=exception_id, user=user),
-        "resolve": lambda: sync_services.exception_resolve(exception_id=exception_id, user=user, note=data.get("note", "")),
-        "ignore": lambda: sync_services.exception_ignore(exception_id=exception_id, user=user, reason=data.get("reason", "")),
-        "assign": lambda: sync_services.exception_assign(exception_id=exception_id, user=user, assignee_username=data.get("assignee", "")),
-        "comment": lambda: sync_services.exception_comment(exception_id=exception_id, user=user, text=data.get("text", "")),
-    }
-    if action not in handlers:
-        raise ValidationError({"action": f"Unknown action {action!r}."})
-    return handlers[action]()

@@ -243,6 +243,9 @@ CONNECTORS = {
         "consumer_secret": os.environ.get("NETSUITE_CONSUMER_SECRET", "sandbox-consumer-secret"),
         "token_id": os.environ.get("NETSUITE_TOKEN_ID", "sandbox-token-id"),
         "token_secret": os.environ.get("NETSUITE_TOKEN_SECRET", "sandbox-token-secret"),
+        # billing calculates invoice tax; it is posted as one line on this item (an Other Charge
+        # item whose itemId is this SKU) so the ERP invoice total equals the billing total
+        "tax_item": os.environ.get("NETSUITE_TAX_ITEM", "SALES-TAX"),
     },
     "stripe": {
         "api_base": os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8103"),

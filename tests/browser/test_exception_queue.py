@@ -90,10 +90,6 @@ def test_an_executive_sees_no_action_buttons_and_action_urls_answer_403(login, e
 
 
 def test_retry_after_the_sandbox_is_healed_resolves_the_exception(login, itops, live_server, sandbox_servers, point_connector, no_dispatch):
-    try:
-        import sync.connectors.netsuite.client  # noqa: F401
-    except ImportError:
-        pytest.skip("the NetSuite connector (sync.connectors.netsuite.client) is not importable yet")
     from sync.canonical.store import safe_external_id
     from sync.engine.runner import flow_run, flow_start
     from sync.flows.registry import flow_for

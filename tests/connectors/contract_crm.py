@@ -14,7 +14,6 @@ the canonical schemas.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone

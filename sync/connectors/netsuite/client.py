@@ -91,8 +91,9 @@ class NetSuiteConnector(ERPConnector):
     system = "netsuite"
 
     def __init__(self, *, base_url: str, account_id: str, consumer_key: str, consumer_secret: str, token_id: str,
-                 token_secret: str, timeout: float = 20.0, max_rate_limit_wait: float = 30.0):
+                 token_secret: str, timeout: float = 20.0, max_rate_limit_wait: float = 30.0, tax_item: str = "SALES-TAX"):
         self.base_url = base_url.rstrip("/")
+        self.tax_item = tax_item  # SKU (itemId) of the item billing-calculated tax is posted on
         self.account_id = account_id
         self.timeout = timeout
         self.max_rate_limit_wait = max_rate_limit_wait
@@ -112,7 +113,7 @@ class NetSuiteConnector(ERPConnector):
         return cls(
             base_url=config["base_url"], account_id=config["account_id"], consumer_key=config["consumer_key"],
             consumer_secret=config["consumer_secret"], token_id=config["token_id"], token_secret=config["token_secret"],
-            timeout=getattr(settings, "CONNECTOR_TIMEOUT_SECONDS", 20.0),
+            timeout=getattr(settings, "CONNECTOR_TIMEOUT_SECONDS", 20.0), tax_item=config.get("tax_item", "SALES-TAX"),
         )
 
     # --- HTTP ---------------------------------------------------------------------------------
@@ -341,12 +342,17 @@ class NetSuiteConnector(ERPConnector):
                 raise ConnectorError(ErrorClass.MAPPING, f"Invoice line {i + 1} ({line.get('description', '')!r}) has no SKU, so no NetSuite item",
                                      system=self.system, field=f"lines[{i}].sku")
 
+        taxed = bool(invoice.get("tax")) and mapper.to_decimal(invoice["tax"], "tax") != 0
+        tax_sku = self.tax_item if taxed else None
+        if tax_sku:
+            field_of.setdefault(tax_sku, "tax")
+
         def write() -> CallResult:
-            item_ids = self.item_ids([line["sku"] for line in lines], field_of=field_of)
+            item_ids = self.item_ids([line["sku"] for line in lines] + ([tax_sku] if tax_sku else []), field_of=field_of)
             try:
                 body = mapper.invoice_body(invoice, customer_id=customer_id, item_ids=item_ids, currency_id=self.currency_id(invoice.get("currency")),
                                            subsidiary_id=self.subsidiary_id(invoice), external_id=external_id,
-                                           sales_order_id=invoice.get("sales_order_id"))
+                                           sales_order_id=invoice.get("sales_order_id"), tax_item_id=item_ids.get(tax_sku) if tax_sku else None)
             except mapper.MappingError as exc:
                 raise self._mapping(exc) from exc
             return self.upsert_record("invoice", external_id=external_id, body=body, replace="item")

@@ -263,8 +263,9 @@ def change_order_body(change: Mapping, *, original: Mapping, customer_id: str, i
 
 # --- invoices ------------------------------------------------------------------------------------
 def invoice_body(invoice: Mapping, *, customer_id: str, item_ids: Mapping[str, str], currency_id: str,
-                 subsidiary_id: str | None, external_id: str, sales_order_id: str | None = None) -> dict:
-    """invoice.finalized.v1 data → invoice body. Line amounts are kept as billing computed them."""
+                 subsidiary_id: str | None, external_id: str, sales_order_id: str | None = None, tax_item_id: str | None = None) -> dict:
+    """invoice.finalized.v1 data → invoice body. Line amounts are kept as billing computed them;
+    billing's tax becomes one line on the tax item, so the ERP total is the billing total."""
     lines = []
     for i, line in enumerate(invoice.get("lines") or []):
         quantity = to_decimal(line.get("quantity") or "1", f"lines[{i}].quantity")
@@ -274,6 +275,11 @@ def invoice_body(invoice: Mapping, *, customer_id: str, item_ids: Mapping[str, s
                                "description": line.get("description")}))
     if not lines:
         raise MappingError("The invoice has no lines", "lines")
+    tax = to_decimal(invoice.get("tax") or "0", "tax")
+    if tax:
+        if not tax_item_id:
+            raise MappingError(f"The invoice carries tax {money_str(tax)} but no NetSuite tax item is configured (NETSUITE_TAX_ITEM)", "tax")
+        lines.append({"item": ref(tax_item_id), "quantity": Decimal(1), "rate": tax, "amount": tax, "description": "Tax calculated by billing"})
     return _compact({
         "externalId": external_id,
         "tranId": invoice["invoice_number"],

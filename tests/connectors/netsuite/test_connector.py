@@ -147,6 +147,28 @@ def test_an_invoice_payment_and_credit_memo_land_linked(netsuite, customer_id):
     assert (memo["amount"], memo["erp_invoice_id"], memo["credit_memo_number"]) == ("45.00", inv.external_id, "CN-3001")
 
 
+def test_billing_tax_is_posted_as_a_line_so_the_erp_total_is_the_billing_total(netsuite, customer_id):
+    invoice = {"invoice_number": "INV-3010", "currency": "USD", "subtotal": "1125.00", "tax": "92.81", "total": "1217.81",
+               "finalized_at": "2026-06-01T08:00:00Z", "erp_subsidiary_id": "1",
+               "lines": [{"sku": "PLAT-SEAT", "description": "Seats, June", "quantity": "25", "unit_amount": "45.00", "amount": "1125.00"}]}
+    netsuite.upsert_invoice(invoice=invoice, customer_id=customer_id, external_id="HUB-INV-3010")
+    got = netsuite.get_invoice(external_id="HUB-INV-3010")
+    assert got["total"] == "1217.81"
+    assert [(line["sku"], line["amount"]) for line in got["lines"]] == [("PLAT-SEAT", "1125.00"), ("SALES-TAX", "92.81")]
+    # posting it again (a redelivery) replaces the lines: still one tax line
+    netsuite.upsert_invoice(invoice=invoice, customer_id=customer_id, external_id="HUB-INV-3010")
+    assert netsuite.get_invoice(external_id="HUB-INV-3010")["total"] == "1217.81"
+
+
+def test_tax_with_no_tax_item_in_the_erp_is_a_mapping_error_naming_the_setting(netsuite, customer_id):
+    netsuite.tax_item = "NO-SUCH-TAX-ITEM"
+    invoice = {"invoice_number": "INV-3011", "currency": "USD", "tax": "8.00", "total": "108.00", "finalized_at": "2026-06-01T08:00:00Z",
+               "erp_subsidiary_id": "1", "lines": [{"sku": "PLAT-SEAT", "quantity": "1", "unit_amount": "100.00", "amount": "100.00"}]}
+    with pytest.raises(ConnectorError) as caught:
+        netsuite.upsert_invoice(invoice=invoice, customer_id=customer_id, external_id="HUB-INV-3011")
+    assert (caught.value.error_class, caught.value.field) == (ErrorClass.MAPPING, "tax") and "NO-SUCH-TAX-ITEM" in caught.value.message
+
+
 def test_an_invoice_line_without_a_sku_is_a_mapping_error(netsuite, customer_id):
     invoice = {"invoice_number": "INV-3002", "currency": "USD", "total": "5.00", "finalized_at": "2026-06-01T08:00:00Z",
                "lines": [{"description": "Proration", "amount": "5.00"}]}

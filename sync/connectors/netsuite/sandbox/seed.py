@@ -23,6 +23,7 @@ ITEMS = [
     ("ONBOARD-FEE", "Onboarding fee (one-time)", Decimal("2500.00")),
     ("USAGE-API-CALLS", "API calls (per 1,000)", Decimal("0.0125")),
     ("ADJUSTMENT", "Billing adjustment / credit", Decimal("0.00")),
+    ("SALES-TAX", "Sales tax calculated by billing", Decimal("0.00")),
 ]
 ITEM_RECORD_TYPE = "nonInventorySaleItem"
 
