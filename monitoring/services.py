@@ -27,19 +27,36 @@ class FigureSpec:
         self.layout: dict = {}
 
     def add_bar(self, **trace) -> None:
-        self.data.append({"type": "bar", **trace})
+        self.data.append(_expand({"type": "bar", **trace}))
 
     def add_scatter(self, **trace) -> None:
-        self.data.append({"type": "scatter", **trace})
+        self.data.append(_expand({"type": "scatter", **trace}))
 
     def update_layout(self, **changes) -> None:
-        _merge(self.layout, changes)
+        _merge(self.layout, _expand(changes))
 
     def add_hline(self, *, y: float, line: dict, annotation_text: str = "", annotation_position: str = "bottom right") -> None:
         self.layout.setdefault("shapes", []).append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": y, "y1": y, "line": line})
         if annotation_text:
             self.layout.setdefault("annotations", []).append({"xref": "paper", "x": 1, "xanchor": "right", "yref": "y", "y": y, "yanchor": "top",
                                                               "text": annotation_text, "showarrow": False, "font": {"size": 11, "color": "#64748b"}})
+
+
+PLOTLY_UNDERSCORE_NAMES = {"error_x", "error_y", "copy_ystyle", "paper_bgcolor", "plot_bgcolor"}  # real plotly.js names with "_" (bar, scatter, layout)
+
+
+def _expand(spec: dict) -> dict:
+    """Plotly-python's "magic underscores" (marker_color=…) as the nested dicts plotly.js reads
+    ({"marker": {"color": …}}): the browser gets the figure unvalidated, so nothing may rely on
+    plotly-python rewriting it."""
+    out: dict = {}
+    for key, value in spec.items():
+        if "_" in key and key not in PLOTLY_UNDERSCORE_NAMES:
+            head, rest = key.split("_", 1)
+            _merge(out, {head: _expand({rest: value})})
+        else:
+            _merge(out, {key: _expand(value) if isinstance(value, dict) else value})
+    return out
 
 
 def _merge(target: dict, changes: dict) -> dict:
@@ -71,8 +88,23 @@ def _figure_html(fig: FigureSpec, *, height: int = 300, unified: bool = True) ->
             spec.setdefault("rangemode", "tozero")
     # Validating a figure against plotly's schema costs ~18 ms; the tests validate every chart
     # (settings_test.PLOTLY_VALIDATE), production renders the same dict without re-checking it.
+    if settings.PLOTLY_VALIDATE:
+        _check_plain({"data": fig.data, "layout": layout})
     return plotly.io.to_html({"data": fig.data, "layout": layout}, full_html=False, include_plotlyjs=False, validate=settings.PLOTLY_VALIDATE,
                              config={"displaylogo": False, "responsive": True, "displayModeBar": False})
+
+
+def _check_plain(value, path: str = "figure") -> None:
+    """Tests: the figure must already be what plotly.js reads (validation would otherwise hide
+    a plotly-python-only spelling such as marker_color that the unvalidated page ignores)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "_" in key and key not in PLOTLY_UNDERSCORE_NAMES:
+                raise ValueError(f"{path}.{key}: write it nested (plotly.js does not read plotly-python's magic underscores)")
+            _check_plain(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{path}[{i}]")
 
 
 def human_duration(seconds) -> str:
