@@ -86,3 +86,25 @@ def test_charts_reach_the_browser_in_plotly_js_spelling():
     services._check_plain({"data": fig.data, "layout": fig.layout})
     with pytest.raises(ValueError, match="marker_color"):
         services._check_plain({"data": [{"type": "bar", "marker_color": "red"}]})
+
+
+def test_a_long_flow_list_counts_to_the_cap_and_says_so(client, executive, monkeypatch):
+    import re
+
+    from monitoring.views import CappedPaginator
+
+    def table(page: int) -> tuple[str, int]:
+        html = client.get(f"/orders/?page={page}", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="table").content.decode()
+        pager = re.sub(r"<[^>]+>|\s+", " ", re.search(r'<nav class="pager".*?</nav>', html, re.S).group(0))
+        return " ".join(pager.split()), html.split("<tbody>")[1].split("</tbody>")[0].count("<tr>")
+
+    monkeypatch.setattr(CappedPaginator, "cap", 30)
+    now = timezone.now()
+    FlowRunFactory.create_batch(31, flow_type=FlowType.ORDER_ACTIVATION, business_started_at=now - timedelta(hours=2),
+                                business_completed_at=now - timedelta(hours=1), finished_at=now - timedelta(hours=1))
+    client.force_login(executive)
+    pager, rows = table(2)
+    assert rows == 5 and pager.startswith("26–30 of 30+ (narrow the dates for an exact count)") and "Page 2 of 2+" in pager
+    FlowRun.objects.filter(pk=FlowRun.objects.order_by("pk").values_list("pk", flat=True).first()).delete()  # 30 rows: exact again
+    pager, rows = table(2)
+    assert rows == 5 and pager.startswith("26–30 of 30 ") and "narrow" not in pager and "Page 2 of 2 " in pager + " "
