@@ -20,3 +20,51 @@ function q2cResizeCharts(root) {
 }
 window.addEventListener("load", function () { q2cResizeCharts(); });
 document.addEventListener("htmx:afterSettle", function (evt) { q2cResizeCharts(evt.target); });
+// A region that fails to load or an action the server refuses must say so: htmx does not
+// swap 4xx/5xx answers, which would otherwise leave a spinner, or a click that did nothing.
+var Q2C_STATUS_TEXT = {
+  401: "Your session has ended: log in again.",
+  403: "Your role does not allow this.",
+  404: "Not found: it may have been removed meanwhile.",
+  409: "Someone else changed this meanwhile: reload to see the current state.",
+  429: "Too many requests: wait a moment, then retry."
+};
+function q2cRequestFailed(evt, text) {
+  var target = evt.detail.target || evt.target;
+  var verb = ((evt.detail.requestConfig || {}).verb || "get").toLowerCase();
+  var box = document.createElement("div");
+  box.className = "msg msg-error htmx-error";
+  box.setAttribute("role", "alert");
+  box.textContent = text + " ";
+  if (verb === "get" && target && target.getAttribute && target.getAttribute("hx-get")) {
+    var retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "btn small";
+    retry.textContent = "Retry";
+    retry.addEventListener("click", function () {
+      box.remove();
+      window.htmx.ajax("GET", target.getAttribute("hx-get"), { target: target, swap: target.getAttribute("hx-swap") || "innerHTML" });
+    });
+    box.appendChild(retry);
+  }
+  if (target && target.getAttribute && target.getAttribute("aria-busy") === "true") {
+    target.setAttribute("aria-busy", "false");
+    target.classList.add("load-failed");  // stop the skeleton's shimmer and "loading…"
+  }
+  var old = target && target.previousElementSibling;
+  if (old && old.classList && old.classList.contains("htmx-error")) old.remove();
+  if (target && target.parentNode && target !== document.body) target.parentNode.insertBefore(box, target);
+  else document.getElementById("main").prepend(box);
+}
+document.addEventListener("htmx:responseError", function (evt) {
+  var status = evt.detail.xhr ? evt.detail.xhr.status : 0;
+  var text = Q2C_STATUS_TEXT[status] || ("The server could not answer (HTTP " + status + "). Retry; if it persists, see /healthz.");
+  q2cRequestFailed(evt, text);
+});
+document.addEventListener("htmx:sendError", function (evt) {
+  q2cRequestFailed(evt, "No connection to the server. Check the network, then retry.");
+});
+document.addEventListener("htmx:beforeRequest", function (evt) {
+  var prev = evt.detail.target && evt.detail.target.previousElementSibling;
+  if (prev && prev.classList && prev.classList.contains("htmx-error")) prev.remove();
+});

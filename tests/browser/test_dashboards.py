@@ -46,6 +46,32 @@ def test_an_executive_sees_the_tiles_and_a_rendered_chart(make_user, login, live
     assert page.locator("form.policy-form").count() == 0
 
 
+def test_trends_that_fail_to_load_say_so_and_load_on_retry(make_user, login, live_server, demo_data):
+    """The Overview's trends are their own request: a 500 there shows a readable error with
+    Retry instead of a skeleton forever; Retry loads the charts once the server answers."""
+    page = login(make_user("erin", "Executive"))
+    failing = {"on": True}
+
+    def maybe_fail(route):
+        if failing["on"]:
+            route.fulfill(status=500, body="boom")
+        else:
+            route.continue_()
+
+    page.route("**/?part=trends*", maybe_fail)
+    page.goto(f"{live_server.url}/")
+    alert = page.locator(".htmx-error[role=alert]")
+    alert.wait_for()
+    assert "HTTP 500" in alert.inner_text() and page.locator("#chart-cycle").count() == 0
+    SHOTS.mkdir(exist_ok=True)
+    alert.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "overview_trends_error.png"))
+    failing["on"] = False
+    alert.locator("button", has_text="Retry").click()
+    page.locator("#chart-cycle .js-plotly-plot").wait_for()
+    assert page.locator(".htmx-error").count() == 0
+
+
 def test_filters_change_the_url_and_refresh_the_dashboard_in_place(make_user, login, live_server, demo_data):
     page = login(make_user("erin", "Executive"))
     page.goto(f"{live_server.url}/orders/")
