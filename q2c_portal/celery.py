@@ -45,6 +45,8 @@ app.conf.beat_schedule = {
     # pull path: changes since the watermark, so nothing depends on webhooks alone
     "poll-salesforce-orders": {"task": "sync.poll_changes", "schedule": 60.0, "args": ["salesforce", "Order"], "options": {"expires": 55}},
     "poll-netsuite-invoices": {"task": "sync.poll_changes", "schedule": 120.0, "args": ["netsuite", "invoice"], "options": {"expires": 110}},
+    # connector call records past their retention (CONNECTOR_CALL_RETENTION_DAYS)
+    "purge-connector-calls": {"task": "sync.purge_connector_calls", "schedule": 3600.0, "options": {"expires": 3000}},
 }
 
 try:  # monitoring's schedules (SLA marking, missing events, alerts) live beside their code

@@ -214,6 +214,8 @@ if len(REPORTING_CURRENCY) != 3 or not REPORTING_CURRENCY.isalpha():
 # KPI screens read hourly rollups of settled flows (monitoring/rollups.py); 0 reads raw rows only
 # (same figures, slower at volume) — a switch for diagnosing a suspected rollup fault.
 KPI_ROLLUPS = env_bool("KPI_ROLLUPS", True)
+# Connector call records (request rate, errors, latency on the connectors page) are kept this long.
+CONNECTOR_CALL_RETENTION_DAYS = int(os.environ.get("CONNECTOR_CALL_RETENTION_DAYS", "35"))
 # Check each chart against plotly's schema before rendering (on in tests; ~18 ms a chart).
 PLOTLY_VALIDATE = env_bool("PLOTLY_VALIDATE", False)
 

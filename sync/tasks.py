@@ -91,3 +91,22 @@ def poll_changes(system: str, object_type: str) -> int:
     from sync.engine.polling import poll
 
     return poll(system=system, object_type=object_type)
+
+
+@shared_task(name="sync.purge_connector_calls", queue=Queue.RECON.value, expires=3600)
+def purge_connector_calls() -> int:
+    """Connector call records older than CONNECTOR_CALL_RETENTION_DAYS (they feed the connectors
+    page, which looks back a week at most). In batches, so no long lock or transaction."""
+    from django.conf import settings
+    from django.db import connection
+
+    from sync.models import ConnectorCall
+
+    cutoff = timezone.now() - timedelta(days=settings.CONNECTOR_CALL_RETENTION_DAYS)
+    table, deleted = ConnectorCall._meta.db_table, 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE at < %s LIMIT 10000)", [cutoff])
+            deleted += cursor.rowcount
+            if cursor.rowcount < 10000:
+                return deleted
