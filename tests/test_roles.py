@@ -30,6 +30,33 @@ def test_each_role_sees_its_pages_and_is_refused_the_others(client, make_user, r
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("role", list(ALLOWED))
+def test_no_page_offers_a_role_a_link_it_cannot_open(client, make_user, role):
+    """Crawl each permitted page of the role (demo data) and open every in-app link on it,
+    one of each shape: none may answer 403 (a link to a refusal), 404 or 5xx."""
+    import os
+    import re
+    from urllib.parse import urljoin, urlparse
+
+    from django.core.management import call_command
+
+    call_command("seed_kpi_demo", days=7, scale=0.2, seed=5, stdout=open(os.devnull, "w"))
+    client.force_login(make_user("crawler", role))
+    shapes: dict[str, tuple[str, str]] = {}
+    for page in sorted(ALLOWED[role]):
+        html = client.get(page).content.decode()
+        for href in re.findall(r'href="([^"#]+)"', html):
+            url = urlparse(urljoin(page, href.replace("&amp;", "&")))
+            if url.netloc or not url.path.startswith("/") or url.path.startswith(("/static/", "/admin/", "/api/v1/docs", "/logout")):
+                continue
+            shape = re.sub(r"\d+", "N", url.path) + "?" + ",".join(sorted(k.split("=")[0] for k in url.query.split("&") if k))
+            shapes.setdefault(shape, (url.path + ("?" + url.query if url.query else ""), page))
+    broken = [(link, on, client.get(link).status_code) for link, on in shapes.values()]
+    broken = [b for b in broken if b[2] in (403, 404) or b[2] >= 500]
+    assert len(shapes) > 20 and broken == [], broken
+
+
+@pytest.mark.django_db
 def test_a_user_without_a_role_sees_nothing(client, make_user):
     client.force_login(make_user("nobody"))
     assert client.get("/").status_code == 403
