@@ -276,20 +276,25 @@ def bucket_labels(edges: list[int]) -> list[tuple[int | None, int | None]]:
     return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
 
 
+def _values_sql(*, with_ages: bool) -> str:
+    """One row per value of the CTE `src` (ts, d, unfinished): the durations, and with_ages the
+    ages of its unsettled runs too (invoice lag counts unposted invoices at their age)."""
+    sql = "SELECT src.ts, d, false AS unfinished FROM src, unnest(src.durations) d"
+    return sql + " UNION ALL SELECT src.ts, a, true FROM src, unnest(src.ages) a" if with_ages else sql
+
+
 def duration_histogram(flow_type: str, window: Window, edges: list[int], *, include_unfinished: bool = False) -> list[dict]:
     """Counts per duration bucket; the invoice lag counts unposted invoices with their age."""
     if include_unfinished:  # invoices: finalized in the window, unposted at their age
         src, src_params = started_source(window, [flow_type])
-        values = f"SELECT d, false AS unfinished FROM ({src}) src, unnest(src.durations) d UNION ALL SELECT a, true FROM ({src}) src, unnest(src.ages) a"
-        src_params = src_params * 2
     else:  # orders: completed in the window
         src, src_params = completed_source(window, [flow_type])
-        values = f"SELECT d, false AS unfinished FROM ({src}) src, unnest(src.durations) d"
     edge_sql = "ARRAY[" + ",".join(str(float(e)) for e in edges) + "]::float8[]"
     rows = _all(
         f"""
+        WITH src AS MATERIALIZED ({src})
         SELECT width_bucket(v.d, {edge_sql}) AS bucket, count(*) AS n, count(*) FILTER (WHERE v.unfinished) AS unfinished
-        FROM ({values}) v
+        FROM ({_values_sql(with_ages=include_unfinished)}) v
         GROUP BY 1 ORDER BY 1
         """,
         src_params,
@@ -793,8 +798,7 @@ def daily_invoice_lag(window: Window) -> list[dict]:
         SELECT {_day('v.ts')} AS day, count(*) AS n, count(*) FILTER (WHERE v.unfinished) AS unposted,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY v.d) AS p50,
                percentile_cont(0.95) WITHIN GROUP (ORDER BY v.d) AS p95
-        FROM (SELECT src.ts, d, false AS unfinished FROM src, unnest(src.durations) d
-              UNION ALL SELECT src.ts, a, true FROM src, unnest(src.ages) a) v
+        FROM ({_values_sql(with_ages=True)}) v
         GROUP BY 1 ORDER BY 1
         """,
         [*src_params, window.tz],
