@@ -9,13 +9,13 @@ from celery import shared_task
 from django.db.models import Q
 from django.utils import timezone
 
-from q2c_portal.celery import Queue
+from q2c_portal.celery import Queue, TaskName
 from sync.connectors.base import ConnectorError
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="sync.process_inbox_event", queue=Queue.FLOWS.value, acks_late=True, max_retries=8)
+@shared_task(bind=True, name=TaskName.PROCESS_INBOX_EVENT.value, queue=Queue.FLOWS.value, acks_late=True, max_retries=8)
 def process_inbox_event(self, inbox_id: int) -> str:
     from sync.engine.inbox import inbox_process
     from sync.engine.runner import backoff_seconds
@@ -26,14 +26,14 @@ def process_inbox_event(self, inbox_id: int) -> str:
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries + 1, exc.retry_after))
 
 
-@shared_task(name="sync.run_flow", queue=Queue.FLOWS.value, acks_late=True)
+@shared_task(name=TaskName.RUN_FLOW.value, queue=Queue.FLOWS.value, acks_late=True)
 def run_flow(flow_run_id: int) -> str:
     from sync.engine.runner import flow_run
 
     return flow_run(flow_run_id)
 
 
-@shared_task(name="sync.publish_outbox", queue=Queue.STATUS.value, acks_late=True, expires=300)
+@shared_task(name=TaskName.PUBLISH_OUTBOX.value, queue=Queue.STATUS.value, acks_late=True, expires=300)
 def publish_outbox() -> int:
     from sync.engine.outbox import outbox_publish
 
@@ -45,7 +45,7 @@ def publish_outbox() -> int:
             return total
 
 
-@shared_task(name="sync.cancel_flow", queue=Queue.FLOWS.value, acks_late=True)
+@shared_task(name=TaskName.CANCEL_FLOW.value, queue=Queue.FLOWS.value, acks_late=True)
 def cancel_flow(flow_run_id: int, user_id: int | None = None, reason: str = "") -> str:
     from django.contrib.auth import get_user_model
 
@@ -55,7 +55,7 @@ def cancel_flow(flow_run_id: int, user_id: int | None = None, reason: str = "") 
     return flow_cancel(flow_run_id=flow_run_id, actor=user, reason=reason).status
 
 
-@shared_task(name="sync.sweep", queue=Queue.RECON.value, expires=60)
+@shared_task(name=TaskName.SWEEP.value, queue=Queue.RECON.value, expires=60)
 def sweep(inbox_grace_seconds: float = 10) -> dict:
     """Re-send what a lost message or a broker outage left behind. Safe to run any time."""
     from sync.engine.dispatch import dispatch_flow, dispatch_inbox, dispatch_outbox, inbox_queue, undispatched_inbox
@@ -86,14 +86,14 @@ def sweep(inbox_grace_seconds: float = 10) -> dict:
     return stats
 
 
-@shared_task(name="sync.poll_changes", queue=Queue.RECON.value, expires=300)
+@shared_task(name=TaskName.POLL_CHANGES.value, queue=Queue.RECON.value, expires=300)
 def poll_changes(system: str, object_type: str) -> int:
     from sync.engine.polling import poll
 
     return poll(system=system, object_type=object_type)
 
 
-@shared_task(name="sync.purge_connector_calls", queue=Queue.RECON.value, expires=3600)
+@shared_task(name=TaskName.PURGE_CONNECTOR_CALLS.value, queue=Queue.RECON.value, expires=3600)
 def purge_connector_calls() -> int:
     """Connector call records older than CONNECTOR_CALL_RETENTION_DAYS (they feed the connectors
     page, which looks back a week at most). In batches, so no long lock or transaction."""
