@@ -58,7 +58,7 @@ def cancel_flow(flow_run_id: int, user_id: int | None = None, reason: str = "") 
 @shared_task(name=TaskName.SWEEP.value, queue=Queue.RECON.value, expires=60)
 def sweep(inbox_grace_seconds: float = 10) -> dict:
     """Re-send what a lost message or a broker outage left behind. Safe to run any time."""
-    from sync.engine.dispatch import dispatch_flow, dispatch_inbox, dispatch_outbox, inbox_queue, undispatched_inbox
+    from sync.dispatch import dispatch_flow, dispatch_inbox, dispatch_outbox, inbox_queue, undispatched_inbox
     from sync.engine.exceptions import open_exception
     from sync.engine.runner import PARK_LIMIT
     from sync.flows.registry import flow_for

@@ -17,9 +17,9 @@ from django.utils import timezone
 from sync.audit import audit_record
 from sync.canonical.events import event_types, validate_envelope, when
 from sync.connectors.base import ConnectorError
+from sync.dispatch import dispatch_inbox, inbox_queue
 from sync.models import ErrorClass, InboxEvent
 
-from .dispatch import dispatch_inbox, inbox_queue
 from .exceptions import open_exception
 
 log = logging.getLogger(__name__)

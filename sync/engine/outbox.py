@@ -37,7 +37,7 @@ def outbox_add(*, topic: str, key: str, payload: dict, correlation_id=None) -> N
             failed_at=None, next_attempt_at=None, attempts=0, payload=payload, last_error=""
         ):
             return
-    from .dispatch import dispatch_outbox
+    from sync.dispatch import dispatch_outbox
 
     transaction.on_commit(dispatch_outbox)
 

@@ -21,11 +21,11 @@ from django.utils import timezone
 
 from sync.audit import audit_record
 from sync.connectors.base import ConnectorError
+from sync.dispatch import dispatch_flow
 from sync.flows.base import Flow, Park, StepContext, StepValidationError
 from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, SyncException
 
 from . import circuit
-from .dispatch import dispatch_flow
 from .exceptions import open_exception, resolve_for_step
 from .money import to_reporting
 from .outbox import outbox_add
