@@ -1,6 +1,7 @@
-"""Handing work to Celery. Publishing never blocks the caller for long and never loses work:
-the row (inbox, flow, outbox) is already in PostgreSQL, and the sweeper re-sends what a
-failed publish left behind."""
+"""Handing work to Celery, by task name: this module imports no task module, so the engine
+below it and the tasks above it stay one-way. Publishing never blocks the caller for long and
+never loses work: the row (inbox, flow, outbox) is already in PostgreSQL, and the sweeper
+re-sends what a failed publish left behind."""
 
 from __future__ import annotations
 
@@ -10,34 +11,39 @@ import time
 from django.db.models import Q
 from django.utils import timezone
 
+from q2c_portal.celery import Queue, TaskName, app
 from sync.models import InboxEvent
 
 log = logging.getLogger(__name__)
 _broker_down_until = 0.0
 BROKER_BACKOFF_SECONDS = 5.0
+# a publish_outbox message older than this is stale: the next one (or the sweep) does its work
+PUBLISH_OUTBOX_EXPIRES = 300
 
 
-def publish(task, *, args: list, queue: str, countdown: float | None = None) -> bool:
-    """apply_async that fails fast (and stays quiet for a few seconds) while the broker is down."""
+def publish(task: TaskName, *, args: list, queue: Queue | str, countdown: float | None = None, expires: float | None = None) -> bool:
+    """send_task that fails fast (and stays quiet for a few seconds) while the broker is down.
+
+    Everything the message carries is given here (queue, countdown, expires), never taken from
+    a task registered in this process, so a message is the same whichever modules are loaded."""
     global _broker_down_until
+    name, queue = TaskName(task).value, Queue(queue).value  # a wrong name is a bug, not an outage: raise
     if time.monotonic() < _broker_down_until:
         return False
     try:
-        task.apply_async(args=args, queue=queue, countdown=countdown, retry=False)
+        app.send_task(name, args=args, queue=queue, countdown=countdown, expires=expires, retry=False)
     except Exception as exc:  # noqa: BLE001 — kombu/redis raise many kinds; all mean "not sent"
         _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
-        log.warning("broker unavailable, %s left for the sweeper: %s", task.name, exc)
+        log.warning("broker unavailable, %s left for the sweeper: %s", name, exc)
         return False
     return True
 
 
 def dispatch_inbox(ids: list[int], queue_for: dict[int, str] | None = None) -> int:
-    from sync.tasks import process_inbox_event
-
     sent = []
     for inbox_id in ids:
-        queue = (queue_for or {}).get(inbox_id, "flows")
-        if publish(process_inbox_event, args=[inbox_id], queue=queue):
+        queue = (queue_for or {}).get(inbox_id, Queue.FLOWS)
+        if publish(TaskName.PROCESS_INBOX_EVENT, args=[inbox_id], queue=queue):
             sent.append(inbox_id)
     if sent:
         InboxEvent.objects.filter(pk__in=sent, status=InboxEvent.Status.RECEIVED).update(
@@ -46,20 +52,16 @@ def dispatch_inbox(ids: list[int], queue_for: dict[int, str] | None = None) -> i
     return len(sent)
 
 
-def dispatch_flow(flow_run_id: int, *, queue: str = "flows", countdown: float | None = None) -> bool:
-    from sync.tasks import run_flow
-
-    return publish(run_flow, args=[flow_run_id], queue=queue, countdown=countdown)
+def dispatch_flow(flow_run_id: int, *, queue: str = Queue.FLOWS, countdown: float | None = None) -> bool:
+    return publish(TaskName.RUN_FLOW, args=[flow_run_id], queue=queue, countdown=countdown)
 
 
 def dispatch_outbox() -> bool:
-    from sync.tasks import publish_outbox
-
-    return publish(publish_outbox, args=[], queue="status")
+    return publish(TaskName.PUBLISH_OUTBOX, args=[], queue=Queue.STATUS, expires=PUBLISH_OUTBOX_EXPIRES)
 
 
-def inbox_queue(event_type: str) -> str:
-    return "usage" if event_type.startswith("usage.") else "flows"
+def inbox_queue(event_type: str) -> Queue:
+    return Queue.USAGE if event_type.startswith("usage.") else Queue.FLOWS
 
 
 def undispatched_inbox(older_than_seconds: float = 10, limit: int = 1000) -> list[tuple[int, str]]:
