@@ -35,7 +35,7 @@ def run_flow(flow_run_id: int) -> str:
 
 @shared_task(name=TaskName.PUBLISH_OUTBOX.value, queue=Queue.STATUS.value, acks_late=True, expires=300)
 def publish_outbox() -> int:
-    from sync.engine.outbox import outbox_publish
+    from sync.engine.outbox_publisher import outbox_publish
 
     total = 0
     while True:

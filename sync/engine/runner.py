@@ -28,7 +28,7 @@ from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, SyncException
 from . import circuit
 from .exceptions import open_exception, resolve_for_step
 from .money import to_reporting
-from .outbox import outbox_add
+from .outbox_publisher import outbox_add
 
 log = logging.getLogger(__name__)
 

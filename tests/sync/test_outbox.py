@@ -2,7 +2,7 @@
 
 import pytest
 
-from sync.engine.outbox import outbox_add, outbox_publish
+from sync.engine.outbox_publisher import outbox_add, outbox_publish
 from sync.models import OutboxMessage, SyncException
 from tests.factories import FlowStepFactory
 
