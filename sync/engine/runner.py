@@ -24,11 +24,11 @@ from sync.connectors.base import ConnectorError
 from sync.dispatch import dispatch_flow
 from sync.flows.base import Flow, Park, StepContext, StepValidationError
 from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, SyncException
+from sync.outbox import outbox_add
 
 from . import circuit
 from .exceptions import open_exception, resolve_for_step
 from .money import to_reporting
-from .outbox_publisher import outbox_add
 
 log = logging.getLogger(__name__)
 
