@@ -17,10 +17,13 @@ from django.utils import timezone
 from sync.audit import audit_record
 from sync.canonical.events import event_types, validate_envelope, when
 from sync.connectors.base import ConnectorError
+from sync.connectors.registry import get_connector
 from sync.dispatch import dispatch_inbox, inbox_queue
+from sync.flows.registry import flow_for_event
 from sync.models import ErrorClass, InboxEvent
 
 from .exceptions import open_exception
+from .runner import flow_start
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +102,6 @@ def _dead_letter(event: InboxEvent, *, system: str, error_class: str, message: s
 def inbox_process(inbox_id: int) -> str:
     """Normalise (raw → canonical), validate, and start the flow(s). Transient connector errors
     propagate (the task retries); permanent ones dead-letter the event with an exception."""
-    from sync.connectors.registry import get_connector
-    from sync.flows.registry import flow_for_event
-
-    from .runner import flow_start
-
     event = InboxEvent.objects.filter(pk=inbox_id).first()
     if event is None or event.status in (InboxEvent.Status.PROCESSED, InboxEvent.Status.IGNORED, InboxEvent.Status.DEAD):
         return event.status if event else "missing"

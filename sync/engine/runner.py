@@ -23,6 +23,7 @@ from sync.audit import audit_record
 from sync.connectors.base import ConnectorError
 from sync.dispatch import dispatch_flow
 from sync.flows.base import Flow, Park, StepContext, StepValidationError
+from sync.flows.registry import flow_for, provided
 from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, SyncException
 from sync.outbox import outbox_add
 
@@ -139,8 +140,6 @@ def _set_step(step: FlowStep, status: str, **fields) -> None:
 # --- running -------------------------------------------------------------------------------
 def flow_run(run_id: int) -> str:
     """Run a flow's remaining steps. Returns the flow's status afterwards (or 'busy')."""
-    from sync.flows.registry import flow_for
-
     run = FlowRun.objects.filter(pk=run_id).first()
     if run is None or run.status in ("completed", "cancelled", "parked", "failed"):
         return run.status if run else "missing"
@@ -270,8 +269,6 @@ def _park(run: FlowRun, step: FlowStep, park: Park) -> str:
 
 
 def _prerequisite_done(key: str) -> bool:
-    from sync.flows.registry import provided
-
     return provided(key)
 
 
@@ -299,8 +296,6 @@ def _complete(run: FlowRun, flow: Flow) -> None:
 
 def flow_resume_waiting(key: str) -> int:
     """Resume flows parked on `key` (e.g. amendments waiting for their order)."""
-    from sync.flows.registry import flow_for
-
     resumed = 0
     for run in FlowRun.objects.filter(status=FlowRun.Status.PARKED, waits_for=key):
         if FlowRun.objects.filter(pk=run.pk, status=FlowRun.Status.PARKED).update(status=FlowRun.Status.PENDING, waits_for="", parked_reason=""):
@@ -313,8 +308,6 @@ def flow_resume_waiting(key: str) -> int:
 # --- operator actions ------------------------------------------------------------------------
 def step_retry(*, step_id: int, actor=None) -> FlowStep:
     """Re-queue a failed (or waiting) step with its original idempotency key."""
-    from sync.flows.registry import flow_for
-
     with transaction.atomic():
         step = FlowStep.objects.select_for_update().select_related("flow_run").get(pk=step_id)
         run = step.flow_run
@@ -342,8 +335,6 @@ def step_override_payload(*, step_id: int, payload: dict, actor=None) -> FlowSte
 
 def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
     """Cancel a flow and undo the side effects of its succeeded steps, newest first."""
-    from sync.flows.registry import flow_for
-
     run = FlowRun.objects.get(pk=flow_run_id)
     if run.status in ("completed", "cancelled"):
         return run
