@@ -3,18 +3,18 @@ pauses and its steps wait (without burning retries) until a probe succeeds."""
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from sync.audit import audit_record
 from sync.models import ConnectorState, ErrorClass
 
-THRESHOLD = int(os.environ.get("Q2C_CIRCUIT_THRESHOLD", "5"))
-COOLDOWN_SECONDS = float(os.environ.get("Q2C_CIRCUIT_COOLDOWN_SECONDS", "30"))
+THRESHOLD = settings.SYNC_ENGINE["CIRCUIT_THRESHOLD"]
+COOLDOWN_SECONDS = settings.SYNC_ENGINE["CIRCUIT_COOLDOWN_SECONDS"]
 
 
 SUCCESS_WRITE_SECONDS = 5.0

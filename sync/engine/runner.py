@@ -33,12 +33,12 @@ from .money import to_reporting
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = float(os.environ.get("Q2C_FLOW_LEASE_SECONDS", "90"))
+LEASE_SECONDS = settings.SYNC_ENGINE["FLOW_LEASE_SECONDS"]
 RETRY_BASE_SECONDS = float(os.environ.get("Q2C_RETRY_BASE_SECONDS", "5"))
 RETRY_CAP_SECONDS = float(os.environ.get("Q2C_RETRY_CAP_SECONDS", "900"))
 MAX_ATTEMPTS = {"salesforce": 6, "netsuite": 6, "stripe": 6, "hub": 1}
 DEFAULT_MAX_ATTEMPTS = int(os.environ.get("Q2C_MAX_ATTEMPTS", "6"))
-PARK_LIMIT = timedelta(hours=float(os.environ.get("Q2C_PARK_LIMIT_HOURS", "4")))
+PARK_LIMIT = timedelta(hours=settings.SYNC_ENGINE["PARK_LIMIT_HOURS"])
 
 
 def system_for(role: str) -> str:
