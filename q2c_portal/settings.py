@@ -218,6 +218,9 @@ SYNC_ENGINE = {
     "CIRCUIT_THRESHOLD": int(os.environ.get("Q2C_CIRCUIT_THRESHOLD", "5")),
     "CIRCUIT_COOLDOWN_SECONDS": float(os.environ.get("Q2C_CIRCUIT_COOLDOWN_SECONDS", "30")),
 }
+# The SLA due date the runner stamps on each new flow: the dotted path of a function
+# `(flow_type, started_at) -> datetime | None` (a string, so settings import no app); empty: no SLA.
+SYNC_SLA_DUE_AT = "monitoring.sla.sla_due_at"
 
 # --- product settings -----------------------------------------------------------
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")  # absolute links in alerts

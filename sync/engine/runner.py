@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import random
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cache
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from sync.audit import audit_record
 from sync.connectors.base import ConnectorError
@@ -56,17 +59,17 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def _sla_due(flow_type: str, started_at):
-    try:
-        from monitoring.sla import sla_due_at  # calendars, month-end targets
-    except ImportError:  # pragma: no cover — monitoring provides it
-        sla_due_at = None
-    if sla_due_at is not None:
-        return sla_due_at(flow_type, started_at)
-    from monitoring.models import SlaPolicy
+@cache
+def _sla_due_at() -> Callable[[str, datetime | None], datetime | None] | None:
+    """The SLA due-date function named by settings.SYNC_SLA_DUE_AT (None: no SLA). Loaded on
+    first use, not at import: it lives in an app above sync (monitoring) that sync does not import."""
+    path = settings.SYNC_SLA_DUE_AT
+    return import_string(path) if path else None
 
-    policy = SlaPolicy.objects.filter(flow_type=flow_type).first()
-    return started_at + timedelta(seconds=policy.target_seconds) if policy else None
+
+def _sla_due(flow_type: str, started_at: datetime | None) -> datetime | None:
+    due_at = _sla_due_at()
+    return due_at(flow_type, started_at) if due_at is not None else None
 
 
 # --- starting ------------------------------------------------------------------------------
