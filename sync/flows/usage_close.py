@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from q2c_portal.celery import Queue
 from sync.canonical.events import when
 from sync.canonical.store import ref_external
 from sync.connectors import registry
@@ -63,6 +64,6 @@ FLOW = Flow(
     business_key=lambda data: f"{data['order_number']}:{data['metric']}:{data['period_start']}:{data['period_end']}",
     steps=[Step("aggregate", "hub", aggregate), Step("billing_usage", "billing", billing_usage), Step("reconcile", "hub", reconcile)],
     prepare=prepare,
-    queue="usage",
+    queue=Queue.USAGE,
     description="Usage period closed → billing usage → reconcile counts",
 )
