@@ -84,9 +84,9 @@ def _imports() -> list[tuple[str, str, int, bool, bool]]:
         lines = source.splitlines()
         tree = ast.parse(source)
         type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
-        top = set()
+        top: set[int] = set()
 
-        def collect_top(body):
+        def collect_top(body, top=top):
             for node in body:
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
                     top.add(id(node))
