@@ -20,6 +20,28 @@ class Queue(str, enum.Enum):
     RECON = "recon"  # reconciliation, SLA sweeps, missing-event detection, polling
 
 
+class TaskName(str, enum.Enum):
+    """Every task's name, so work is enqueued by name (`app.send_task`) without importing the
+    module that defines the task. The values are the names beat rows and queued messages carry:
+    never rename one."""
+
+    PING = "q2c.ping"
+    # sync/tasks.py
+    PROCESS_INBOX_EVENT = "sync.process_inbox_event"
+    RUN_FLOW = "sync.run_flow"
+    PUBLISH_OUTBOX = "sync.publish_outbox"
+    CANCEL_FLOW = "sync.cancel_flow"
+    SWEEP = "sync.sweep"
+    POLL_CHANGES = "sync.poll_changes"
+    PURGE_CONNECTOR_CALLS = "sync.purge_connector_calls"
+    # monitoring
+    BULK_RETRY = "monitoring.bulk_retry"
+    SLA_SWEEP = "monitoring.sla_sweep"
+    DETECT_MISSING_EVENTS = "monitoring.detect_missing_events"
+    EXCEPTION_SPIKE_CHECK = "monitoring.exception_spike_check"
+    REFRESH_ROLLUPS = "monitoring.refresh_rollups"
+
+
 app = Celery("q2c_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
@@ -28,7 +50,7 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(["monitoring"], related_name="exception_tasks")  # the bulk-retry job
 
 
-@app.task(name="q2c.ping", queue=Queue.STATUS.value)
+@app.task(name=TaskName.PING.value, queue=Queue.STATUS.value)
 def ping(value: str = "pong") -> str:
     """Round-trip probe used by the test suite and by operators (`celery call q2c.ping`)."""
     return value

@@ -206,6 +206,22 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# --- sync engine: timings of the step runner and the circuit breaker ----------------
+# Read once when sync/engine/runner.py and circuit.py load; a worker takes them from its
+# environment at start.
+SYNC_ENGINE = {
+    # a worker holds a flow this long per step; a worker killed mid-step frees it after this
+    "FLOW_LEASE_SECONDS": float(os.environ.get("Q2C_FLOW_LEASE_SECONDS", "90")),
+    # a flow parked (waiting for a prerequisite) longer than this opens an exception
+    "PARK_LIMIT_HOURS": float(os.environ.get("Q2C_PARK_LIMIT_HOURS", "4")),
+    # consecutive `unavailable` errors that open a connector's circuit, and how long it stays open
+    "CIRCUIT_THRESHOLD": int(os.environ.get("Q2C_CIRCUIT_THRESHOLD", "5")),
+    "CIRCUIT_COOLDOWN_SECONDS": float(os.environ.get("Q2C_CIRCUIT_COOLDOWN_SECONDS", "30")),
+}
+# The SLA due date the runner stamps on each new flow: the dotted path of a function
+# `(flow_type, started_at) -> datetime | None` (a string, so settings import no app); empty: no SLA.
+SYNC_SLA_DUE_AT = "monitoring.sla.sla_due_at"
+
 # --- product settings -----------------------------------------------------------
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")  # absolute links in alerts
 REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD").upper()

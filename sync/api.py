@@ -26,6 +26,7 @@ from monitoring.api import has_perm
 from q2c_portal.api import PROBLEM_JSON, StandardPagination, problem
 from sync.canonical.events import SCHEMA_DIR, event_types, schema, validate_envelope
 from sync.connectors.base import ConnectorError
+from sync.connectors.registry import get_connector
 from sync.models import AuditEntry, FlowRun, InboxEvent
 
 from .engine.inbox import accept_canonical, accept_raw, inbox_replay
@@ -118,8 +119,6 @@ def events_batch(request):
 
 
 def _webhook(request: HttpRequest, system: str):
-    from sync.connectors.registry import get_connector
-
     try:
         raw = get_connector(system).verify_webhook(request.body, request.headers)
     except ConnectorError as exc:

@@ -3,18 +3,18 @@ pauses and its steps wait (without burning retries) until a probe succeeds."""
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from sync.audit import audit_record
 from sync.models import ConnectorState, ErrorClass
 
-THRESHOLD = int(os.environ.get("Q2C_CIRCUIT_THRESHOLD", "5"))
-COOLDOWN_SECONDS = float(os.environ.get("Q2C_CIRCUIT_COOLDOWN_SECONDS", "30"))
+THRESHOLD = settings.SYNC_ENGINE["CIRCUIT_THRESHOLD"]
+COOLDOWN_SECONDS = settings.SYNC_ENGINE["CIRCUIT_COOLDOWN_SECONDS"]
 
 
 SUCCESS_WRITE_SECONDS = 5.0
@@ -55,7 +55,7 @@ def circuit_record_success(system: str) -> None:
         circuit=ConnectorState.Circuit.CLOSED, consecutive_failures=0, opened_at=None, last_success_at=now
     )
     if changed:
-        audit_record(object_type="connector", object_id=system, action="circuit_closed", after={"circuit": "closed"})
+        audit_record(object_type="connector", object_id=system, action="circuit_closed", after={"circuit": ConnectorState.Circuit.CLOSED})
     else:
         ConnectorState.objects.filter(system=system).update(consecutive_failures=0, last_success_at=now)
 
@@ -75,4 +75,4 @@ def circuit_record_failure(system: str, error_class: str, message: str) -> None:
         circuit=ConnectorState.Circuit.OPEN
     ).update(circuit=ConnectorState.Circuit.OPEN, opened_at=now)
     if opened:
-        audit_record(object_type="connector", object_id=system, action="circuit_opened", after={"circuit": "open"}, note=message[:500])
+        audit_record(object_type="connector", object_id=system, action="circuit_opened", after={"circuit": ConnectorState.Circuit.OPEN}, note=message[:500])

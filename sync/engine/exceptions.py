@@ -125,7 +125,7 @@ def resolve_for_step(step: FlowStep, *, note: str = "The step succeeded on a lat
             status=SyncException.Status.RESOLVED, resolved_at=now, resolution_note=note
         ):
             resolved += 1
-            audit_record(object_type="exception", object_id=exc.pk, action="auto_resolve", before=before, after={"status": "resolved"}, note=note, correlation_id=exc.correlation_id)
+            audit_record(object_type="exception", object_id=exc.pk, action="auto_resolve", before=before, after={"status": SyncException.Status.RESOLVED}, note=note, correlation_id=exc.correlation_id)
     return resolved
 
 
@@ -134,7 +134,7 @@ def resolve_by_fingerprint(fingerprint: str, *, note: str) -> int:
     now = timezone.now()
     resolved = 0
     for exc in SyncException.objects.filter(fingerprint=fingerprint, status__in=SyncException.OPEN_STATUSES):
-        if SyncException.objects.filter(pk=exc.pk, status__in=SyncException.OPEN_STATUSES).update(status="resolved", resolved_at=now, resolution_note=note):
+        if SyncException.objects.filter(pk=exc.pk, status__in=SyncException.OPEN_STATUSES).update(status=SyncException.Status.RESOLVED, resolved_at=now, resolution_note=note):
             resolved += 1
-            audit_record(object_type="exception", object_id=exc.pk, action="auto_resolve", before={"status": exc.status}, after={"status": "resolved"}, note=note, correlation_id=exc.correlation_id)
+            audit_record(object_type="exception", object_id=exc.pk, action="auto_resolve", before={"status": exc.status}, after={"status": SyncException.Status.RESOLVED}, note=note, correlation_id=exc.correlation_id)
     return resolved

@@ -17,10 +17,13 @@ from django.utils import timezone
 from sync.audit import audit_record
 from sync.canonical.events import event_types, validate_envelope, when
 from sync.connectors.base import ConnectorError
+from sync.connectors.registry import get_connector
+from sync.dispatch import dispatch_inbox, inbox_queue
+from sync.flows.registry import flow_for_event
 from sync.models import ErrorClass, InboxEvent
 
-from .dispatch import dispatch_inbox, inbox_queue
 from .exceptions import open_exception
+from .runner import flow_start
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +96,12 @@ def _dead_letter(event: InboxEvent, *, system: str, error_class: str, message: s
             system=system, error_class=error_class, message=message, field=field, payload=event.envelope, response=response or {},
             document_number=event.source_event_id[:64], inbox_event_id=event.pk, fingerprint_extra=f"inbox:{event.pk}",
         )
-        audit_record(object_type="inbox", object_id=event.pk, action="dead_lettered", after={"status": "dead"}, note=message[:500], correlation_id=event.correlation_id)
+        audit_record(object_type="inbox", object_id=event.pk, action="dead_lettered", after={"status": InboxEvent.Status.DEAD}, note=message[:500], correlation_id=event.correlation_id)
 
 
 def inbox_process(inbox_id: int) -> str:
     """Normalise (raw → canonical), validate, and start the flow(s). Transient connector errors
     propagate (the task retries); permanent ones dead-letter the event with an exception."""
-    from sync.connectors.registry import get_connector
-    from sync.flows.registry import flow_for_event
-
-    from .runner import flow_start
-
     event = InboxEvent.objects.filter(pk=inbox_id).first()
     if event is None or event.status in (InboxEvent.Status.PROCESSED, InboxEvent.Status.IGNORED, InboxEvent.Status.DEAD):
         return event.status if event else "missing"
@@ -117,10 +115,10 @@ def inbox_process(inbox_id: int) -> str:
             if exc.transient:
                 raise
             _dead_letter(event, system=event.source, error_class=exc.error_class, message=exc.message, field=exc.field, response=exc.response if isinstance(exc.response, dict) else {})
-            return "dead"
+            return InboxEvent.Status.DEAD
         except KeyError as exc:
             _dead_letter(event, system=event.source, error_class=ErrorClass.MAPPING, message=f"The {event.source} event lacks {exc} needed to map it.")
-            return "dead"
+            return InboxEvent.Status.DEAD
     started = 0
     for envelope in envelopes:
         envelope.setdefault("correlation_id", str(event.correlation_id))
@@ -128,7 +126,7 @@ def inbox_process(inbox_id: int) -> str:
         if problems:
             first = problems[0]
             _dead_letter(event, system=event.source, error_class=ErrorClass.MAPPING, message=f"Mapped event is invalid: {first['field']}: {first['message']}", field=first["field"] or "", response={"errors": problems})
-            return "dead"
+            return InboxEvent.Status.DEAD
         flow = flow_for_event(envelope["type"])
         if flow is None:
             continue
@@ -145,7 +143,7 @@ def inbox_replay(*, inbox_id: int, actor=None) -> InboxEvent:
         event = InboxEvent.objects.select_for_update().get(pk=inbox_id)
         before = event.status
         InboxEvent.objects.filter(pk=inbox_id).update(status=InboxEvent.Status.RECEIVED, error="", processed_at=None)
-        audit_record(object_type="inbox", object_id=inbox_id, action="replay", before={"status": before}, after={"status": "received"}, user=actor, actor_label="operator", correlation_id=event.correlation_id)
+        audit_record(object_type="inbox", object_id=inbox_id, action="replay", before={"status": before}, after={"status": InboxEvent.Status.RECEIVED}, user=actor, actor_label="operator", correlation_id=event.correlation_id)
         transaction.on_commit(lambda: dispatch_inbox([inbox_id], {inbox_id: inbox_queue(event.event_type)}))
     event.refresh_from_db()
     return event

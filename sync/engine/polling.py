@@ -6,6 +6,7 @@ import logging
 
 from django.db import transaction
 
+from sync.canonical.events import when
 from sync.connectors.registry import get_connector
 from sync.models import ConnectorState
 
@@ -17,8 +18,6 @@ log = logging.getLogger(__name__)
 def poll(*, system: str, object_type: str, limit: int = 2000) -> int:
     """Store every change after the watermark as a raw inbox event; advance the watermark.
     Overlap with webhooks is harmless: the inbox dedupes on the event id."""
-    from sync.canonical.events import when
-
     state, _ = ConnectorState.objects.get_or_create(system=system)
     since = when((state.watermarks or {}).get(object_type))
     raw = list(get_connector(system).fetch_changes(object_type=object_type, since=since, limit=limit))

@@ -12,32 +12,36 @@ from __future__ import annotations
 import logging
 import os
 import random
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cache
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from sync.audit import audit_record
 from sync.connectors.base import ConnectorError
+from sync.dispatch import dispatch_flow
 from sync.flows.base import Flow, Park, StepContext, StepValidationError
-from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, SyncException
+from sync.flows.registry import flow_for, provided
+from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, OutboxMessage, SyncException
+from sync.outbox import outbox_add
 
 from . import circuit
-from .dispatch import dispatch_flow
 from .exceptions import open_exception, resolve_for_step
 from .money import to_reporting
-from .outbox import outbox_add
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = float(os.environ.get("Q2C_FLOW_LEASE_SECONDS", "90"))
+LEASE_SECONDS = settings.SYNC_ENGINE["FLOW_LEASE_SECONDS"]
 RETRY_BASE_SECONDS = float(os.environ.get("Q2C_RETRY_BASE_SECONDS", "5"))
 RETRY_CAP_SECONDS = float(os.environ.get("Q2C_RETRY_CAP_SECONDS", "900"))
 MAX_ATTEMPTS = {"salesforce": 6, "netsuite": 6, "stripe": 6, "hub": 1}
 DEFAULT_MAX_ATTEMPTS = int(os.environ.get("Q2C_MAX_ATTEMPTS", "6"))
-PARK_LIMIT = timedelta(hours=float(os.environ.get("Q2C_PARK_LIMIT_HOURS", "4")))
+PARK_LIMIT = timedelta(hours=settings.SYNC_ENGINE["PARK_LIMIT_HOURS"])
 
 
 def system_for(role: str) -> str:
@@ -55,17 +59,17 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def _sla_due(flow_type: str, started_at):
-    try:
-        from monitoring.sla import sla_due_at  # calendars, month-end targets
-    except ImportError:  # pragma: no cover — monitoring provides it
-        sla_due_at = None
-    if sla_due_at is not None:
-        return sla_due_at(flow_type, started_at)
-    from monitoring.models import SlaPolicy
+@cache
+def _sla_due_at() -> Callable[[str, datetime | None], datetime | None] | None:
+    """The SLA due-date function named by settings.SYNC_SLA_DUE_AT (None: no SLA). Loaded on
+    first use, not at import: it lives in an app above sync (monitoring) that sync does not import."""
+    path = settings.SYNC_SLA_DUE_AT
+    return import_string(path) if path else None
 
-    policy = SlaPolicy.objects.filter(flow_type=flow_type).first()
-    return started_at + timedelta(seconds=policy.target_seconds) if policy else None
+
+def _sla_due(flow_type: str, started_at: datetime | None) -> datetime | None:
+    due_at = _sla_due_at()
+    return due_at(flow_type, started_at) if due_at is not None else None
 
 
 # --- starting ------------------------------------------------------------------------------
@@ -105,7 +109,7 @@ def flow_start(*, flow: Flow, envelope: dict, inbox_event: InboxEvent | None = N
 def _claim(run_id: int) -> bool:
     now = timezone.now()
     return (
-        FlowRun.objects.filter(pk=run_id, status__in=["pending", "waiting", "running"])
+        FlowRun.objects.filter(pk=run_id, status__in=[FlowRun.Status.PENDING, FlowRun.Status.WAITING, FlowRun.Status.RUNNING])
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .update(status=FlowRun.Status.RUNNING, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
         == 1
@@ -139,14 +143,12 @@ def _set_step(step: FlowStep, status: str, **fields) -> None:
 # --- running -------------------------------------------------------------------------------
 def flow_run(run_id: int) -> str:
     """Run a flow's remaining steps. Returns the flow's status afterwards (or 'busy')."""
-    from sync.flows.registry import flow_for
-
     run = FlowRun.objects.filter(pk=run_id).first()
-    if run is None or run.status in ("completed", "cancelled", "parked", "failed"):
+    if run is None or run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED, FlowRun.Status.PARKED, FlowRun.Status.FAILED):
         return run.status if run else "missing"
     if not _claim(run_id):
         held = FlowRun.objects.filter(pk=run_id).values_list("lease_expires_at", "status").first()
-        if held and held[1] == "running" and held[0]:
+        if held and held[1] == FlowRun.Status.RUNNING and held[0]:
             # someone holds it (or held it and died): look again when the lease runs out
             wait = max(1.0, (held[0] - timezone.now()).total_seconds() + 1)
             dispatch_flow(run_id, queue=flow_for(run.flow_type).queue, countdown=wait)
@@ -168,7 +170,7 @@ def flow_run(run_id: int) -> str:
             dispatch_flow(run.pk, queue=flow.queue, countdown=(step.next_attempt_at - timezone.now()).total_seconds())
             return run.status
         outcome = _run_step(run, step, definition, flow)
-        if outcome != "succeeded":
+        if outcome != FlowStep.Status.SUCCEEDED:
             return outcome
     _complete(run, flow)
     return run.status
@@ -187,7 +189,7 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
             _set_step(step, FlowStep.Status.RETRY, next_attempt_at=timezone.now() + timedelta(seconds=wait), error_class=ErrorClass.UNAVAILABLE, error_message=f"{system} circuit open: waiting")
             _release(run, FlowRun.Status.WAITING, current_step=step.name)
             dispatch_flow(run.pk, queue=flow.queue, countdown=wait + 0.5)
-            return "waiting"
+            return FlowRun.Status.WAITING
     # renew the lease and say where the flow is, in one write
     FlowRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS), current_step=step.name)
     run.current_step = step.name
@@ -216,7 +218,7 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
         FlowRun.objects.filter(pk=run.pk).update(context=run.context)
         _set_step(step, FlowStep.Status.SUCCEEDED, finished_at=timezone.now(), response_summary=_summary(result), request_summary=step.request_summary, error_class="", error_message="")
         resolve_for_step(step)
-    return "succeeded"
+    return FlowStep.Status.SUCCEEDED
 
 
 def _summary(result: dict) -> dict:
@@ -234,7 +236,7 @@ def _schedule_retry(run: FlowRun, step: FlowStep, flow: Flow, exc: ConnectorErro
         run.retries += 1
         _release(run, FlowRun.Status.WAITING, current_step=step.name)
     dispatch_flow(run.pk, queue=flow.queue, countdown=delay)
-    return "waiting"
+    return FlowRun.Status.WAITING
 
 
 def _response_body(exc: ConnectorError) -> dict:
@@ -256,7 +258,7 @@ def _fail(run: FlowRun, step: FlowStep, flow: Flow, exc: ConnectorError) -> str:
             system=step.system, error_class=exc.error_class, message=exc.message, flow_run=run, step=step, field=exc.field,
             payload=step.request_summary or {"data": StepContext(run, step).data}, response=_response_body(exc),
         )
-    return "failed"
+    return FlowRun.Status.FAILED
 
 
 def _park(run: FlowRun, step: FlowStep, park: Park) -> str:
@@ -266,12 +268,10 @@ def _park(run: FlowRun, step: FlowStep, park: Park) -> str:
     # the prerequisite may have completed while we were looking: check once more
     if _prerequisite_done(park.waits_for):
         flow_resume_waiting(park.waits_for)
-    return "parked"
+    return FlowRun.Status.PARKED
 
 
 def _prerequisite_done(key: str) -> bool:
-    from sync.flows.registry import provided
-
     return provided(key)
 
 
@@ -288,7 +288,7 @@ def _complete(run: FlowRun, flow: Flow) -> None:
             context=run.context,
         )
         outbox_add(
-            topic="analytics", key=f"flow.completed:{run.pk}",
+            topic=OutboxMessage.Topic.ANALYTICS, key=f"flow.completed:{run.pk}",
             payload={"event": "flow.completed", "flow_type": run.flow_type, "document": run.document_number, "completed_at": now.isoformat(),
                      "duration_seconds": run.business_duration_seconds, "amount": str(run.amount), "currency": run.currency},
             correlation_id=run.correlation_id,
@@ -299,12 +299,10 @@ def _complete(run: FlowRun, flow: Flow) -> None:
 
 def flow_resume_waiting(key: str) -> int:
     """Resume flows parked on `key` (e.g. amendments waiting for their order)."""
-    from sync.flows.registry import flow_for
-
     resumed = 0
     for run in FlowRun.objects.filter(status=FlowRun.Status.PARKED, waits_for=key):
         if FlowRun.objects.filter(pk=run.pk, status=FlowRun.Status.PARKED).update(status=FlowRun.Status.PENDING, waits_for="", parked_reason=""):
-            audit_record(object_type="flow", object_id=run.pk, action="resume", before={"status": "parked"}, after={"status": "pending"}, note=f"{key} is done", correlation_id=run.correlation_id)
+            audit_record(object_type="flow", object_id=run.pk, action="resume", before={"status": FlowRun.Status.PARKED}, after={"status": FlowRun.Status.PENDING}, note=f"{key} is done", correlation_id=run.correlation_id)
             dispatch_flow(run.pk, queue=flow_for(run.flow_type).queue)
             resumed += 1
     return resumed
@@ -313,16 +311,14 @@ def flow_resume_waiting(key: str) -> int:
 # --- operator actions ------------------------------------------------------------------------
 def step_retry(*, step_id: int, actor=None) -> FlowStep:
     """Re-queue a failed (or waiting) step with its original idempotency key."""
-    from sync.flows.registry import flow_for
-
     with transaction.atomic():
         step = FlowStep.objects.select_for_update().select_related("flow_run").get(pk=step_id)
         run = step.flow_run
-        if run.status in ("completed", "cancelled"):
+        if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
             return step
         _set_step(step, FlowStep.Status.PENDING, next_attempt_at=None)
         FlowRun.objects.filter(pk=run.pk).update(status=FlowRun.Status.PENDING, lease_expires_at=None, finished_at=None)
-        audit_record(object_type="flow", object_id=run.pk, action="retry_requested", before={"status": run.status}, after={"status": "pending", "step": step.name}, user=actor, actor_label="operator", correlation_id=run.correlation_id)
+        audit_record(object_type="flow", object_id=run.pk, action="retry_requested", before={"status": run.status}, after={"status": FlowRun.Status.PENDING, "step": step.name}, user=actor, actor_label="operator", correlation_id=run.correlation_id)
         queue = flow_for(run.flow_type).queue
         transaction.on_commit(lambda: dispatch_flow(run.pk, queue=queue))
     return step
@@ -342,10 +338,8 @@ def step_override_payload(*, step_id: int, payload: dict, actor=None) -> FlowSte
 
 def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
     """Cancel a flow and undo the side effects of its succeeded steps, newest first."""
-    from sync.flows.registry import flow_for
-
     run = FlowRun.objects.get(pk=flow_run_id)
-    if run.status in ("completed", "cancelled"):
+    if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
         return run
     flow = flow_for(run.flow_type)
     audit_record(object_type="flow", object_id=run.pk, action="cancel_requested", user=actor, actor_label="operator", note=reason, correlation_id=run.correlation_id)
@@ -364,6 +358,6 @@ def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
         _release(run, FlowRun.Status.CANCELLED, finished_at=timezone.now(), note=reason)
         for exc in SyncException.objects.filter(flow_run=run, status__in=SyncException.OPEN_STATUSES):
             SyncException.objects.filter(pk=exc.pk).update(status=SyncException.Status.RESOLVED, resolved_at=timezone.now(), resolution_note=f"Flow cancelled: {reason}".strip())
-            audit_record(object_type="exception", object_id=exc.pk, action="resolve", after={"status": "resolved"}, user=actor, actor_label="operator", note="flow cancelled; compensation ran", correlation_id=run.correlation_id)
+            audit_record(object_type="exception", object_id=exc.pk, action="resolve", after={"status": SyncException.Status.RESOLVED}, user=actor, actor_label="operator", note="flow cancelled; compensation ran", correlation_id=run.correlation_id)
     run.refresh_from_db()
     return run

@@ -11,9 +11,9 @@ import uuid
 from django.utils import timezone
 
 from sync.canonical.events import money, when
-from sync.canonical.store import safe_external_id
+from sync.canonical.store import ref_external, safe_external_id
 from sync.connectors import registry
-from sync.models import Amendment, FlowRun, FlowType
+from sync.models import Amendment, FlowRun, FlowType, Order
 
 from .base import Flow, Step, StepContext
 from .common import activated_order, crm_status, sales_order_id_for, subscription_id_for
@@ -58,8 +58,6 @@ def restore_subscription(ctx: StepContext) -> dict:
 
 def erp_change(ctx: StepContext) -> dict:
     erp = registry.erp()
-    from sync.models import Order
-
     order = Order.objects.get(pk=ctx.state["validate"]["order_id"])
     so = sales_order_id_for(order)
     customer = registry_customer_id(erp.system, order.customer_id)
@@ -70,8 +68,6 @@ def erp_change(ctx: StepContext) -> dict:
 
 
 def registry_customer_id(system: str, customer_id) -> str:
-    from sync.canonical.store import ref_external
-
     return ref_external(system=system, object_type="customer", canonical_type="customer", canonical_id=customer_id) or ""
 
 
@@ -80,8 +76,6 @@ def prepare(run: FlowRun, data: dict) -> None:
     run.currency = data["currency"]
     run.amount = money(data.get("arr_delta"))
     run.business_started_at = when(data["requested_at"]) or timezone.now()
-    from sync.models import Order
-
     order = Order.objects.filter(number=data["order_number"]).select_related("customer", "legal_entity").first()
     if order:
         run.account_name = order.customer.name

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
+from q2c_portal.celery import Queue
 from sync.models import FlowRun, FlowStep
 
 
@@ -89,7 +90,7 @@ class Flow:
     steps: list[Step]
     prepare: Callable[[FlowRun, dict], None]
     on_complete: Callable[[FlowRun, datetime], None] | None = None
-    queue: str = "flows"
+    queue: Queue = Queue.FLOWS
     description: str = ""
     # what completing this flow satisfies, e.g. ["order:ORD-1042"]: parked flows waiting on it resume
     provides: Callable[[dict], list[str]] = field(default=lambda data: [])

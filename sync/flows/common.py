@@ -9,8 +9,8 @@ from django.db import transaction
 
 from sync.canonical.store import ref_external, ref_set, safe_external_id
 from sync.connectors import registry
-from sync.engine.outbox import outbox_add
 from sync.models import Customer, FlowRun, Order, Subscription
+from sync.outbox import outbox_add
 
 from .base import Park, StepContext, StepValidationError
 

@@ -7,7 +7,9 @@ from decimal import Decimal
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from q2c_portal.celery import Queue
 from sync.canonical.events import when
+from sync.canonical.store import ref_external
 from sync.connectors import registry
 from sync.models import FlowRun, FlowType, Subscription, UsageRecord
 
@@ -29,8 +31,6 @@ def aggregate(ctx: StepContext) -> dict:
     if not created and record.quantity != Decimal(data["quantity"]):
         raise StepValidationError("reconciliation", f"{data['metric']} for this period was already closed at {record.quantity}; the new close says {data['quantity']}.", "quantity")
     totals = UsageRecord.objects.filter(subscription__order=order, metric=data["metric"], period_start=start, period_end=end).aggregate(q=Sum("quantity"), n=Count("id"))
-    from sync.canonical.store import ref_external
-
     billing_customer = ref_external(system=registry.system_of("billing"), object_type="customer", canonical_type="customer", canonical_id=order.customer_id)
     if not billing_customer:
         raise StepValidationError("not_found", f"Order {order.number}'s customer has no billing account.", "order_number")
@@ -64,6 +64,6 @@ FLOW = Flow(
     business_key=lambda data: f"{data['order_number']}:{data['metric']}:{data['period_start']}:{data['period_end']}",
     steps=[Step("aggregate", "hub", aggregate), Step("billing_usage", "billing", billing_usage), Step("reconcile", "hub", reconcile)],
     prepare=prepare,
-    queue="usage",
+    queue=Queue.USAGE,
     description="Usage period closed → billing usage → reconcile counts",
 )

@@ -10,7 +10,7 @@ from django.test import override_settings
 from rest_framework.authtoken.models import Token
 
 from q2c_portal.celery import app
-from sync.engine import dispatch
+from sync import dispatch
 from sync.models import InboxEvent
 from tests.conftest import WorkerProcess
 

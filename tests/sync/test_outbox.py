@@ -2,8 +2,9 @@
 
 import pytest
 
-from sync.engine.outbox import outbox_add, outbox_publish
+from sync.engine.outbox_publisher import outbox_publish
 from sync.models import OutboxMessage, SyncException
+from sync.outbox import outbox_add
 from tests.factories import FlowStepFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,8 +1,7 @@
-"""Transactional outbox: status write-backs to the CRM and analytics events.
+"""Transactional outbox, the publishing side: status write-backs to the CRM and analytics events.
 
-`outbox_add` is called inside the transaction that changes state, so the message exists
-exactly when the change does. A worker publishes it later; Redis or the CRM being down
-only delays it.
+Messages are written by `sync.outbox.outbox_add` inside the transaction that changes state; a
+worker publishes them here. Redis or the CRM being down only delays them.
 """
 
 from __future__ import annotations
@@ -13,33 +12,19 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from sync.connectors.base import ConnectorError
-from sync.models import OutboxMessage
+from sync.connectors.registry import crm
+from sync.models import FlowStep, OutboxMessage
+
+from .exceptions import open_exception
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 60
 ANALYTICS_STREAM = "q2c:analytics"
-
-
-def outbox_add(*, topic: str, key: str, payload: dict, correlation_id=None) -> None:
-    """Add a message (idempotent per topic+key). Must run inside the state change's transaction."""
-    try:
-        with transaction.atomic():
-            OutboxMessage.objects.create(topic=topic, key=key[:255], payload=payload, correlation_id=correlation_id)
-    except IntegrityError:
-        # queued by an earlier attempt of the same change; if the target refused it for good and
-        # someone retries the step from the queue, send it again (with the payload as it is now)
-        if not OutboxMessage.objects.filter(topic=topic, key=key[:255], failed_at__isnull=False).update(
-            failed_at=None, next_attempt_at=None, attempts=0, payload=payload, last_error=""
-        ):
-            return
-    from .dispatch import dispatch_outbox
-
-    transaction.on_commit(dispatch_outbox)
 
 
 def _claim(batch: int) -> list[OutboxMessage]:
@@ -60,8 +45,6 @@ def _claim(batch: int) -> list[OutboxMessage]:
 
 def _publish(message: OutboxMessage) -> None:
     if message.topic == OutboxMessage.Topic.CRM_STATUS:
-        from sync.connectors.registry import crm
-
         payload = message.payload
         if not payload.get("external_id"):
             return  # the document has no CRM record (e.g. fed through the events API)
@@ -103,10 +86,6 @@ def _reschedule(message: OutboxMessage, exc: Exception) -> None:
 def _fail(message: OutboxMessage, exc: ConnectorError) -> None:
     """The CRM refused the write-back for good: stop retrying and put it in the exception queue,
     attached to the step that queued it, so a retry from the queue sends it again."""
-    from sync.models import FlowStep
-
-    from .exceptions import open_exception
-
     step = FlowStep.objects.select_related("flow_run").filter(idempotency_key=message.key).first()
     with transaction.atomic():
         OutboxMessage.objects.filter(pk=message.pk).update(failed_at=timezone.now(), last_error=str(exc)[:2000])

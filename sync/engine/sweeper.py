@@ -1,0 +1,42 @@
+"""The sweeper: re-send what a lost message or a broker outage left behind. Safe to run any time.
+
+Every piece of work is a row in PostgreSQL before its Celery message is sent, so a message that
+never left (broker down at commit) or was lost is found here by its row and sent again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from sync.dispatch import dispatch_flow, dispatch_inbox, dispatch_outbox, inbox_queue, undispatched_inbox
+from sync.flows.registry import flow_for
+from sync.models import ErrorClass, FlowRun, FlowStep, OutboxMessage
+
+from .exceptions import open_exception
+from .runner import PARK_LIMIT
+
+
+def sweep(inbox_grace_seconds: float = 10) -> dict:
+    now = timezone.now()
+    stats = {}
+    rows = undispatched_inbox(older_than_seconds=inbox_grace_seconds)
+    stats["inbox"] = dispatch_inbox([pk for pk, _ in rows], {pk: inbox_queue(t) for pk, t in rows})
+    due = (
+        FlowRun.objects.filter(
+            Q(status=FlowRun.Status.WAITING, steps__status=FlowStep.Status.RETRY, steps__next_attempt_at__lte=now - timedelta(seconds=5))
+            | Q(status=FlowRun.Status.PENDING, created_at__lt=now - timedelta(seconds=30))
+            | Q(status=FlowRun.Status.RUNNING, lease_expires_at__lt=now)
+        )
+        .values_list("pk", "flow_type").distinct()[:500]
+    )
+    stats["flows"] = sum(dispatch_flow(pk, queue=flow_for(ft).queue) for pk, ft in due)
+    if OutboxMessage.objects.filter(published_at__isnull=True, failed_at__isnull=True).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).exists():
+        dispatch_outbox()
+    parked = FlowRun.objects.filter(status=FlowRun.Status.PARKED, parked_at__lt=now - PARK_LIMIT)[:200]
+    for run in parked:
+        open_exception(system="hub", error_class=ErrorClass.PARKED, message=f"Parked for over {PARK_LIMIT}: {run.parked_reason}", flow_run=run)
+    stats["parked_too_long"] = len(parked)
+    return stats
