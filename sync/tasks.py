@@ -18,12 +18,13 @@ log = logging.getLogger(__name__)
 @shared_task(bind=True, name="sync.process_inbox_event", queue=Queue.FLOWS.value, acks_late=True, max_retries=8)
 def process_inbox_event(self, inbox_id: int) -> str:
     from sync.engine.inbox import inbox_process
-    from sync.engine.runner import backoff_seconds
+    from sync.engine.retry import inbox_policy
 
     try:
         return inbox_process(inbox_id)
     except ConnectorError as exc:  # transient: the connector was down while normalising
-        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries + 1, exc.retry_after))
+        policy = inbox_policy()
+        raise self.retry(exc=exc, countdown=policy.delay(self.request.retries + 1, exc.retry_after), max_retries=policy.max_attempts - 1)
 
 
 @shared_task(name="sync.run_flow", queue=Queue.FLOWS.value, acks_late=True)
