@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from q2c_portal.celery import Queue
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 
 log = logging.getLogger(__name__)
 

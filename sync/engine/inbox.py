@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from sync.audit import audit_record
 from sync.canonical.events import event_types, validate_envelope, when
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.models import ErrorClass, InboxEvent
 
 from .dispatch import dispatch_inbox, inbox_queue

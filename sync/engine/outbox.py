@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.models import OutboxMessage
 
 from .retry import outbox_policy

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sync.audit import audit_record
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.flows.base import Flow, Park, StepContext, StepValidationError
 from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, SyncException
 
