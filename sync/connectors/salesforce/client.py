@@ -6,17 +6,14 @@ Errors are classified by `transport.ERROR_CODES` through the one classifier
 (`sync.connectors.errors.classify`); every request goes through `sync.connectors.http.send`.
 
 Inbound: the relay (or any Flow/Apex callout) posts `{"events": [<CometD CDC message>, …]}`
-signed with `X-Q2C-Signature: sha256=<hex HMAC-SHA256(raw body, webhook_secret)>`.
-`verify_webhook` splits it into raw events; `normalize` (in a worker) drops echoes of our own
-writes and queries what a change event leaves out. `fetch_changes` polls with SOQL and
-yields raw events of the same shape, so one `normalize` serves both paths.
+signed with `X-Q2C-Signature: sha256=<hex HMAC-SHA256(raw body, webhook_secret)>`;
+`webhook.py` checks it and splits it into raw events. `normalize` (in a worker) drops echoes
+of our own writes and queries what a change event leaves out. `fetch_changes` polls with SOQL
+and yields raw events of the same shape, so one `normalize` serves both paths.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
@@ -31,7 +28,7 @@ from sync.connectors.errors import ConnectorError, classify
 from sync.connectors.http import parse_retry_after
 from sync.connectors.roles import CallResult, CRMConnector
 
-from . import mapper
+from . import mapper, webhook
 from .transport import ERROR_CODES, SalesforceSession, mount_for_instance
 
 log = logging.getLogger(__name__)
@@ -207,35 +204,7 @@ class SalesforceConnector(CRMConnector):
 
     # --- inbound ----------------------------------------------------------------------------
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[dict]:
-        signature = ""
-        for name, value in headers.items():
-            if name.lower() in ("x-q2c-signature", "http_x_q2c_signature"):
-                signature = value
-        if not self.webhook_secret:
-            raise ConnectorError("auth", "no Salesforce webhook secret is configured", system=SYSTEM)
-        expected = "sha256=" + hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-        if not signature or not hmac.compare_digest(signature.strip().encode(), expected.encode()):
-            raise ConnectorError("auth", "invalid or missing X-Q2C-Signature", system=SYSTEM, field="X-Q2C-Signature")
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConnectorError("validation", f"webhook body is not JSON: {exc}", system=SYSTEM) from exc
-        if isinstance(document, dict) and isinstance(document.get("events"), list):
-            messages = document["events"]
-        elif isinstance(document, list):
-            messages = document
-        elif isinstance(document, dict):
-            messages = [document]
-        else:
-            raise ConnectorError("validation", "webhook body must be a JSON object", system=SYSTEM)
-        raw = []
-        for message in messages:
-            if not isinstance(message, dict):
-                raise ConnectorError("validation", "each event must be a JSON object", system=SYSTEM)
-            if not mapper.header_of(message):
-                message = mapper.platform_event_message(message)
-            raw.append(mapper.raw_event(message))
-        return raw
+        return webhook.raw_events(body, headers, secret=self.webhook_secret)
 
     def normalize(self, raw: dict) -> list[dict]:
         message = raw.get("payload") or {}
