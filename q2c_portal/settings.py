@@ -280,6 +280,32 @@ CONNECTOR_ROLES = {
 }
 CONNECTOR_TIMEOUT_SECONDS = float(os.environ.get("CONNECTOR_TIMEOUT_SECONDS", "20"))
 
+# --- SYNC_RETRY: the retry schedule (sync/engine/retry.py builds RetryPolicy objects from it) ----
+# A failed attempt waits min(cap, base × 2^(attempt-1)) seconds, scaled by a random factor in
+# [1 - jitter, 1 + jitter] and never less than the system's Retry-After. A flow step is
+# retried on transient errors (rate limit, timeout, unavailable) until it has had its system's
+# max attempts, then dead-lettered; Q2C_MAX_ATTEMPTS_<SYSTEM> overrides one system, and
+# Q2C_MAX_ATTEMPTS applies to systems not listed. The hub's own steps (mapping, validation)
+# get one attempt.
+SYNC_RETRY = {
+    "base_seconds": float(os.environ.get("Q2C_RETRY_BASE_SECONDS", "5")),
+    "cap_seconds": float(os.environ.get("Q2C_RETRY_CAP_SECONDS", "900")),
+    "jitter": 0.5,
+    "max_attempts": int(os.environ.get("Q2C_MAX_ATTEMPTS", "6")),
+    "max_attempts_by_system": {
+        "salesforce": 6, "netsuite": 6, "stripe": 6, "hub": 1,
+        **{
+            name.removeprefix("Q2C_MAX_ATTEMPTS_").lower(): int(value)
+            for name, value in os.environ.items() if name.startswith("Q2C_MAX_ATTEMPTS_")
+        },
+    },
+    # outbox messages (CRM status write-backs, analytics): 2, 4, 8 … 600 s, transient errors without
+    # limit (the CRM being down only delays them), a conflict (record locked) for three attempts
+    "outbox": {"base_seconds": 2, "cap_seconds": 600, "jitter": 0, "max_attempts": None, "also_retry": {"conflict": 3}},
+    # normalising an inbound event while its connector is down: the first try and 8 retries
+    "inbox": {"max_attempts": 9},
+}
+
 # --- logging: one JSON object per line, with the request id ------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -25,7 +25,7 @@ from rest_framework.throttling import UserRateThrottle
 from monitoring.api import has_perm
 from q2c_portal.api import PROBLEM_JSON, StandardPagination, problem
 from sync.canonical.events import SCHEMA_DIR, event_types, schema, validate_envelope
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import get_connector
 from sync.models import AuditEntry, FlowRun, InboxEvent
 

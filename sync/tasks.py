@@ -9,13 +9,14 @@ from celery import shared_task
 from django.contrib.auth import get_user_model
 
 from q2c_portal.celery import Queue, TaskName
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.dispatch import PUBLISH_OUTBOX_EXPIRES
 from sync.engine import retention, sweeper
 from sync.engine.inbox import inbox_process
 from sync.engine.outbox_publisher import outbox_publish
 from sync.engine.polling import poll
-from sync.engine.runner import backoff_seconds, flow_cancel, flow_run
+from sync.engine.retry import inbox_policy
+from sync.engine.runner import flow_cancel, flow_run
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ def process_inbox_event(self, inbox_id: int) -> str:
     try:
         return inbox_process(inbox_id)
     except ConnectorError as exc:  # transient: the connector was down while normalising
-        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries + 1, exc.retry_after))
+        policy = inbox_policy()
+        raise self.retry(exc=exc, countdown=policy.delay(self.request.retries + 1, exc.retry_after), max_retries=policy.max_attempts - 1)
 
 
 @shared_task(name=TaskName.RUN_FLOW.value, queue=Queue.FLOWS.value, acks_late=True)

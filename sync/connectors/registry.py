@@ -7,7 +7,7 @@ from importlib import import_module
 
 from django.conf import settings
 
-from .base import BillingConnector, CRMConnector, Connector, ERPConnector
+from .roles import BillingConnector, CRMConnector, Connector, ERPConnector
 
 CONNECTOR_CLASSES = {
     "salesforce": "sync.connectors.salesforce.client:SalesforceConnector",

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from sync.audit import audit_record
 from sync.canonical.events import event_types, validate_envelope, when
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import get_connector
 from sync.dispatch import dispatch_inbox, inbox_queue
 from sync.flows.registry import flow_for_event

@@ -16,11 +16,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import crm
 from sync.models import FlowStep, OutboxMessage
 
 from .exceptions import open_exception
+from .retry import outbox_policy
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 60
@@ -64,7 +65,7 @@ def outbox_publish(batch: int = 50) -> int:
         try:
             _publish(message)
         except ConnectorError as exc:
-            if exc.transient or message.attempts < 3 and exc.error_class == "conflict":
+            if outbox_policy().should_retry(exc, message.attempts):
                 _reschedule(message, exc)
             else:
                 _fail(message, exc)
@@ -78,7 +79,7 @@ def outbox_publish(batch: int = 50) -> int:
 
 
 def _reschedule(message: OutboxMessage, exc: Exception) -> None:
-    delay = min(2 ** message.attempts, 600)
+    delay = outbox_policy().delay(message.attempts)
     log.warning("outbox publish failed; retry in %ss: %s", delay, exc, extra={"topic": message.topic, "key": message.key})
     OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=str(exc)[:2000])
 

@@ -10,8 +10,6 @@ key). Network calls happen outside transactions.
 from __future__ import annotations
 
 import logging
-import os
-import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
@@ -23,7 +21,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from sync.audit import audit_record
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.dispatch import dispatch_flow
 from sync.flows.base import Flow, Park, StepContext, StepValidationError
 from sync.flows.registry import flow_for, provided
@@ -33,30 +31,16 @@ from sync.outbox import outbox_add
 from . import circuit
 from .exceptions import open_exception, resolve_for_step
 from .money import to_reporting
+from .retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = settings.SYNC_ENGINE["FLOW_LEASE_SECONDS"]
-RETRY_BASE_SECONDS = float(os.environ.get("Q2C_RETRY_BASE_SECONDS", "5"))
-RETRY_CAP_SECONDS = float(os.environ.get("Q2C_RETRY_CAP_SECONDS", "900"))
-MAX_ATTEMPTS = {"salesforce": 6, "netsuite": 6, "stripe": 6, "hub": 1}
-DEFAULT_MAX_ATTEMPTS = int(os.environ.get("Q2C_MAX_ATTEMPTS", "6"))
 PARK_LIMIT = timedelta(hours=settings.SYNC_ENGINE["PARK_LIMIT_HOURS"])
 
 
 def system_for(role: str) -> str:
     return "hub" if role == "hub" else settings.CONNECTOR_ROLES[role]
-
-
-def max_attempts(system: str) -> int:
-    return int(os.environ.get(f"Q2C_MAX_ATTEMPTS_{system.upper()}", MAX_ATTEMPTS.get(system, DEFAULT_MAX_ATTEMPTS)))
-
-
-def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with jitter; never sooner than the system's Retry-After."""
-    delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (2 ** max(attempt - 1, 0)))
-    delay *= random.uniform(0.5, 1.5)
-    return max(delay, retry_after or 0.0)
 
 
 @cache
@@ -205,8 +189,9 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
     except ConnectorError as exc:
         if system != "hub":
             circuit.circuit_record_failure(system, exc.error_class, exc.message)
-        if exc.transient and step.attempts < max_attempts(system):
-            return _schedule_retry(run, step, flow, exc)
+        policy = definition.retry_policy(system)
+        if policy.should_retry(exc, step.attempts):
+            return _schedule_retry(run, step, flow, exc, policy)
         return _fail(run, step, flow, exc)
     except Exception as exc:  # noqa: BLE001 — a bug must still surface as an exception row, not a lost flow
         log.exception("step %s crashed", step.name)
@@ -225,8 +210,8 @@ def _summary(result: dict) -> dict:
     return {k: v for k, v in result.items() if not k.startswith("_")}
 
 
-def _schedule_retry(run: FlowRun, step: FlowStep, flow: Flow, exc: ConnectorError) -> str:
-    delay = backoff_seconds(step.attempts, exc.retry_after)
+def _schedule_retry(run: FlowRun, step: FlowStep, flow: Flow, exc: ConnectorError, policy: RetryPolicy) -> str:
+    delay = policy.delay(step.attempts, exc.retry_after)
     with transaction.atomic():
         _set_step(
             step, FlowStep.Status.RETRY, next_attempt_at=timezone.now() + timedelta(seconds=delay), error_class=exc.error_class,

@@ -13,7 +13,8 @@ A flow module defines one `Flow` object:
 
 A step function takes a `StepContext` and returns a dict (the response summary, also merged
 into the run's context under the step's name). It raises ConnectorError to fail (the engine
-retries transient classes, dead-letters the rest) or `Park` to wait for a prerequisite.
+retries transient classes by the step's RetryPolicy, dead-letters the rest) or `Park` to wait
+for a prerequisite. A step that needs another schedule says so: `Step(…, retry=RetryPolicy(…))`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import datetime
 from typing import Callable
 
 from q2c_portal.celery import Queue
+from sync.engine.retry import RetryPolicy, policy_for
 from sync.models import FlowRun, FlowStep
 
 
@@ -80,6 +82,11 @@ class Step:
     run: Callable[[StepContext], dict]
     compensate: Callable[[StepContext], dict] | None = None
     compensation_label: str = ""
+    retry: RetryPolicy | None = None  # None: the default policy of the system the role resolves to
+
+    def retry_policy(self, system: str) -> RetryPolicy:
+        """How the engine retries this step when it talks to `system`."""
+        return self.retry if self.retry is not None else policy_for(system)
 
 
 @dataclass(frozen=True)

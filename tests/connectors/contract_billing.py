@@ -20,7 +20,8 @@ from decimal import Decimal
 import pytest
 
 from sync.canonical.events import validate_envelope
-from sync.connectors.base import BillingConnector, ConnectorError
+from sync.connectors.errors import ConnectorError
+from sync.connectors.roles import BillingConnector
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from typing import Callable
 import pytest
 
 from sync.canonical.events import validate_envelope
-from sync.connectors.base import CRMConnector, ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import connector_class
+from sync.connectors.roles import CRMConnector
 
 
 @dataclass(frozen=True)

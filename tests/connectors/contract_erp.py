@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import pytest
 
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import connector_class
 from sync.models import ErrorClass
 

@@ -4,13 +4,14 @@ Every write is an upsert by external id (`PUT /record/v1/{type}/eid:{externalId}
 retried step never creates a second record. SKUs, currencies and subsidiaries are resolved
 to NetSuite internal ids through SuiteQL and cached for the life of the connector instance.
 Requests are signed by requests-oauthlib (OAuth 1.0a, HMAC-SHA256, realm = account id) and
-sent through `sync.connectors.base.send` (timeouts, bounded 429 waits, call recording).
+sent through `sync.connectors.http.send` (timeouts, bounded 429 waits, call recording).
 
 NetSuite error bodies ({"o:errorDetails": [{"detail", "o:errorCode", "o:errorPath"}]}) become
-ConnectorError: 400 → validation (field = o:errorPath), 401 INVALID_LOGIN → auth, 404 →
-not_found, 429 → rate_limit, 5xx → unavailable. ASSUMPTION (API_REFERENCE [U]): NetSuite's
-REST concurrency-limit response is undocumented; 429 is treated as "retry later", as are the
-RESTlet/SOAP codes SSS_REQUEST_LIMIT_EXCEEDED and WS_REQUEST_BLOCKED.
+ConnectorError classified by ERROR_CODES: 400 → validation (field = o:errorPath), 401
+INVALID_LOGIN → auth, 404 → not_found, 429 → rate_limit, 5xx → unavailable. ASSUMPTION
+(API_REFERENCE [U]): NetSuite's REST concurrency-limit response is undocumented; 429 is
+treated as "retry later", as are the RESTlet/SOAP codes SSS_REQUEST_LIMIT_EXCEEDED and
+WS_REQUEST_BLOCKED.
 """
 
 from __future__ import annotations
@@ -25,13 +26,9 @@ import requests
 from django.conf import settings
 from requests_oauthlib import OAuth1
 
-from sync.connectors.base import (
-    CallResult,
-    ConnectorError,
-    ERPConnector,
-    parse_retry_after,
-    send,
-)
+from sync.connectors.errors import CodeTable, ConnectorError, classify
+from sync.connectors.http import WaitPolicy, parse_retry_after, send
+from sync.connectors.roles import CallResult, ERPConnector
 from sync.models import ErrorClass
 
 from . import mapper, wire
@@ -39,9 +36,17 @@ from . import mapper, wire
 RECORD_PATH = "/services/rest/record/v1"
 SUITEQL_PATH = "/services/rest/query/v1/suiteql"
 PAGE_SIZE = 1000  # SuiteQL's maximum page
-RATE_LIMIT_CODES = {"REQUEST_LIMIT_EXCEEDED", "SSS_REQUEST_LIMIT_EXCEEDED", "WS_REQUEST_BLOCKED", "CONCURRENCY_LIMIT_EXCEEDED"}
-DUPLICATE_CODES = {"DUP_RCRD", "DUP_ENTITY", "DUP_ITEM", "DUPLICATE_EXTERNAL_ID"}
-CONFLICT_CODES = {"IDEMPOTENCY_ERROR", "RCRD_HAS_BEEN_CHANGED", "RCRD_LOCKED_BY_WF"}
+ERROR_CODES = CodeTable(
+    {
+        ErrorClass.RATE_LIMIT: {"REQUEST_LIMIT_EXCEEDED", "SSS_REQUEST_LIMIT_EXCEEDED", "WS_REQUEST_BLOCKED", "CONCURRENCY_LIMIT_EXCEEDED"},
+        ErrorClass.AUTH: {"INVALID_LOGIN"},
+        ErrorClass.DUPLICATE: {"DUP_RCRD", "DUP_ENTITY", "DUP_ITEM", "DUPLICATE_EXTERNAL_ID"},
+        ErrorClass.CONFLICT: {"IDEMPOTENCY_ERROR", "RCRD_HAS_BEEN_CHANGED", "RCRD_LOCKED_BY_WF"},
+    },
+    # a duplicate-record code outranks a 409: the record exists, trying again will not help
+    precedence=(ErrorClass.RATE_LIMIT, ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.DUPLICATE, ErrorClass.CONFLICT,
+                ErrorClass.TIMEOUT, ErrorClass.UNAVAILABLE),
+)
 TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS'  # TO_CHAR format for exact times (ASSUMPTION: account time zone UTC)
 DEFAULT_CREDIT_ITEM_SKU = "ADJUSTMENT"  # the item a credit memo without lines is booked on
 TRANSACTION_TYPES = {"salesOrder": "SalesOrd", "invoice": "CustInvc", "customerPayment": "CustPymt", "creditMemo": "CustCred"}
@@ -53,37 +58,30 @@ def _q(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def error_from_response(response: requests.Response, *, system: str = "netsuite") -> ConnectorError:
-    """A NetSuite error response → ConnectorError with NetSuite's own message, code and field."""
+def _error_body(response: requests.Response) -> tuple[dict, dict]:
+    """(the error body, its first o:errorDetails entry), {} where NetSuite sent none."""
     try:
         body = wire.loads(response.text) if response.text else {}
     except ValueError:
         body = {}
     body = body if isinstance(body, dict) else {}
     details = body.get("o:errorDetails") or [{}]
-    first = details[0] if isinstance(details[0], dict) else {}
+    return body, details[0] if isinstance(details[0], dict) else {}
+
+
+def error_code(response: requests.Response) -> str:
+    """NetSuite's o:errorCode of an error response ("" if none)."""
+    return str(_error_body(response)[1].get("o:errorCode") or "")
+
+
+def error_from_response(response: requests.Response, *, system: str = "netsuite") -> ConnectorError:
+    """A NetSuite error response → ConnectorError with NetSuite's own message, code and field."""
+    body, first = _error_body(response)
     code = str(first.get("o:errorCode") or "")
     message = str(first.get("detail") or body.get("title") or f"HTTP {response.status_code} from NetSuite")
-    status = response.status_code
-    if status == 429 or code in RATE_LIMIT_CODES:
-        error_class = ErrorClass.RATE_LIMIT
-    elif status in (401, 403) or code == "INVALID_LOGIN":
-        error_class = ErrorClass.AUTH
-    elif status == 404:
-        error_class = ErrorClass.NOT_FOUND
-    elif code in DUPLICATE_CODES:
-        error_class = ErrorClass.DUPLICATE
-    elif status == 409 or code in CONFLICT_CODES:
-        error_class = ErrorClass.CONFLICT
-    elif status in (408, 504):
-        error_class = ErrorClass.TIMEOUT
-    elif status >= 500:
-        error_class = ErrorClass.UNAVAILABLE
-    else:
-        error_class = ErrorClass.VALIDATION
     return ConnectorError(
-        error_class, message, system=system, field=str(first.get("o:errorPath") or ""), code=code, status_code=status,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")), response=body,
+        classify(response.status_code, code, ERROR_CODES), message, system=system, field=str(first.get("o:errorPath") or ""), code=code,
+        status_code=response.status_code, retry_after=parse_retry_after(response.headers.get("Retry-After")), response=body,
     )
 
 
@@ -125,8 +123,8 @@ class NetSuiteConnector(ERPConnector):
         if body is not None:
             headers["Content-Type"] = "application/json"
             kwargs["data"] = wire.dumps(body).encode()
-        response = send(self.session, method, f"{self.base_url}{path}", system=self.system, operation=operation,
-                        timeout=self.timeout, max_rate_limit_wait=self.max_rate_limit_wait, **kwargs)
+        response = send(self.session, method, f"{self.base_url}{path}", system=self.system, operation=operation, timeout=self.timeout,
+                        table=ERROR_CODES, code_of=error_code, waits=WaitPolicy(max_wait=self.max_rate_limit_wait), **kwargs)
         if response.status_code >= 400:
             raise error_from_response(response, system=self.system)
         return response

@@ -2,33 +2,34 @@
 token URL, then simple-salesforce for the REST API, with Salesforce errors classified into
 ConnectorError, one re-login on INVALID_SESSION_ID, and bounded Retry-After waits.
 
+Errors are classified by `transport.ERROR_CODES` through the one classifier
+(`sync.connectors.errors.classify`); every request goes through `sync.connectors.http.send`.
+
 Inbound: the relay (or any Flow/Apex callout) posts `{"events": [<CometD CDC message>, …]}`
-signed with `X-Q2C-Signature: sha256=<hex HMAC-SHA256(raw body, webhook_secret)>`.
-`verify_webhook` splits it into raw events; `normalize` (in a worker) drops echoes of our own
-writes and queries what a change event leaves out. `fetch_changes` polls with SOQL and
-yields raw events of the same shape, so one `normalize` serves both paths.
+signed with `X-Q2C-Signature: sha256=<hex HMAC-SHA256(raw body, webhook_secret)>`;
+`webhook.py` checks it and splits it into raw events. `normalize` (in a worker) drops echoes
+of our own writes and queries what a change event leaves out. `fetch_changes` polls with SOQL
+and yields raw events of the same shape, so one `normalize` serves both paths.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Mapping
 
 import jwt
-import requests
 from django.conf import settings
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
-from sync.connectors.base import CallResult, ConnectorError, CRMConnector, classify_status, parse_retry_after
+from sync.connectors.errors import ConnectorError, classify
+from sync.connectors.http import parse_retry_after
+from sync.connectors.roles import CallResult, CRMConnector
 
-from . import mapper
-from .transport import SalesforceSession, mount_for_instance
+from . import mapper, webhook
+from .transport import ERROR_CODES, SalesforceSession, mount_for_instance
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,8 @@ def error_from_salesforce(exc: SalesforceError) -> ConnectorError:
     message = str(first.get("message") or (content if isinstance(content, str) else "") or f"Salesforce answered HTTP {status}")
     fields = first.get("fields") or []
     if status == 300:
-        error_class, message = "duplicate", f"more than one Salesforce record matches: {', '.join(map(str, content or []))[:300]}"
-    elif status == 401:
-        error_class = "auth"
-    elif status == 403:
-        error_class = "rate_limit" if code == "REQUEST_LIMIT_EXCEEDED" else "auth"
-    elif status == 400:
-        error_class = classify_status(400, code).value
-        if error_class == "validation" and code in ("DUPLICATE_VALUE", "DUPLICATES_DETECTED"):
-            error_class = "duplicate"
-    else:
-        error_class = classify_status(status, code).value
+        message = f"more than one Salesforce record matches: {', '.join(map(str, content or []))[:300]}"
+    error_class = classify(status, code, ERROR_CODES)
     return ConnectorError(error_class, message, system=SYSTEM, field=str(fields[0]) if fields else "", code=code, status_code=status or None, response=content if content is not None else {})
 
 
@@ -126,12 +118,7 @@ class SalesforceConnector(CRMConnector):
             form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": self._assertion()}
         else:
             form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
-        try:
-            response = self.session.post(self.token_url, data=form, headers={"Accept": "application/json"})
-        except requests.Timeout as exc:
-            raise ConnectorError("timeout", f"Salesforce token endpoint did not answer within {self.timeout:.0f}s", system=SYSTEM) from exc
-        except requests.ConnectionError as exc:
-            raise ConnectorError("unavailable", f"cannot reach the Salesforce token endpoint: {exc.__class__.__name__}", system=SYSTEM) from exc
+        response = self.session.post(self.token_url, data=form, headers={"Accept": "application/json"})  # raises ConnectorError on timeout/unreachable
         try:
             body = response.json()
         except ValueError:
@@ -140,7 +127,7 @@ class SalesforceConnector(CRMConnector):
             if response.status_code in (400, 401, 403):
                 description = body.get("error_description") or body.get("error") if isinstance(body, dict) else ""
                 raise ConnectorError("auth", f"Salesforce login failed: {description or response.status_code}", system=SYSTEM, code=str(body.get("error", "")) if isinstance(body, dict) else "", status_code=response.status_code, response=body)
-            error_class = classify_status(response.status_code).value
+            error_class = classify(response.status_code, None, ERROR_CODES)
             raise ConnectorError(error_class, f"Salesforce token endpoint answered HTTP {response.status_code}", system=SYSTEM, status_code=response.status_code, retry_after=parse_retry_after(response.headers.get("Retry-After")))
         self.instance_url = (body.get("instance_url") or self.configured_instance_url).rstrip("/")
         self.identity = body.get("id", "")
@@ -157,7 +144,8 @@ class SalesforceConnector(CRMConnector):
             return self._sf
 
     def call(self, fn: Callable[[Salesforce], Any]) -> Any:
-        """Run fn(sf); re-login once on INVALID_SESSION_ID; errors become ConnectorError."""
+        """Run fn(sf); re-login once on INVALID_SESSION_ID; errors become ConnectorError
+        (a timeout or an unreachable instance already is one, raised by the session)."""
         for attempt in (1, 2):
             sf = self.sf
             try:
@@ -173,10 +161,6 @@ class SalesforceConnector(CRMConnector):
                 raise error_from_salesforce(exc) from exc
             except SalesforceError as exc:
                 raise error_from_salesforce(exc) from exc
-            except requests.Timeout as exc:
-                raise ConnectorError("timeout", f"Salesforce did not answer within {self.timeout:.0f}s", system=SYSTEM) from exc
-            except requests.ConnectionError as exc:
-                raise ConnectorError("unavailable", f"cannot reach Salesforce: {exc.__class__.__name__}", system=SYSTEM) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- reads ------------------------------------------------------------------------------
@@ -220,35 +204,7 @@ class SalesforceConnector(CRMConnector):
 
     # --- inbound ----------------------------------------------------------------------------
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[dict]:
-        signature = ""
-        for name, value in headers.items():
-            if name.lower() in ("x-q2c-signature", "http_x_q2c_signature"):
-                signature = value
-        if not self.webhook_secret:
-            raise ConnectorError("auth", "no Salesforce webhook secret is configured", system=SYSTEM)
-        expected = "sha256=" + hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-        if not signature or not hmac.compare_digest(signature.strip().encode(), expected.encode()):
-            raise ConnectorError("auth", "invalid or missing X-Q2C-Signature", system=SYSTEM, field="X-Q2C-Signature")
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConnectorError("validation", f"webhook body is not JSON: {exc}", system=SYSTEM) from exc
-        if isinstance(document, dict) and isinstance(document.get("events"), list):
-            messages = document["events"]
-        elif isinstance(document, list):
-            messages = document
-        elif isinstance(document, dict):
-            messages = [document]
-        else:
-            raise ConnectorError("validation", "webhook body must be a JSON object", system=SYSTEM)
-        raw = []
-        for message in messages:
-            if not isinstance(message, dict):
-                raise ConnectorError("validation", "each event must be a JSON object", system=SYSTEM)
-            if not mapper.header_of(message):
-                message = mapper.platform_event_message(message)
-            raw.append(mapper.raw_event(message))
-        return raw
+        return webhook.raw_events(body, headers, secret=self.webhook_secret)
 
     def normalize(self, raw: dict) -> list[dict]:
         message = raw.get("payload") or {}

@@ -10,7 +10,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 
 SYSTEM = "salesforce"
 TWO = Decimal("0.01")

@@ -1,25 +1,36 @@
-"""HTTP plumbing under simple-salesforce: call telemetry, bounded Retry-After waits, and the
-https→http rewrite that lets simple-salesforce (which always builds https:// URLs) talk to a
-plain-HTTP instance such as the local sandbox.
+"""How the connector speaks HTTP to Salesforce: its error codes, the requests session handed to
+simple-salesforce, and the https→http rewrite that lets simple-salesforce (which always builds
+https:// URLs) talk to a plain-HTTP instance such as the local sandbox.
 
-In production the instance is https and no adapter is mounted: the session is a normal
-`requests.Session` with telemetry and Retry-After handling.
+Every request simple-salesforce (or the OAuth login) makes goes through
+`sync.connectors.http.send`: timeouts, bounded `Retry-After` waits on 429/503, call records.
+In production the instance is https and no adapter is mounted.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import re
-import time
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from sync.connectors.base import classify_status, parse_retry_after, record_call
+from sync.connectors.errors import CodeTable
+from sync.connectors.http import WaitPolicy, send
+from sync.models import ErrorClass
 
-log = logging.getLogger(__name__)
+# Salesforce's error codes (the `errorCode` of its error array). A 300 (more than one record
+# matches) and a 401 (session expired or invalid) mean what they say whatever the code.
+ERROR_CODES = CodeTable(
+    {
+        ErrorClass.RATE_LIMIT: {"REQUEST_LIMIT_EXCEEDED"},  # the org's API request limit (403)
+        ErrorClass.AUTH: {"INVALID_SESSION_ID", "INVALID_LOGIN", "INVALID_AUTH_HEADER"},
+        ErrorClass.CONFLICT: {"ENTITY_IS_LOCKED", "UNABLE_TO_LOCK_ROW"},
+        ErrorClass.DUPLICATE: {"DUPLICATE_VALUE", "DUPLICATES_DETECTED", "DUPLICATE_EXTERNAL_ID"},
+    },
+    decisive_statuses=frozenset({300, 401}),
+)
+RETRY_STATUSES = frozenset({429, 503})  # waited out in the call when Retry-After says how long
 
 
 class HttpRewriteAdapter(HTTPAdapter):
@@ -76,7 +87,8 @@ def error_code_of(response: requests.Response) -> str:
 
 
 class SalesforceSession(requests.Session):
-    """A requests session that records every call and waits out 429/503 `Retry-After` (bounded).
+    """A requests session whose every request goes through `http.send`: recorded, and 429/503
+    with a `Retry-After` waited out (bounded).
 
     `max_wait` bounds the total sleep per call; a longer wait is left to the engine's retry
     schedule (the response is returned and the connector raises a transient ConnectorError).
@@ -89,36 +101,11 @@ class SalesforceSession(requests.Session):
         self.max_wait = max_wait
         self.max_attempts = max_attempts
 
-    def request(self, method, url, *args, **kwargs):
-        kwargs.setdefault("timeout", self.timeout)
+    def request(self, method, url, **kwargs):
         operation = operation_name(method, url)
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.monotonic()
-            try:
-                response = super().request(method, url, *args, **kwargs)
-            except requests.Timeout:
-                record_call(self.system, operation, None, "timeout", started)
-                raise
-            except requests.ConnectionError:
-                record_call(self.system, operation, None, "unavailable", started)
-                raise
-            error_class = "" if response.status_code < 300 else classify_status(response.status_code, error_code_of(response)).value
-            record_call(self.system, operation, response.status_code, error_class, started)
-            if response.status_code not in (429, 503) or attempt >= self.max_attempts:
-                return response
-            delay = parse_retry_after(response.headers.get("Retry-After"))
-            if delay is None or waited + delay > self.max_wait:
-                return response
-            log.info("salesforce answered %s; retrying after %.1fs", response.status_code, delay, extra={"system": self.system, "operation": operation})
-            time.sleep(delay)
-            waited += delay
+        waits = WaitPolicy(statuses=RETRY_STATUSES, max_wait=self.max_wait, max_attempts=self.max_attempts, without_retry_after=None)
+        # super(): requests' own Session.request, so send does not come back here
+        return send(super(), method, url, system=self.system, operation=operation, timeout=kwargs.pop("timeout", self.timeout),
+                    table=ERROR_CODES, code_of=error_code_of, waits=waits,
+                    label="Salesforce token endpoint" if operation.endswith("oauth2/token") else "Salesforce", **kwargs)
 
-
-def response_json(response: requests.Response):
-    try:
-        return response.json()
-    except (ValueError, json.JSONDecodeError):
-        return response.text

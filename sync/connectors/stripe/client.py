@@ -1,39 +1,90 @@
 """Stripe Billing as the hub's billing connector, through the official `stripe` library.
 
 - One `StripeClient` pinned to settings' API version and base URL (the sandbox locally),
-  with the library's own retries off: the engine owns retries. The one exception is a 429
-  with a short `Retry-After`, which is waited out here (bounded), as Stripe asks.
+  with the library's own retries off: the engine owns retries. The library's HTTP goes
+  through `StripeHTTPClient`, its documented transport hook, which hands every request to
+  `sync.connectors.http.send` — so a 429 with a short `Retry-After` is waited out (bounded)
+  as Stripe asks, timeouts and call records work as for the other vendors, and the library
+  itself is used unmodified.
 - Every POST carries an `Idempotency-Key` derived from the engine's key with our prefix
   (`q2c-…`), so our own writes are recognisable when Stripe echoes them as events.
-- Errors become ConnectorError in the design's classes, carrying Stripe's message and param.
+- Errors become ConnectorError in the design's classes (ERROR_CODES), carrying Stripe's
+  message and param. Webhook signatures: `webhook.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import stripe
 from django.conf import settings
 
-from sync.connectors.base import (
-    BillingConnector,
-    CallResult,
-    ConnectorError,
-    parse_retry_after,
-    record_call,
-)
+from sync.connectors.errors import CodeTable, ConnectorError, classify
+from sync.connectors.http import DEFAULT_WAITS, WaitPolicy, parse_retry_after, send
+from sync.connectors.roles import BillingConnector, CallResult
 from sync.models import ErrorClass
 
-from . import mapper
+from . import mapper, webhook
 from .mapper import ECHO_PREFIX, MappingError
 
 log = logging.getLogger(__name__)
+
+# Stripe's error codes and error types (docs.stripe.com/error-codes, /api/errors).
+ERROR_CODES = CodeTable({
+    ErrorClass.RATE_LIMIT: {"rate_limit", "lock_timeout"},
+    ErrorClass.NOT_FOUND: {"resource_missing"},
+    ErrorClass.CONFLICT: {"idempotency_error"},  # an error *type*: a key reused with other parameters
+    ErrorClass.DUPLICATE: {"resource_already_exists"},
+})
+_operation: ContextVar[str] = ContextVar("stripe_operation", default="")  # names the call records of StripeConnector.call
+
+
+def error_codes(response: requests.Response) -> tuple[str, str]:
+    """(code, type) of a Stripe error body {"error": {"type", "code", …}}; "" where absent."""
+    try:
+        error = (response.json() or {}).get("error") or {}
+    except (ValueError, AttributeError):
+        return "", ""
+    return (str(error.get("code") or ""), str(error.get("type") or "")) if isinstance(error, dict) else ("", "")
+
+
+class StripeHTTPClient(stripe.HTTPClient):
+    """stripe-python's transport hook (`StripeClient(http_client=…)`): the library builds each
+    request and reads each answer; the bytes travel through `sync.connectors.http.send`."""
+
+    name = "requests"  # what the library reports as its HTTP library
+
+    def __init__(self, *, timeout: float, waits: WaitPolicy = DEFAULT_WAITS):
+        super().__init__()
+        self.timeout = timeout
+        self.waits = waits
+
+    def _send(self, method: str, url: str, headers, post_data, *, stream: bool) -> requests.Response:
+        if getattr(self._thread_local, "session", None) is None:  # one session per thread, as stripe.RequestsClient
+            self._thread_local.session = requests.Session()
+        operation = _operation.get() or f"{method.upper()} {urlsplit(url).path}"
+        return send(self._thread_local.session, method, url, system="stripe", operation=operation, timeout=self.timeout,
+                    table=ERROR_CODES, code_of=error_codes, waits=self.waits, label="Stripe",
+                    headers=headers, data=post_data, stream=stream, verify=stripe.ca_bundle_path)
+
+    def request(self, method, url, headers, post_data=None):
+        response = self._send(method, url, headers, post_data, stream=False)
+        return response.content, response.status_code, response.headers
+
+    def request_stream(self, method, url, headers, post_data=None):
+        response = self._send(method, url, headers, post_data, stream=True)
+        return response.raw, response.status_code, response.headers
+
+    def close(self):
+        if getattr(self._thread_local, "session", None) is not None:
+            self._thread_local.session.close()
 
 
 def _as_dict(obj: Any) -> dict:
@@ -49,8 +100,8 @@ def _status(obj: Any) -> int | None:
     return getattr(response, "code", None) or (200 if obj is not None else None)
 
 
-def classify_stripe_error(exc: stripe.StripeError) -> ConnectorError:
-    """stripe-python's exception (or its HTTP status) → the design's error class."""
+def error_from_stripe(exc: stripe.StripeError) -> ConnectorError:
+    """stripe-python's exception (its HTTP status, error code and type) → ConnectorError."""
     status = getattr(exc, "http_status", None)
     error = getattr(exc, "error", None)
     message = (getattr(error, "message", None) or getattr(exc, "user_message", None) or str(exc) or exc.__class__.__name__).strip()
@@ -58,29 +109,11 @@ def classify_stripe_error(exc: stripe.StripeError) -> ConnectorError:
     param = getattr(exc, "param", None) or getattr(error, "param", None) or ""
     kind = getattr(error, "type", None) or ""
     body = getattr(exc, "json_body", None) or {}
-    retry_after = parse_retry_after((getattr(exc, "headers", None) or {}).get("Retry-After"))
-    if isinstance(exc, stripe.APIConnectionError) or status is None:
-        cause = exc.__cause__
-        if isinstance(cause, requests.Timeout):
-            return ConnectorError(ErrorClass.TIMEOUT, "Stripe did not answer in time", system="stripe", code="timeout", response=body)
+    if status is None:  # no answer (timeouts and refused connections are raised by http.send before this)
         return ConnectorError(ErrorClass.UNAVAILABLE, f"cannot reach Stripe: {message.splitlines()[-1] if message else ''}".strip(), system="stripe", response=body)
-    if status == 429 or isinstance(exc, stripe.RateLimitError) or code in ("rate_limit", "lock_timeout"):
-        error_class = ErrorClass.RATE_LIMIT
-    elif status in (401, 403) or isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
-        error_class = ErrorClass.AUTH
-    elif status == 404 or code == "resource_missing":
-        error_class = ErrorClass.NOT_FOUND
-    elif kind == "idempotency_error" or status == 409 or isinstance(exc, stripe.IdempotencyError):
-        error_class = ErrorClass.CONFLICT
-    elif code == "resource_already_exists":
-        error_class = ErrorClass.DUPLICATE
-    elif status in (408, 504):
-        error_class = ErrorClass.TIMEOUT
-    elif status >= 500:
-        error_class = ErrorClass.UNAVAILABLE
-    else:
-        error_class = ErrorClass.VALIDATION
-    return ConnectorError(error_class, message, system="stripe", field=param, code=code or kind, status_code=status, retry_after=retry_after, response=body)
+    retry_after = parse_retry_after((getattr(exc, "headers", None) or {}).get("Retry-After"))
+    return ConnectorError(classify(status, (code, kind), ERROR_CODES), message, system="stripe", field=param, code=code or kind,
+                          status_code=status, retry_after=retry_after, response=body)
 
 
 class StripeConnector(BillingConnector):
@@ -90,14 +123,12 @@ class StripeConnector(BillingConnector):
         self.api_base = api_base.rstrip("/")
         self.api_version = api_version
         self.webhook_secret = webhook_secret
-        self.max_rate_limit_wait = max_rate_limit_wait
-        self.max_rate_limit_attempts = max_rate_limit_attempts
         self.client = stripe.StripeClient(
             api_key,
             stripe_version=api_version,
             base_addresses={"api": self.api_base},
             max_network_retries=0,  # the engine retries, with the same idempotency key
-            http_client=stripe.RequestsClient(timeout=timeout),
+            http_client=StripeHTTPClient(timeout=timeout, waits=WaitPolicy(max_wait=max_rate_limit_wait, max_attempts=max_rate_limit_attempts)),
         )
 
     @classmethod
@@ -108,27 +139,14 @@ class StripeConnector(BillingConnector):
 
     # --- plumbing -----------------------------------------------------------------------
     def call(self, operation: str, fn: Callable, *args, **kwargs):
-        """One API call: recorded per attempt; a 429 is waited out (Retry-After, bounded) and retried."""
-        waited = 0.0
-        for attempt in range(1, self.max_rate_limit_attempts + 1):
-            started = time.monotonic()
-            try:
-                result = fn(*args, **kwargs)
-            except stripe.StripeError as exc:
-                error = classify_stripe_error(exc)
-                record_call(self.system, operation, error.status_code, error.error_class.value, started)
-                if error.error_class != ErrorClass.RATE_LIMIT or attempt == self.max_rate_limit_attempts:
-                    raise error from exc
-                delay = error.retry_after if error.retry_after is not None else min(2.0**attempt, 10.0)
-                if waited + delay > self.max_rate_limit_wait:
-                    raise error from exc  # a long wait belongs to the engine's retry schedule
-                log.info("rate limited by stripe; waiting %.1fs", delay, extra={"system": self.system, "operation": operation})
-                time.sleep(delay)
-                waited += delay
-                continue
-            record_call(self.system, operation, _status(result), "", started)
-            return result
-        raise AssertionError("unreachable")  # pragma: no cover
+        """One API call, its requests recorded as `operation`; Stripe's errors become ConnectorError."""
+        token = _operation.set(operation)
+        try:
+            return fn(*args, **kwargs)
+        except stripe.StripeError as exc:
+            raise error_from_stripe(exc) from exc
+        finally:
+            _operation.reset(token)
 
     @staticmethod
     def key(idempotency_key: str, suffix: str = "") -> str:
@@ -351,20 +369,7 @@ class StripeConnector(BillingConnector):
 
     # --- inbound --------------------------------------------------------------------------------
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[dict]:
-        header = next((v for k, v in headers.items() if k.lower() in ("stripe-signature", "http_stripe_signature")), None)
-        try:
-            mapper.check_signature(body, header, self.webhook_secret)
-        except MappingError as exc:
-            raise ConnectorError(ErrorClass.AUTH, f"Stripe webhook signature rejected: {exc}", system="stripe", status_code=400) from exc
-        try:
-            import json
-
-            event = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConnectorError(ErrorClass.VALIDATION, "webhook body is not JSON", system="stripe") from exc
-        if not isinstance(event, dict) or event.get("object") != "event" or not event.get("id") or not event.get("type"):
-            raise ConnectorError(ErrorClass.VALIDATION, "webhook body is not a Stripe event", system="stripe")
-        return [{"id": event["id"], "type": event["type"], "occurred_at": mapper.ts_to_iso(event.get("created") or time.time()), "payload": event}]
+        return webhook.raw_events(body, headers, secret=self.webhook_secret)
 
     def normalize(self, raw: dict) -> list[dict]:
         event = raw.get("payload") or raw

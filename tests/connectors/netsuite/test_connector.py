@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.netsuite.sandbox.models import ExternalIdLedger, Record
 from sync.models import ConnectorCall, ErrorClass, LegalEntity
 

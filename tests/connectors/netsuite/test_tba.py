@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.netsuite.client import NetSuiteConnector
 from sync.models import ErrorClass
 

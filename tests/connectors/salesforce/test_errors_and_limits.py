@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.models import ConnectorCall
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.salesforce import mapper
 
 amounts = st.decimals(min_value=Decimal("-99999999999.9999"), max_value=Decimal("99999999999.9999"), places=4, allow_nan=False, allow_infinity=False)

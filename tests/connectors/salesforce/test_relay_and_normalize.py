@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sync.canonical.events import validate_envelope
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.salesforce.sandbox import simulate
 from sync.connectors.salesforce.sandbox.models import ChangeEvent
 

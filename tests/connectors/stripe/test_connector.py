@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.stripe.client import StripeConnector
 from sync.connectors.stripe.sandbox import simulate
 from sync.models import ConnectorCall
@@ -142,3 +142,9 @@ def test_a_wrong_api_key_is_an_auth_error(stripe_sandbox, settings):
         connector.health()
     assert caught.value.error_class == "auth" and caught.value.status_code == 401
     assert caught.value.message.startswith("Invalid API Key provided")
+
+
+def test_every_request_is_recorded_under_its_operation(connector):
+    connector.upsert_customer(customer={"hub_id": "hub-rec", "name": "Record Ltd", "email": "ap@record.example"}, idempotency_key="rec")
+    calls = list(ConnectorCall.objects.filter(system="stripe").order_by("id").values_list("operation", "status_code", "error_class"))
+    assert calls == [("customers.search", 200, ""), ("customers.list", 200, ""), ("customers.create", 200, "")]

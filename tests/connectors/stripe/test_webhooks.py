@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from sync.canonical.events import validate_envelope
-from sync.connectors.base import ConnectorError
+from sync.connectors.errors import ConnectorError
 from sync.connectors.stripe import mapper
 from sync.connectors.stripe.sandbox import simulate
 from sync.connectors.stripe.sandbox.models import SandboxEvent

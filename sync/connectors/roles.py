@@ -1,9 +1,11 @@
-"""What every connector is: errors, results, the three role interfaces, and HTTP plumbing.
+"""What every connector is: the Connector base and the three role interfaces flows talk to.
 
 A connector is a client (auth, paging, rate limits, timeouts, error classification)
 plus a mapper (system payload ↔ canonical data). Flows talk only to the role
 interfaces below, so a new ERP or billing platform is one new module registered in
-`sync.connectors.registry` — flows and screens do not change.
+`sync.connectors.registry` — flows and screens do not change. The plumbing every client
+shares lives beside this module: `errors` (ConnectorError and the one classifier) and
+`http` (the one send: timeouts, bounded Retry-After waits, call records).
 
 Canonical data crosses this boundary as plain dicts shaped like the `data` of the
 canonical events (see `sync/canonical/schemas/`). Money is a decimal *string* with an
@@ -12,55 +14,14 @@ ISO 4217 currency; times are ISO 8601 strings or aware datetimes.
 
 from __future__ import annotations
 
-import email.utils
-import logging
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
-from typing import Any, Iterator, Mapping
+from datetime import datetime
+from typing import Iterator, Mapping
 
-import requests
+from sync.models import ErrorClass
 
-from sync.models import ErrorClass, TRANSIENT_ERROR_CLASSES
-
-log = logging.getLogger(__name__)
-
-
-class ConnectorError(Exception):
-    """A call failed, classified into one of the design's error classes.
-
-    `message` is the target system's own words; `field` the field it named, if any.
-    """
-
-    def __init__(
-        self,
-        error_class: str,
-        message: str,
-        *,
-        system: str = "",
-        field: str = "",
-        code: str = "",
-        status_code: int | None = None,
-        retry_after: float | None = None,
-        response: Any = None,
-    ):
-        super().__init__(message)
-        self.error_class = ErrorClass(error_class)
-        self.message = message
-        self.system = system
-        self.field = field
-        self.code = code
-        self.status_code = status_code
-        self.retry_after = retry_after
-        self.response = response if response is not None else {}
-
-    @property
-    def transient(self) -> bool:
-        return self.error_class in TRANSIENT_ERROR_CLASSES
-
-    def __repr__(self) -> str:
-        return f"ConnectorError({self.error_class.value}, {self.message!r}, field={self.field!r}, status={self.status_code})"
+from .errors import ConnectorError
 
 
 @dataclass
@@ -71,100 +32,6 @@ class CallResult:
     created: bool | None = None
     status_code: int | None = None
     raw: dict = field(default_factory=dict)
-
-
-def classify_status(status: int, code: str = "") -> ErrorClass:
-    """HTTP status (+ vendor error code) → error class. Vendor clients refine this."""
-    code = (code or "").upper()
-    if status == 429 or code in {"REQUEST_LIMIT_EXCEEDED", "SSS_REQUEST_LIMIT_EXCEEDED", "RATE_LIMIT", "CONCURRENCY_LIMIT_EXCEEDED"}:
-        return ErrorClass.RATE_LIMIT
-    if status in (401, 403) or code in {"INVALID_SESSION_ID", "INVALID_LOGIN", "INVALID_AUTH_HEADER"}:
-        return ErrorClass.AUTH
-    if status == 404:
-        return ErrorClass.NOT_FOUND
-    if status == 409 or code in {"IDEMPOTENCY_ERROR", "ENTITY_IS_LOCKED", "UNABLE_TO_LOCK_ROW"}:
-        return ErrorClass.CONFLICT
-    if code in {"DUPLICATE_VALUE", "DUPLICATES_DETECTED", "DUPLICATE_EXTERNAL_ID"} or status == 300:
-        return ErrorClass.DUPLICATE
-    if status in (408, 504):
-        return ErrorClass.TIMEOUT
-    if status >= 500:
-        return ErrorClass.UNAVAILABLE
-    return ErrorClass.VALIDATION
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt_timezone.utc)
-    return max(0.0, (when - datetime.now(dt_timezone.utc)).total_seconds())
-
-
-def record_call(system: str, operation: str, status_code: int | None, error_class: str, started: float) -> None:
-    """One row per outbound call, for the Connectors page (rate, errors, latency)."""
-    from sync.models import ConnectorCall
-
-    try:
-        ConnectorCall.objects.create(
-            system=system, operation=operation[:96], status_code=status_code, error_class=error_class or "",
-            latency_ms=int((time.monotonic() - started) * 1000),
-        )
-    except Exception:  # noqa: BLE001 — telemetry must never break a sync
-        log.warning("could not record connector call", exc_info=True)
-
-
-def send(
-    session: requests.Session,
-    method: str,
-    url: str,
-    *,
-    system: str,
-    operation: str,
-    timeout: float,
-    max_rate_limit_wait: float = 30.0,
-    max_attempts: int = 4,
-    **kwargs,
-) -> requests.Response:
-    """Send one request; on 429 wait `Retry-After` (bounded) and try again.
-
-    Returns the final response (any status) — the caller maps a failure body to a
-    ConnectorError with `error_from_response`. Network failures raise ConnectorError
-    (`timeout` / `unavailable`) directly.
-    """
-    waited = 0.0
-    for attempt in range(1, max_attempts + 1):
-        started = time.monotonic()
-        try:
-            response = session.request(method, url, timeout=timeout, **kwargs)
-        except requests.Timeout as exc:
-            record_call(system, operation, None, ErrorClass.TIMEOUT, started)
-            raise ConnectorError(ErrorClass.TIMEOUT, f"{system} did not answer within {timeout:.0f}s", system=system) from exc
-        except requests.ConnectionError as exc:
-            record_call(system, operation, None, ErrorClass.UNAVAILABLE, started)
-            raise ConnectorError(ErrorClass.UNAVAILABLE, f"cannot reach {system}: {exc.__class__.__name__}", system=system) from exc
-        error_class = "" if response.ok else classify_status(response.status_code).value
-        record_call(system, operation, response.status_code, error_class, started)
-        if response.status_code != 429 or attempt == max_attempts:
-            return response
-        delay = parse_retry_after(response.headers.get("Retry-After"))
-        delay = min(2.0 ** attempt, 10.0) if delay is None else delay
-        if waited + delay > max_rate_limit_wait:
-            return response  # leave the long wait to the engine's retry schedule
-        log.info("rate limited by %s; waiting %.1fs", system, delay, extra={"system": system, "operation": operation})
-        time.sleep(delay)
-        waited += delay
-    return response  # pragma: no cover — loop always returns
 
 
 # --- the three role interfaces ------------------------------------------------------------
