@@ -117,7 +117,7 @@ def main() -> None:
     ports = {name: free_port() for name in ("salesforce", "netsuite", "stripe")}
     env = {
         **os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "DEBUG": "1", "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "q2c_portal.settings", "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+        "DJANGO_SETTINGS_MODULE": "sandboxes.settings", "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
         "SALESFORCE_INSTANCE_URL": f"http://127.0.0.1:{ports['salesforce']}",
         "SALESFORCE_TOKEN_URL": f"http://127.0.0.1:{ports['salesforce']}/services/oauth2/token",
         "NETSUITE_BASE_URL": f"http://127.0.0.1:{ports['netsuite']}", "STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
@@ -132,7 +132,7 @@ def main() -> None:
     print(f"preparing {args.db}: migrate, reference data, ERP catalog …", flush=True)
     call_command("migrate", verbosity=0)
     call_command("seed_reference_data", stdout=open(os.devnull, "w"))
-    from sync.connectors.netsuite.sandbox.seed import seed_catalog
+    from sandboxes.netsuite.seed import seed_catalog
 
     seed_catalog()
 
@@ -224,8 +224,8 @@ def run(args) -> dict:
 
     runs = list(FlowRun.objects.filter(flow_type="order_activation", document_number__in=numbers).values("status", "finished_at", "inbox_event__received_at"))
     latencies = [(r["finished_at"] - r["inbox_event__received_at"]).total_seconds() for r in runs if r["status"] == "completed" and r["finished_at"]]
-    from sync.connectors.netsuite.sandbox.models import ExternalIdLedger
-    from sync.connectors.stripe.sandbox.simulate import count_objects
+    from sandboxes.netsuite.models import ExternalIdLedger
+    from sandboxes.stripe.simulate import count_objects
 
     so_creates = sum(ExternalIdLedger.objects.filter(record_type="salesOrder", external_id__startswith=f"SO-ORD-{run_id}-").values_list("creates", flat=True))
     subs = sum(count_objects("subscription", order_number=n) for n in numbers[:50])

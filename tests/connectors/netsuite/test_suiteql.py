@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from sync.canonical.events import validate_envelope
-from sync.connectors.netsuite.sandbox.models import Record
+from sandboxes.netsuite.models import Record
 from sync.models import ConnectorCall
 
 pytestmark = pytest.mark.django_db(transaction=True)

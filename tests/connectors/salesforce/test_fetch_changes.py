@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from sync.canonical.events import validate_envelope
-from sync.connectors.salesforce.sandbox import simulate
+from sandboxes.salesforce import simulate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

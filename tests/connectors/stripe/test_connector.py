@@ -9,7 +9,7 @@ import pytest
 
 from sync.connectors.base import ConnectorError
 from sync.connectors.stripe.client import StripeConnector
-from sync.connectors.stripe.sandbox import simulate
+from sandboxes.stripe import simulate
 from sync.models import ConnectorCall
 
 pytestmark = pytest.mark.django_db(transaction=True)

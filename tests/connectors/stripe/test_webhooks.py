@@ -14,8 +14,8 @@ from django.utils import timezone
 from sync.canonical.events import validate_envelope
 from sync.connectors.base import ConnectorError
 from sync.connectors.stripe import mapper
-from sync.connectors.stripe.sandbox import simulate
-from sync.connectors.stripe.sandbox.models import SandboxEvent
+from sandboxes.stripe import simulate
+from sandboxes.stripe.models import SandboxEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
