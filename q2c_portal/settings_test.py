@@ -14,6 +14,12 @@ os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
 
 from sandboxes.settings import *  # noqa: E402,F401,F403
 
+# One database for the product and the simulators: tests use both in-process, and the
+# sandbox servers they start (tests/conftest.py) run on these settings too.
+DATABASES = {"default": DATABASES["default"]}  # noqa: F405
+DATABASE_ROUTERS = []
+SANDBOX_DATABASE = "default"
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405
 

@@ -13,10 +13,12 @@ import time
 from functools import wraps
 from typing import Callable
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
+
+from sandboxes.db import DB, connection
 
 from .models import FaultConfig, IdempotencyRecord
 
@@ -91,7 +93,7 @@ def idempotent(system: str, request: HttpRequest, key: str | None, produce: Call
     if not key:
         return produce()
     fp = fingerprint(request)
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{system}:{key}"])
         existing = IdempotencyRecord.objects.filter(system=system, key=key).first()
@@ -107,7 +109,7 @@ def idempotent(system: str, request: HttpRequest, key: str | None, produce: Call
         if store_status(response.status_code):
             headers = {h: response[h] for h in ("Location",) if response.has_header(h)}
             try:
-                with transaction.atomic():
+                with transaction.atomic(using=DB):
                     IdempotencyRecord.objects.create(
                         system=system, key=key, request_fingerprint=fp, status_code=response.status_code,
                         body=response.content.decode(), content_type=response.get("Content-Type", "application/json"), headers=headers,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
+
+from sandboxes.db import DB, connection
 
 CURRENCIES = [(1, "USD", "US Dollar"), (2, "GBP", "British pound"), (3, "CAD", "Canadian Dollar"), (4, "EUR", "Euro")]
 SUBSIDIARIES = [(1, "Q2C US Inc.", "US", "USD"), (2, "Q2C UK Ltd", "GB", "GBP"), (3, "Q2C DE GmbH", "DE", "EUR")]
@@ -39,7 +41,7 @@ def seed_catalog(apps=None) -> dict:
         Currency, Record, Subsidiary = (apps.get_model("netsuite_sandbox", n) for n in ("Currency", "Record", "Subsidiary"))
 
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('netsuite-sandbox-seed'))")
         for pk, symbol, name in CURRENCIES:

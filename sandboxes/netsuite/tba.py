@@ -30,6 +30,8 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from sandboxes.db import DB
+
 log = logging.getLogger(__name__)
 
 # ASSUMPTION: NetSuite does not document its timestamp tolerance; 5 minutes either way.
@@ -110,7 +112,7 @@ def verify_request(request: HttpRequest, *, account_id: str, consumer_key: str, 
     if not hmac.compare_digest(expected, params["oauth_signature"]):
         raise InvalidLogin("signature mismatch")
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=DB):
             OAuthNonce.objects.create(consumer_key=consumer_key, token=token_id, nonce=params["oauth_nonce"][:255], timestamp=timestamp)
     except IntegrityError as exc:
         raise InvalidLogin("nonce already used") from exc

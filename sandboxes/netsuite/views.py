@@ -34,11 +34,12 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from sandboxes.db import DB, connection
 from sync.connectors.netsuite import wire
 from sandboxes.kit.faults import failing_record, sandbox_endpoint
 
@@ -379,7 +380,7 @@ def _write(request: HttpRequest, record_type: str, *, body: dict, existing: Reco
     if existing is None:
         record = Record(record_type=record_type, external_id=external_id, data=data, created_at=now, last_modified=now)
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=DB):
                 record.save()
         except IntegrityError as exc:
             raise RecordError(400, "DUP_RCRD", f"A record with the external ID {external_id} already exists.", "externalId") from exc
@@ -520,7 +521,7 @@ def record_collection(request: HttpRequest, record_type: str) -> HttpResponse:
                 raise RecordError(405, "INVALID_REQUEST", f"The {record_type} record cannot be created through this service.")
             body = _body(request)
             external_id = str(body["externalId"]) if body.get("externalId") else None
-            with transaction.atomic():
+            with transaction.atomic(using=DB):
                 if external_id:
                     _lock_external_id(record_type, external_id)
                     if Record.objects.filter(record_type=record_type, external_id=external_id).exists():
@@ -565,7 +566,7 @@ def record_instance(request: HttpRequest, record_type: str, key: str) -> HttpRes
             raise RecordError(405, "INVALID_REQUEST", f"The {record_type} record is read-only in this service.")
         if request.method == "PATCH":
             body = _body(request)
-            with transaction.atomic():
+            with transaction.atomic(using=DB):
                 record = _find(record_type, key, lock=True)
                 if record is None:
                     raise not_found()
@@ -579,13 +580,13 @@ def record_instance(request: HttpRequest, record_type: str, key: str) -> HttpRes
             if "|" in external_id:
                 raise invalid_value(external_id, "externalId")
             body = _body(request)
-            with transaction.atomic():
+            with transaction.atomic(using=DB):
                 _lock_external_id(record_type, external_id)
                 record = _find(record_type, key, lock=True)
                 record = _write(request, record_type, body=body, existing=record, external_id=external_id)
             return _no_content(_record_url(request, record_type, record.id))
         if request.method == "DELETE":
-            with transaction.atomic():
+            with transaction.atomic(using=DB):
                 record = _find(record_type, key, lock=True)
                 if record is None:
                     raise not_found()

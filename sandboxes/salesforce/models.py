@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.postgres.indexes import GinIndex
-from django.db import connection, models
+from django.db import models
+
+from sandboxes.db import connection
 
 
 class SRecord(models.Model):

@@ -31,6 +31,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from sandboxes.db import DB
 from sandboxes.kit.faults import fault_config
 
 from . import schema, store
@@ -62,7 +63,7 @@ def ensure_catalogue() -> dict[str, str]:
     """Product2 records for the demo catalogue (created once); {sku: Product2 Id}."""
     ids = {}
     ctx = store.ui_ctx()
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         for sku, name, family, charge, frequency, _price in CATALOGUE:
             found = SRecord.objects.filter(sobject="Product2", is_deleted=False, fields__ProductCode=sku).first()
             if found is None:
@@ -115,7 +116,7 @@ def close_won_deal(account_name: str | None = None, lines: list[dict] | None = N
         if account_name not in (config.fail_records or []):
             config.fail_records = [*(config.fail_records or []), account_name]
             config.save(update_fields=["fail_records", "updated_at"])
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         account = SRecord.objects.filter(sobject="Account", is_deleted=False, fields__Name=account_name).first()
         if account is None:
             slug = "".join(ch for ch in account_name.lower() if ch.isalnum())[:20] or "customer"
@@ -124,7 +125,7 @@ def close_won_deal(account_name: str | None = None, lines: list[dict] | None = N
                 "Billing_Email__c": email or f"billing@{slug}.example", "Legal_Entity__c": CURRENCY_ENTITY.get(currency, "US01"),
                 "Segment__c": random.choice(["SMB", "Mid-Market", "Enterprise"]),
             })
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         ctx = store.ui_ctx()
         opportunity = store.create(ctx, _obj("Opportunity"), {
             "Name": f"{account_name} - New Business", "AccountId": account.id, "StageName": "Negotiation/Review",
@@ -133,9 +134,9 @@ def close_won_deal(account_name: str | None = None, lines: list[dict] | None = N
         for line in lines:
             product = _product(line["sku"], ctx)
             store.create(ctx, _obj("OpportunityLineItem"), {"OpportunityId": opportunity.id, "Product2Id": product.id, "Quantity": line["quantity"], "UnitPrice": str(line["unit_price"])})
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         store.update(store.ui_ctx(), _obj("Opportunity"), SRecord.objects.get(pk=opportunity.id), {"StageName": "Closed Won"})
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         ctx = store.ui_ctx()  # an autolaunched flow turns the won opportunity into an order + contract
         contract = store.create(ctx, _obj("Contract"), {"AccountId": account.id, "Status": "Draft", "StartDate": today.isoformat(), "ContractTerm": term_months, "CurrencyIsoCode": currency, "SBQQ__Opportunity__c": opportunity.id})
         order = store.create(ctx, _obj("Order"), {
@@ -177,7 +178,7 @@ def amend_order(order_id: str | None = None, contract_id: str | None = None, cha
         changes = [{"sku": sku, "quantity_delta": 5, "unit_price": first.fields["UnitPrice"]}]
     prices = {SRecord.objects.get(pk=i.fields["Product2Id"]).fields["ProductCode"]: i.fields["UnitPrice"] for i in items}
     effective = effective_date or (timezone.now().date() + timedelta(days=1)).isoformat()
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         ctx = store.ui_ctx()
         amendment = store.create(ctx, _obj("Order"), {
             "AccountId": order.fields["AccountId"], "ContractId": contract.id, "EffectiveDate": effective, "Status": "Draft", "Type": "Amendment",
@@ -201,7 +202,7 @@ def renew_contract(contract_id: str | None = None, order_id: str | None = None, 
     end = date.fromisoformat(contract.fields["EndDate"])
     start = end + timedelta(days=1)
     items = [r for r in SRecord.objects.filter(sobject="OrderItem", is_deleted=False, fields__OrderId=order.id)]
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         ctx = store.ui_ctx()
         opportunity = store.create(ctx, _obj("Opportunity"), {
             "Name": f"Renewal of contract {contract.fields['ContractNumber']}", "AccountId": contract.fields["AccountId"], "StageName": "Closed Won",
@@ -225,7 +226,7 @@ def renew_contract(contract_id: str | None = None, order_id: str | None = None, 
 def cancel_contract(contract_id: str | None = None, order_id: str | None = None, reason: str = "Customer cancelled") -> dict:
     """The customer cancels: the Contract goes to Status 'Terminated' (→ subscription.cancelled.v1)."""
     order, contract = _original_order(order_id, contract_id)
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         store.update(store.ui_ctx(), _obj("Contract"), SRecord.objects.get(pk=contract.id), {"Status": "Terminated", "Description": reason})
     return {"contract_id": contract.id, "order_number": order.fields["OrderNumber"], "reason": reason}
 
@@ -246,7 +247,7 @@ def relay_pending_events(max_events: int = 100, url: str | None = None, timeout:
     url = url or os.environ.get("SALESFORCE_SANDBOX_RELAY_URL", DEFAULT_RELAY_URL)
     now = timezone.now()
     lease = now + timedelta(seconds=max(30, timeout * 3))
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         due = list(
             ChangeEvent.objects.select_for_update(skip_locked=True)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), status=ChangeEvent.PENDING)

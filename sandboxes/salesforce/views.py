@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone as dj_timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from sandboxes.db import DB
 from sandboxes.kit.faults import sandbox_endpoint
 
 from . import schema, store
@@ -180,7 +181,7 @@ def rest(request: HttpRequest, version: str, path: str) -> HttpResponse:
     batch = re.search(r"batchSize=(\d+)", request.headers.get("Sforce-Query-Options", ""))
     ctx.batch_size = max(200, min(2000, int(batch.group(1)))) if batch else None
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=DB):
             status, payload = dispatch(ctx, request.method, path.strip("/"), request.GET, body)
     except SFError as exc:
         status, payload = exc.status, exc.as_body()
@@ -302,24 +303,24 @@ def collection(ctx: Ctx, body: dict, each, expected_type: str | None = None) -> 
         raise SFError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call")
     all_or_none = bool(body.get("allOrNone"))
     results, failed = [], False
-    savepoint = transaction.savepoint()
+    savepoint = transaction.savepoint(using=DB)
     for item in records:
         type_name = ((item or {}).get("attributes") or {}).get("type") or expected_type
         try:
             obj = store.sobject_or_404(type_name or "")
             if failed and all_or_none:
                 raise SFError(400, "ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records were valid and the request was using AllOrNone header")
-            with transaction.atomic():
+            with transaction.atomic(using=DB):
                 results.append(each(obj, {k: v for k, v in item.items() if k != "attributes"}))
         except SFError as exc:
             failed = True
             results.append({"success": False, "errors": [{"statusCode": exc.code, "message": exc.message, "fields": exc.fields}]})
     if failed and all_or_none:
-        transaction.savepoint_rollback(savepoint)
+        transaction.savepoint_rollback(savepoint, using=DB)
         rolled = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}
         results = [r if not r.get("success") else {"id": r.get("id"), "success": False, "errors": [rolled]} for r in results]
     else:
-        transaction.savepoint_commit(savepoint)
+        transaction.savepoint_commit(savepoint, using=DB)
     return results
 
 
@@ -361,7 +362,7 @@ def composite(ctx: Ctx, body: dict) -> dict:
     refs: dict = {}
     results = []
     failed_at = None
-    savepoint = transaction.savepoint()
+    savepoint = transaction.savepoint(using=DB)
     for index, sub in enumerate(subrequests):
         ref = sub.get("referenceId", "")
         if failed_at is not None and all_or_none:
@@ -378,7 +379,7 @@ def composite(ctx: Ctx, body: dict) -> dict:
                 raise SFError(400, "INVALID_URL", f"Invalid URL: {url}")
             from django.http import QueryDict
 
-            with transaction.atomic():
+            with transaction.atomic(using=DB):
                 status, result = dispatch(ctx, sub.get("method", "GET"), m.group(2).strip("/"), QueryDict(m.group(3) or ""), payload)
         except _MissingReference as exc:
             status, result = 400, [{"errorCode": "PROCESSING_HALTED", "message": f"Invalid reference specified. No value for {exc.args[0]} found in the previous results."}]
@@ -393,12 +394,12 @@ def composite(ctx: Ctx, body: dict) -> dict:
         elif status >= 400:
             failed_at = index if failed_at is None else failed_at
     if failed_at is not None and all_or_none:
-        transaction.savepoint_rollback(savepoint)
+        transaction.savepoint_rollback(savepoint, using=DB)
         for i, item in enumerate(results):
             if i != failed_at:
                 item.update({"body": [{"errorCode": "PROCESSING_HALTED", "message": HALTED}], "httpStatusCode": 400, "httpHeaders": {}})
     else:
-        transaction.savepoint_commit(savepoint)
+        transaction.savepoint_commit(savepoint, using=DB)
     return {"compositeResponse": results}
 
 

@@ -26,9 +26,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from sandboxes.db import DB
 from sandboxes.kit.faults import failing_record
-
 from sync.connectors.stripe import mapper
+
 from .models import Counter, SandboxEvent, StripeObject
 from .params import ParamError, as_bool, as_int, as_list, as_metadata, only
 
@@ -121,7 +122,7 @@ def insert(object_type: str, data: dict, *, idempotency_key: str = "", subscript
     row = StripeObject(id=data["id"], object=object_type, created=data.get("created") or now_ts(), data=data,
                        idempotency_key=idempotency_key or "", subscription=subscription, lookup=lookup, state=state or {})
     try:
-        with transaction.atomic():  # two concurrent creates of one custom id: the loser gets Stripe's 400, not a 500
+        with transaction.atomic(using=DB):  # two concurrent creates of one custom id: the loser gets Stripe's 400, not a 500
             return save(row)
     except IntegrityError:
         raise StripeError(400, f"{object_type.replace('_', ' ').capitalize()} already exists.", code="resource_already_exists", param="id") from None

@@ -24,10 +24,12 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from sandboxes.db import DB, connection
 from sync.connectors.stripe import mapper
+
 from . import billing
 from .billing import AUTOMATIC, RequestInfo, new_id
 from .models import SandboxEvent, StripeObject
@@ -69,11 +71,11 @@ def advance_billing(now: datetime | None = None, pay_failure_rate: float = 0.05,
     for invoice_id, attempts, next_attempt in open_invoices:
         if attempts and next_attempt and int(next_attempt) > ts:
             continue
-        with transaction.atomic():
+        with transaction.atomic(using=DB):
             events += billing.settle_invoice(invoice_id, succeed=rng.random() >= pay_failure_rate, when=ts)
     due = list(StripeObject.objects.filter(object="subscription", data__status__in=["active", "past_due"]).order_by("seq").values_list("id", flat=True)[:limit])
     for subscription_id in due:
-        with transaction.atomic():
+        with transaction.atomic(using=DB):
             row = StripeObject.objects.select_for_update(skip_locked=True).filter(object="subscription", id=subscription_id).first()
             if row is None or not row.data["items"]["data"]:
                 continue
@@ -128,7 +130,7 @@ def issue_credit_note(invoice_id: str | None = None, *, amount: int | None = Non
         if not candidates:
             return None
         invoice_id = rng.choice(candidates)
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         invoice = billing.get("invoice", invoice_id, label="invoice").data
         room = invoice["total"] - invoice.get("pre_payment_credit_notes_amount", 0) - invoice.get("post_payment_credit_notes_amount", 0)
         if amount is None:
@@ -152,14 +154,14 @@ def change_subscription_in_dashboard(subscription_id: str, *, sku: str | None = 
     if item is None:
         raise ValueError(f"subscription {subscription_id} has no item for {sku}")
     quantity = item["quantity"] + 1 if quantity is None else quantity
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         return billing.update_subscription(subscription_id, {"items": [{"id": item["id"], "quantity": str(quantity)}], "proration_behavior": proration_behavior},
                                            RequestInfo(new_id("req", 14), None))
 
 
 def cancel_subscription_in_dashboard(subscription_id: str, *, feedback: str = "too_expensive", comment: str = "") -> dict:
     """A cancellation made in the Dashboard (customer.subscription.deleted, not our echo)."""
-    with transaction.atomic():
+    with transaction.atomic(using=DB):
         return billing.cancel_subscription(subscription_id, {"cancellation_details": {"feedback": feedback, "comment": comment}}, RequestInfo(new_id("req", 14), None))
 
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from sandboxes.db import DB
 from sandboxes.kit.faults import idempotent, sandbox_endpoint
 
 from . import billing
@@ -102,7 +103,7 @@ def api(handler: Callable[..., dict]):
 
         def produce() -> HttpResponse:
             try:
-                with transaction.atomic():
+                with transaction.atomic(using=DB):
                     return respond(handler(request.method, params, info, **kwargs), 200, request)
             except StripeError as exc:
                 return error_response(exc, request)

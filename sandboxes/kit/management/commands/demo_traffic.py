@@ -4,8 +4,10 @@ Drives the sandboxes the way the real systems behave: reps close deals in Salesf
 change events are relayed to the hub), CPQ amendments and renewals happen, Stripe bills
 and collects (signed webhooks to the hub), usage periods close, and now and then NetSuite
 has an outage or throttles. Everything reaches the hub through its real entry points.
+It runs on the sandbox settings: the simulators' state in their database, and the hub's
+orders (to amend, renew or close usage for) read from the product's.
 
-    python manage.py demo_traffic --interval 6
+    python manage.py demo_traffic --settings sandboxes.settings --interval 6
 """
 
 from __future__ import annotations
