@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 
 from .faults import fault_config
@@ -67,7 +67,10 @@ def control_views(system: str):
     def page(request: HttpRequest) -> HttpResponse:
         config = fault_config(system)
         errors = _apply(config, {**request.POST.dict(), "outage": "outage" in request.POST}) if request.method == "POST" else {}
-        return render(request, "sandbox_kit/faults.html", {"config": config, "system": system, "errors": errors})
+        # Rendered without the request's context processors: those are the portal's (its
+        # navigation reverses portal URLs this server's URLconf lacks), and a browser logged in
+        # to the portal on the same host sends its session cookie here too.
+        return HttpResponse(render_to_string("sandbox_kit/faults.html", {"config": config, "system": system, "errors": errors}))
 
     return faults, reset, page
 
