@@ -4,11 +4,13 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/q2c .venv/bin/python bench/bench_flows.py --orders 400
 
 What it does, all on this machine:
-1. creates a fresh database (default `q2c_bench_flows`, on the server of DATABASE_URL), migrates
-   it and seeds the reference data and the ERP catalog;
-2. starts the three connector sandboxes (`manage.py run_sandbox`, 2 threads each) and
-   `--workers` Celery worker processes (`-c --concurrency` each) on Redis database 13 of
-   REDIS_URL's server (flushed first: keep nothing there);
+1. creates fresh databases on the server of DATABASE_URL (default `q2c_bench_flows`, and
+   `q2c_bench_flows_sandboxes` for the simulators, as the demo keeps them apart), migrates
+   them and seeds the reference data and the ERP catalog;
+2. starts the three connector sandboxes (`manage.py run_sandbox`, 2 threads each, on
+   sandboxes.settings) and `--workers` Celery worker processes (`-c --concurrency` each, on
+   the product's settings) on Redis database 13 of REDIS_URL's server (flushed first: keep
+   nothing there);
 3. baseline: `--baseline` orders sent straight through the connectors with no engine at all,
    in as many threads as the engine has lanes: ERP customer, billing customer, ERP sales
    order, billing subscription — the four vendor calls an order activation makes;
@@ -108,16 +110,18 @@ def main() -> None:
 
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/q2c")
     db_url = with_path(server, f"/{args.db}")
+    sandbox_db_url = with_path(server, f"/{args.db}_sandboxes")
     redis_url = with_path(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), "/13")
     with psycopg.connect(with_path(server, "/postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.db}"')
+        for name in (args.db, f"{args.db}_sandboxes"):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
     redis.Redis.from_url(redis_url).flushdb()
 
     ports = {name: free_port() for name in ("salesforce", "netsuite", "stripe")}
     env = {
-        **os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "DEBUG": "1", "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "q2c_portal.settings", "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+        **os.environ, "DATABASE_URL": db_url, "SANDBOX_DATABASE_URL": sandbox_db_url, "REDIS_URL": redis_url, "DEBUG": "1", "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "sandboxes.settings", "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
         "SALESFORCE_INSTANCE_URL": f"http://127.0.0.1:{ports['salesforce']}",
         "SALESFORCE_TOKEN_URL": f"http://127.0.0.1:{ports['salesforce']}/services/oauth2/token",
         "NETSUITE_BASE_URL": f"http://127.0.0.1:{ports['netsuite']}", "STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
@@ -131,8 +135,9 @@ def main() -> None:
 
     print(f"preparing {args.db}: migrate, reference data, ERP catalog …", flush=True)
     call_command("migrate", verbosity=0)
+    call_command("migrate", database="sandboxes", verbosity=0)
     call_command("seed_reference_data", stdout=open(os.devnull, "w"))
-    from sync.connectors.netsuite.sandbox.seed import seed_catalog
+    from sandboxes.netsuite.seed import seed_catalog
 
     seed_catalog()
 
@@ -195,7 +200,7 @@ def run(args) -> dict:
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "q2c_portal", "worker", "-l", "warning", "-Q", "flows,status,recon,usage", "-c", str(args.concurrency),
              "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"bench{w}-{run_id}@%h"],
-            cwd=ROOT, env=dict(os.environ), stdout=open(ROOT / ".var" / f"bench-worker-{w}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "q2c_portal.settings"}, stdout=open(ROOT / ".var" / f"bench-worker-{w}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
         ))
     try:
         from q2c_portal.celery import app
@@ -224,8 +229,8 @@ def run(args) -> dict:
 
     runs = list(FlowRun.objects.filter(flow_type="order_activation", document_number__in=numbers).values("status", "finished_at", "inbox_event__received_at"))
     latencies = [(r["finished_at"] - r["inbox_event__received_at"]).total_seconds() for r in runs if r["status"] == "completed" and r["finished_at"]]
-    from sync.connectors.netsuite.sandbox.models import ExternalIdLedger
-    from sync.connectors.stripe.sandbox.simulate import count_objects
+    from sandboxes.netsuite.models import ExternalIdLedger
+    from sandboxes.stripe.simulate import count_objects
 
     so_creates = sum(ExternalIdLedger.objects.filter(record_type="salesOrder", external_id__startswith=f"SO-ORD-{run_id}-").values_list("creates", flat=True))
     subs = sum(count_objects("subscription", order_number=n) for n in numbers[:50])

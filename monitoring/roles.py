@@ -7,6 +7,7 @@ and templates only hide what the server would refuse anyway.
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
+from django.db import DEFAULT_DB_ALIAS, router
 
 EXECUTIVE, FINANCE, REVOPS, IT_OPS = "Executive", "Finance", "RevOps", "IT Operations"
 
@@ -33,9 +34,11 @@ def _permission(dotted: str) -> Permission:
     return Permission.objects.get(content_type__app_label=app_label, codename=codename)
 
 
-def ensure_roles(**kwargs) -> None:
+def ensure_roles(using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
     """Create/update the role groups and the default SLA policies (runs after migrate, and after
     every test flush). Permissions exist by now: auth's own post_migrate handler runs first."""
+    if not router.allow_migrate_model(using, Group):
+        return  # a database without the auth tables, e.g. `migrate --database sandboxes`
     for name, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set([_permission(p) for p in perms])

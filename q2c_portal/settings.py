@@ -57,12 +57,8 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "sync",
-    "sync.connectors.sandbox_kit",
-    "sync.connectors.salesforce.sandbox",
-    "sync.connectors.netsuite.sandbox",
-    "sync.connectors.stripe.sandbox",
     "monitoring",
-]
+]  # the vendor simulators are not part of the product: sandboxes.settings adds them
 
 MIDDLEWARE = [
     "q2c_portal.observability.RequestIdMiddleware",
@@ -78,8 +74,7 @@ MIDDLEWARE = [
     "q2c_portal.observability.UserTimezoneMiddleware",
 ]
 
-# A sandbox server runs this same project with its own URLconf (see sync/connectors/sandbox_kit).
-ROOT_URLCONF = os.environ.get("Q2C_URLCONF", "q2c_portal.urls")
+ROOT_URLCONF = "q2c_portal.urls"
 WSGI_APPLICATION = "q2c_portal.wsgi.application"
 ASGI_APPLICATION = "q2c_portal.asgi.application"
 

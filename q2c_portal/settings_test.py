@@ -2,6 +2,9 @@
 
 The services are real (PostgreSQL, Redis); only what makes tests slow or needs
 TLS is relaxed here. `tests/test_deploy_check.py` checks the production settings.
+
+They build on the sandbox settings (the product's settings plus the vendor simulators), as
+the tests drive the simulators in-process and as servers (tests/conftest.py SandboxServer).
 """
 
 import os
@@ -9,7 +12,13 @@ import os
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
 
-from .settings import *  # noqa: E402,F401,F403
+from sandboxes.settings import *  # noqa: E402,F401,F403
+
+# One database for the product and the simulators: tests use both in-process, and the
+# sandbox servers they start (tests/conftest.py) run on these settings too.
+DATABASES = {"default": DATABASES["default"]}  # noqa: F405
+DATABASE_ROUTERS = []
+SANDBOX_DATABASE = "default"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405

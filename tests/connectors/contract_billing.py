@@ -36,7 +36,7 @@ class BillingCase:
 
 
 def _stripe_subscriptions(order_number: str) -> int:
-    from sync.connectors.stripe.sandbox.simulate import count_objects
+    from sandboxes.stripe.simulate import count_objects
 
     return count_objects("subscription", order_number=order_number)
 

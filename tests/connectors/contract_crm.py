@@ -40,13 +40,13 @@ class CRMCase:
 
 
 def _salesforce_close_deal() -> dict:
-    from sync.connectors.salesforce.sandbox.simulate import close_won_deal
+    from sandboxes.salesforce.simulate import close_won_deal
 
     return close_won_deal(account_name="Contract Testing Ltd", lines=[{"sku": "PLAT-PRO", "quantity": 12, "unit_price": "79.00"}], currency="GBP")
 
 
 def _salesforce_push(url: str) -> int:
-    from sync.connectors.salesforce.sandbox.simulate import relay_pending_events
+    from sandboxes.salesforce.simulate import relay_pending_events
 
     total = 0
     while (sent := relay_pending_events(url=url)):

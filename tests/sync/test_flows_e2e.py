@@ -37,7 +37,7 @@ def order_event(number: str, *, event_id: str | None = None, sku: str = "PLAT-SE
 @pytest.fixture
 def reference_data(db):
     call_command("seed_reference_data", stdout=open(os.devnull, "w"))
-    from sync.connectors.netsuite.sandbox.seed import seed_catalog
+    from sandboxes.netsuite.seed import seed_catalog
 
     seed_catalog()
 
@@ -53,7 +53,7 @@ def _finished(number: str):
 
 def ns_sales_orders(external_id: str) -> int:
     """How many times the ERP sandbox *created* a sales order with this external id."""
-    from sync.connectors.netsuite.sandbox.models import ExternalIdLedger, Record
+    from sandboxes.netsuite.models import ExternalIdLedger, Record
 
     ledger = ExternalIdLedger.objects.filter(record_type="salesOrder", external_id=external_id).first()
     assert Record.objects.filter(record_type="salesOrder", external_id=external_id).count() == (1 if ledger else 0)
@@ -61,7 +61,7 @@ def ns_sales_orders(external_id: str) -> int:
 
 
 def stripe_subscriptions(order_number: str) -> int:
-    from sync.connectors.stripe.sandbox.simulate import count_objects
+    from sandboxes.stripe.simulate import count_objects
 
     return count_objects("subscription", order_number=order_number)
 
@@ -127,8 +127,8 @@ def test_an_unknown_sku_fails_for_good_with_a_mapping_exception_in_business_term
 
 def test_a_deal_closed_in_salesforce_is_activated_everywhere_and_salesforce_says_so(stack, reference_data, live_server):
     """Salesforce sandbox → relay (HMAC) → webhook → inbox → worker normalises → flow → outbox → Salesforce."""
+    from sandboxes.salesforce import simulate as sf
     from sync.connectors.registry import crm
-    from sync.connectors.salesforce.sandbox import simulate as sf
     from sync.tasks import publish_outbox
 
     stack.start_worker()
@@ -170,7 +170,7 @@ def invoice_event(number: str, order: FlowRun, total: str = "1000.00") -> dict:
 
 
 def test_invoices_during_an_erp_outage_retry_then_queue_as_unavailable_and_post_once_after_it(stack, reference_data):
-    from sync.connectors.netsuite.sandbox.models import ExternalIdLedger
+    from sandboxes.netsuite.models import ExternalIdLedger
     from sync.services import exception_retry
 
     stack.start_worker(Q2C_MAX_ATTEMPTS_NETSUITE="3")

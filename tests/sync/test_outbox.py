@@ -19,7 +19,7 @@ def salesforce(sandbox_servers, point_connector):
 
 
 def _order():
-    from sync.connectors.salesforce.sandbox import simulate as sf
+    from sandboxes.salesforce import simulate as sf
 
     return sf.close_won_deal(account_name="Outbox Test Co", lines=[{"sku": "PLAT-SEAT", "quantity": 3, "unit_price": "45.00"}])
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from sandboxes.netsuite.models import ExternalIdLedger, Record
 from sync.connectors.errors import ConnectorError
-from sync.connectors.netsuite.sandbox.models import ExternalIdLedger, Record
 from sync.models import ConnectorCall, ErrorClass, LegalEntity
 
 pytestmark = pytest.mark.django_db(transaction=True)

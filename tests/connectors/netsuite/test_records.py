@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.connectors.netsuite.sandbox.models import ExternalIdLedger, Record
+from sandboxes.netsuite.models import ExternalIdLedger, Record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from sandboxes.netsuite.models import Record
 from sync.canonical.events import validate_envelope
-from sync.connectors.netsuite.sandbox.models import Record
 from sync.models import ConnectorCall
 
 pytestmark = pytest.mark.django_db(transaction=True)

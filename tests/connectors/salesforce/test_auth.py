@@ -96,7 +96,7 @@ def test_a_request_with_an_invalid_token_gets_401_invalid_session_id(sf_server):
 
 
 def test_an_expired_session_is_renewed_once_and_the_call_succeeds(connector):
-    from sync.connectors.salesforce.sandbox.simulate import expire_tokens
+    from sandboxes.salesforce.simulate import expire_tokens
 
     connector.health()
     assert connector.logins == 1

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _order(connector):
-    from sync.connectors.salesforce.sandbox.simulate import close_won_deal
+    from sandboxes.salesforce.simulate import close_won_deal
 
     return close_won_deal(account_name="Umbrella Health", lines=[{"sku": "PLAT-PRO", "quantity": 10, "unit_price": "79.00"}])
 

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from sandboxes.salesforce import simulate
 from sync.canonical.events import validate_envelope
-from sync.connectors.salesforce.sandbox import simulate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -56,7 +56,7 @@ def test_soql_datetime_literal_round_trips(moment):
 
 @given(st.dates(), st.integers(min_value=1, max_value=120))
 def test_term_months_of_a_contract_period(start, months):
-    from sync.connectors.salesforce.sandbox.store import _add_months
+    from sandboxes.salesforce.store import _add_months
 
     try:
         end = _add_months(start, months) - timedelta(days=1)

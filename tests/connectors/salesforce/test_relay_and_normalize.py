@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from sandboxes.salesforce import simulate
+from sandboxes.salesforce.models import ChangeEvent
 from sync.canonical.events import validate_envelope
 from sync.connectors.errors import ConnectorError
-from sync.connectors.salesforce.sandbox import simulate
-from sync.connectors.salesforce.sandbox.models import ChangeEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,7 +141,7 @@ def test_amendment_renewal_and_cancellation_become_subscription_events(connector
 
 
 def test_a_platform_event_or_a_single_message_is_accepted(connector, sf_server):
-    from sync.connectors.salesforce.sandbox.simulate import sign
+    from sandboxes.salesforce.simulate import sign
 
     deal = simulate.close_won_deal(account_name="Cyberdyne Labs", lines=LINES[:1])
     body = json.dumps({"channel": "/event/Order_Closed_Won__e", "data": {"schema": "x", "event": {"replayId": 7},

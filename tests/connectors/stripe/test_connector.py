@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sandboxes.stripe import simulate
 from sync.connectors.errors import ConnectorError
 from sync.connectors.stripe.client import StripeConnector
-from sync.connectors.stripe.sandbox import simulate
 from sync.models import ConnectorCall
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sandboxes.stripe.params import decode, encode
 from sync.connectors.stripe import mapper
 from sync.connectors.stripe.mapper import MappingError
-from sync.connectors.stripe.sandbox.params import decode, encode
 
 CURRENCIES = st.sampled_from(["USD", "EUR", "GBP", "JPY", "KRW", "CLP", "VND", "KWD", "BHD", "usd", "jpy"])
 AMOUNT_PATTERN = r"^-?\d{1,14}(\.\d{1,4})?$"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from sandboxes.stripe import simulate
+from sandboxes.stripe.models import SandboxEvent
 from sync.canonical.events import validate_envelope
 from sync.connectors.stripe import mapper
-from sync.connectors.stripe.sandbox import simulate
-from sync.connectors.stripe.sandbox.models import SandboxEvent
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "stripe" / "fixtures3.json"  # vendored from shared/
 

@@ -6,7 +6,7 @@ import pytest
 import requests
 import stripe
 
-from sync.connectors.stripe.sandbox import simulate
+from sandboxes.stripe import simulate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
+from sandboxes.stripe import simulate
+from sandboxes.stripe.models import SandboxEvent
 from sync.canonical.events import validate_envelope
 from sync.connectors.errors import ConnectorError
 from sync.connectors.stripe import mapper
-from sync.connectors.stripe.sandbox import simulate
-from sync.connectors.stripe.sandbox.models import SandboxEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,0 +1,1 @@
+"""Local sandbox of the netsuite API (see sandboxes/kit)."""

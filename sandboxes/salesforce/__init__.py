@@ -1,0 +1,1 @@
+"""Local sandbox of the salesforce API (see sandboxes/kit)."""

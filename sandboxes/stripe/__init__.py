@@ -1,0 +1,1 @@
+"""Local sandbox of the stripe API (see sandboxes/kit)."""

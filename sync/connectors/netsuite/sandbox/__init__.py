@@ -1,1 +1,0 @@
-"""Local sandbox of the netsuite API (see sync/connectors/sandbox_kit)."""

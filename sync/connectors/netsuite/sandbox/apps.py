@@ -1,8 +1,0 @@
-from django.apps import AppConfig
-
-
-class SandboxConfig(AppConfig):
-    name = "sync.connectors.netsuite.sandbox"
-    label = "netsuite_sandbox"
-    verbose_name = "netsuite sandbox"
-    default_auto_field = "django.db.models.BigAutoField"

@@ -1,1 +1,0 @@
-"""Local sandbox of the salesforce API (see sync/connectors/sandbox_kit)."""

@@ -1,8 +1,0 @@
-from django.apps import AppConfig
-
-
-class SandboxConfig(AppConfig):
-    name = "sync.connectors.salesforce.sandbox"
-    label = "salesforce_sandbox"
-    verbose_name = "salesforce sandbox"
-    default_auto_field = "django.db.models.BigAutoField"

@@ -1,8 +1,0 @@
-from django.apps import AppConfig
-
-
-class SandboxKitConfig(AppConfig):
-    name = "sync.connectors.sandbox_kit"
-    label = "sandbox_kit"
-    verbose_name = "Sandboxes (local simulators)"
-    default_auto_field = "django.db.models.BigAutoField"

@@ -1,1 +1,0 @@
-"""Local sandbox of the stripe API (see sync/connectors/sandbox_kit)."""
