@@ -1,51 +1,17 @@
-"""Monitoring API: KPIs and the exception queue."""
+"""Monitoring API: KPIs."""
 
 from __future__ import annotations
 
-import time
-
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from q2c_portal.api import has_perm
+
 from .selectors import kpis
-
-
-PERM_CACHE_SECONDS = 30
-_granted: dict[tuple[int, str], float] = {}  # (user id, perm) → monotonic expiry, this process only
-
-
-def has_perm(perm: str) -> type[BasePermission]:
-    """DRF permission for one Django permission. A grant is remembered for 30 s per process:
-    an integration posting events one by one would otherwise pay two permission queries per
-    event (a third of the request). Revoking a role therefore takes effect within 30 s;
-    deactivating the user or deleting the token takes effect at once (authentication runs
-    on every request)."""
-
-    class HasPerm(BasePermission):
-        message = f"Your role lacks the permission {perm}."
-
-        def has_permission(self, request, view):
-            user = request.user
-            if not (user and user.is_authenticated and user.is_active):
-                return False
-            key, now = (user.pk, perm), time.monotonic()
-            if _granted.get(key, 0) > now:
-                return True
-            if not user.has_perm(perm):
-                _granted.pop(key, None)
-                return False
-            if len(_granted) > 10_000:
-                _granted.clear()
-            _granted[key] = now + PERM_CACHE_SECONDS
-            return True
-
-    return HasPerm
 
 
 class KpiQuery(serializers.Serializer):
@@ -180,7 +146,3 @@ def kpi_view(request):
     else:
         window = kpis.Window.last_days(30, entity=data.get("entity", ""), currency=data.get("currency", "").upper())
     return Response(kpi_payload(kpis.kpi_summary(window)))
-
-
-def django_to_drf(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})

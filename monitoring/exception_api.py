@@ -25,11 +25,10 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from q2c_portal.api import StandardPagination
+from q2c_portal.api import StandardPagination, django_to_drf, has_perm
 from sync import services
 from sync.models import SyncException
 
-from .api import django_to_drf, has_perm
 from .models import BulkJob
 from .selectors import exceptions as sel
 

@@ -22,8 +22,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
-from monitoring.api import has_perm
-from q2c_portal.api import PROBLEM_JSON, StandardPagination, problem
+from q2c_portal.api import PROBLEM_JSON, StandardPagination, has_perm, problem
 from sync.canonical.events import SCHEMA_DIR, event_types, schema, validate_envelope
 from sync.connectors.base import ConnectorError
 from sync.models import AuditEntry, FlowRun, InboxEvent
