@@ -1,17 +1,15 @@
-"""Display helpers: durations, money with currency, percentages, query-string edits."""
+"""Display formatting as plain functions: durations, money with currency, percentages, spans,
+query-string edits. Charts, tiles, filters and alerts call them directly; the template tags in
+monitoring/templatetags/portal.py only register them, so nothing imports the template layer."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
-from django import template
 from django.utils import timezone
 
-register = template.Library()
 
-
-@register.filter
 def duration(seconds) -> str:
     """12.3 → '12s', 754 → '12m 34s', 90061 → '1d 1h'."""
     if seconds is None or seconds == "":
@@ -33,7 +31,6 @@ def duration(seconds) -> str:
     return f"{secs}s"
 
 
-@register.filter
 def age(value) -> str:
     """Time since a datetime, as a duration."""
     if not value:
@@ -41,7 +38,6 @@ def age(value) -> str:
     return duration((timezone.now() - value).total_seconds())
 
 
-@register.simple_tag
 def money(amount, currency="") -> str:
     """Decimal money with its ISO currency: 'USD 12,345.00'."""
     if amount is None or amount == "":
@@ -53,51 +49,6 @@ def money(amount, currency="") -> str:
     return f"{currency} {value:,.2f}".strip()
 
 
-@register.filter
-def pct(rate, digits: int = 1) -> str:
-    if rate is None or rate == "":
-        return "—"
-    return f"{float(rate) * 100:.{int(digits)}f}%"
-
-
-@register.simple_tag(takes_context=True)
-def query(context, **changes) -> str:
-    """The current query string with some parameters changed (None/'' removes one)."""
-    params = context["request"].GET.copy()
-    for key, value in changes.items():
-        if value is None or value == "":
-            params.pop(key, None)
-        else:
-            params[key] = value
-    encoded = params.urlencode()
-    return f"?{encoded}" if encoded else "?"
-
-
-@register.filter
-def is_past(value) -> bool:
-    """True for a datetime before now (e.g. an SLA due time already passed)."""
-    return bool(value) and value < timezone.now()
-
-
-@register.filter
-def share(part, whole) -> float:
-    """part ÷ whole as a 0–100 number for inline bars (0 when whole is empty)."""
-    try:
-        return round(float(part) / float(whole) * 100, 1) if float(whole) else 0.0
-    except (TypeError, ValueError):
-        return 0.0
-
-
-@register.filter
-def get(mapping, key):
-    """mapping[key] in a template ({{ d|get:k }}); None when missing."""
-    try:
-        return mapping.get(key)
-    except AttributeError:
-        return None
-
-
-@register.simple_tag
 def money_short(amount, currency="") -> str:
     """Compact money for tiles: 'USD 1.2M', 'EUR 45.3k', 'USD 950.00'."""
     if amount is None or amount == "":
@@ -113,11 +64,63 @@ def money_short(amount, currency="") -> str:
     return f"{currency} {value:,.2f}".strip()
 
 
-@register.filter
+def pct(rate, digits: int = 1) -> str:
+    if rate is None or rate == "":
+        return "—"
+    return f"{float(rate) * 100:.{int(digits)}f}%"
+
+
+def short_span(seconds: int | None) -> str:
+    """300 → '5 min', 3600 → '1 h', 86400 → '1 d' (bucket edges and policy targets)."""
+    if seconds is None:
+        return "∞"
+    seconds = int(seconds)
+    if seconds and seconds % 86400 == 0:
+        return f"{seconds // 86400} d"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return duration(seconds)
+
+
 def span(seconds) -> str:
     """A policy target or bucket edge: 900 → '15 min', 3600 → '1 h'."""
-    from monitoring.services import short_span
-
     if seconds is None or seconds == "":
         return "—"
     return short_span(int(seconds))
+
+
+def is_past(value) -> bool:
+    """True for a datetime before now (e.g. an SLA due time already passed)."""
+    return bool(value) and value < timezone.now()
+
+
+def share(part, whole) -> float:
+    """part ÷ whole as a 0–100 number for inline bars (0 when whole is empty)."""
+    try:
+        return round(float(part) / float(whole) * 100, 1) if float(whole) else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def get_item(mapping, key):
+    """mapping[key]; None when missing (templates: {{ d|get:k }})."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None
+
+
+def query_string(params, **changes) -> str:
+    """A query string (QueryDict) with some parameters changed (None/'' removes one): '?a=1&b=2', or '?'."""
+    params = params.copy()
+    for key, value in changes.items():
+        if value is None or value == "":
+            params.pop(key, None)
+        else:
+            params[key] = value
+    encoded = params.urlencode()
+    return f"?{encoded}" if encoded else "?"

@@ -7,6 +7,8 @@ from django.conf import settings
 
 from sync.models import FlowType
 
+from .formatting import duration as human_duration
+from .formatting import pct, short_span
 from .selectors import kpis
 from .selectors.kpis import Window
 
@@ -105,12 +107,6 @@ def _check_plain(value, path: str = "figure") -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_plain(item, f"{path}[{i}]")
-
-
-def human_duration(seconds) -> str:
-    from .templatetags.portal import duration
-
-    return duration(seconds)
 
 
 def _minutes(value) -> float | None:
@@ -292,7 +288,6 @@ def _tiles(current: dict, previous: dict, reverse) -> list[dict]:
     ex, pex = c["exceptions"], p["exceptions"]
     ren, pren = c["renewal_accuracy"], p["renewal_accuracy"]
     target = (c["sla"].get("order_activation") or {}).get("target_seconds")
-    from .templatetags.portal import pct
 
     return [
         {"key": "cycle", "label": "Order cycle time p50", "value": human_duration(oct_["p50_seconds"]), "href": reverse("monitoring:orders") + "?basis=completed",
@@ -332,22 +327,6 @@ def histogram_figure(rows: list[dict], *, finished_label: str, unfinished_label:
         fig.add_bar(x=labels, y=[r["unfinished"] for r in rows], name=unfinished_label, marker_color=ORANGE, hovertemplate="%{y:,}<extra>" + unfinished_label + "</extra>")
     fig.update_layout(barmode="stack", yaxis={"title": "count"}, xaxis={"type": "category"})
     return _figure_html(fig, height=260)
-
-
-def short_span(seconds: int | None) -> str:
-    """300 → '5 min', 3600 → '1 h', 86400 → '1 d' (bucket edges and policy targets)."""
-    if seconds is None:
-        return "∞"
-    seconds = int(seconds)
-    if seconds and seconds % 86400 == 0:
-        return f"{seconds // 86400} d"
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return human_duration(seconds)
 
 
 def label_buckets(rows: list[dict]) -> list[dict]:

@@ -17,6 +17,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from monitoring.formatting import duration
 from sync.models import (
     AuditEntry, ConnectorCall, ConnectorState, ErrorClass, FlowRun, FlowStep, FlowType, Invoice, LegalEntity, Order, Payment,
     Subscription, SyncException, System,
@@ -69,8 +70,6 @@ class FlowFilters:
         elif self.basis == "started":
             words.append("started in the window")
         if self.min_seconds or self.max_seconds:
-            from monitoring.templatetags.portal import duration
-
             words.append(f"duration {duration(self.min_seconds or 0)} – {duration(self.max_seconds) if self.max_seconds else '∞'}")
         if self.sla:
             words.append({"due": "SLA due in the window", "met": "SLA met", "breached": "SLA breached", "at_risk": "SLA at risk now"}[self.sla])

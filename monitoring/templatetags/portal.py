@@ -1,0 +1,25 @@
+"""The portal's template filters and tags: registrations of monitoring.formatting, nothing more."""
+
+from __future__ import annotations
+
+from django import template
+
+from monitoring import formatting
+
+register = template.Library()
+
+register.filter("duration", formatting.duration)
+register.filter("age", formatting.age)
+register.filter("pct", formatting.pct)
+register.filter("span", formatting.span)
+register.filter("is_past", formatting.is_past)
+register.filter("share", formatting.share)
+register.filter("get", formatting.get_item)
+register.simple_tag(formatting.money, name="money")
+register.simple_tag(formatting.money_short, name="money_short")
+
+
+@register.simple_tag(takes_context=True)
+def query(context, **changes) -> str:
+    """The current query string with some parameters changed (None/'' removes one)."""
+    return formatting.query_string(context["request"].GET, **changes)
