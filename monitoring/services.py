@@ -1,4 +1,4 @@
-"""Monitoring services: chart building for the dashboards (the queue's actions live in sync.services)."""
+"""Monitoring services: chart building for the dashboards (the queue's actions live in monitoring/exceptions/services.py)."""
 
 from __future__ import annotations
 

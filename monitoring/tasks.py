@@ -12,8 +12,6 @@ from celery import shared_task
 
 from q2c_portal.celery import Queue
 
-from . import exception_tasks  # noqa: F401 — registers the exception queue's tasks (autodiscovery imports only tasks.py)
-
 
 @shared_task(name="monitoring.sla_sweep", queue=Queue.RECON.value, acks_late=True, reject_on_worker_lost=True)
 def sla_sweep() -> dict:

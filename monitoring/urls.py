@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import exception_views, views
+from . import views
+from .exceptions import views as exception_views
 
 app_name = "monitoring"
 

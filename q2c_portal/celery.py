@@ -25,7 +25,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
 app.conf.task_default_queue = Queue.FLOWS.value
 app.autodiscover_tasks()
-app.autodiscover_tasks(["monitoring"], related_name="exception_tasks")  # the bulk-retry job
+app.autodiscover_tasks(["monitoring.exceptions"])  # the bulk-retry job (monitoring/exceptions/tasks.py)
 
 
 @app.task(name="q2c.ping", queue=Queue.STATUS.value)

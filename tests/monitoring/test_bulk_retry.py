@@ -49,10 +49,10 @@ def _make_failed_payment_flows(n: int, cause: str) -> list[int]:
 
 
 def test_bulk_retry_of_1000_exceptions_retries_each_step_exactly_once(celery_worker_process, itops, client):
-    from monitoring.exception_tasks import BULK_QUEUE, bulk_retry
+    from monitoring.exceptions.selectors import ExceptionFilters
+    from monitoring.exceptions.services import bulk_retry_start
+    from monitoring.exceptions.tasks import BULK_QUEUE, bulk_retry
     from monitoring.models import BulkJob
-    from monitoring.selectors.exceptions import ExceptionFilters
-    from sync.services import bulk_retry_start
 
     step_ids = _make_failed_payment_flows(N, "bulk-cause")
     untouched = _make_failed_payment_flows(3, "other-cause")  # outside the filter: never retried

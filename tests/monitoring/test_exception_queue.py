@@ -539,9 +539,9 @@ def test_bulk_job_progress_stops_polling_when_done(client, itops):
 
 
 def test_a_bulk_job_is_worked_through_once_even_when_run_twice(itops):
+    from monitoring.exceptions.selectors import ExceptionFilters
+    from monitoring.exceptions.services import bulk_retry_run, bulk_retry_start
     from monitoring.models import BulkJob
-    from monitoring.selectors.exceptions import ExceptionFilters
-    from sync.services import bulk_retry_run, bulk_retry_start
 
     made = [exc(system="netsuite") for _ in range(5)]
     closed = exc(system="netsuite")

@@ -33,13 +33,12 @@ from django_htmx.http import (
     trigger_client_event,
 )
 
-from sync import services
+from monitoring.models import BulkJob, PayloadEdit, SavedView
+from monitoring.views import _page, _render, portal_page
 from sync.models import SyncException
 
-from . import exception_forms as forms
-from .models import BulkJob, PayloadEdit, SavedView
-from .selectors import exceptions as sel
-from .views import _page, _render, portal_page
+from . import forms, services
+from . import selectors as sel
 
 VIEW = "monitoring.view_exceptions"
 ACT = "sync.act_on_exception"

@@ -6,7 +6,7 @@ import json
 
 from django import forms
 
-from .selectors.exceptions import assignable_users
+from .selectors import assignable_users
 
 
 class ResolveForm(forms.Form):

@@ -17,7 +17,7 @@ BULK_QUEUE = Queue.RECON.value
 
 @shared_task(name="monitoring.bulk_retry", queue=BULK_QUEUE, acks_late=True, reject_on_worker_lost=True)
 def bulk_retry(job_id: int) -> dict:
-    from sync.services import bulk_retry_run
+    from .services import bulk_retry_run
 
     job = bulk_retry_run(job_id=job_id)
     if job is None:

@@ -26,11 +26,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from q2c_portal.api import StandardPagination, django_to_drf, has_perm
-from sync import services
+from monitoring.models import BulkJob
 from sync.models import SyncException
 
-from .models import BulkJob
-from .selectors import exceptions as sel
+from . import selectors as sel
+from . import services
 
 VIEW = "monitoring.view_exceptions"
 ACT = "sync.act_on_exception"

@@ -13,8 +13,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .audit import audit_record
-from .models import ExceptionComment, FlowRun, FlowStep, InboxEvent, SyncException
+from sync.audit import audit_record
+from sync.models import ExceptionComment, FlowRun, FlowStep, InboxEvent, SyncException
 
 APPROVE_FINANCIAL_EDITS = "monitoring.approve_financial_edits"
 BULK_RETRY_MAX = 10_000
@@ -67,7 +67,7 @@ def exception_ignore(*, exception_id: int, user, reason: str) -> SyncException:
 @transaction.atomic
 def exception_assign(*, exception_id: int, user, assignee_username: str) -> SyncException:
     """Assign to an active user whose role may act on exceptions ('' unassigns)."""
-    from monitoring.selectors.exceptions import assignable_users
+    from .selectors import assignable_users
 
     exc = _locked(exception_id)
     before = _snapshot(exc)
@@ -120,7 +120,7 @@ def exception_retry(*, exception_id: int, user, only_open: bool = False, note: s
 
     A retry already under way is not requested again, so a double click retries once.
     """
-    from .engine.runner import step_retry
+    from sync.engine.runner import step_retry
 
     with transaction.atomic():
         exc = _locked(exception_id)
@@ -144,7 +144,7 @@ def exception_replay(*, exception_id: int, user) -> SyncException:
 
     The exception is resolved as replayed; if processing fails again the engine opens it anew.
     """
-    from .engine.inbox import inbox_replay
+    from sync.engine.inbox import inbox_replay
 
     with transaction.atomic():
         exc = _locked(exception_id)
@@ -165,8 +165,8 @@ def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bo
     """Cancel the exception's flow; a worker runs the compensation (it calls external systems)."""
     from q2c_portal.celery import Queue
 
-    from .engine.dispatch import publish
-    from .tasks import cancel_flow
+    from sync.engine.dispatch import publish
+    from sync.tasks import cancel_flow
 
     reason = (reason or "").strip()
     if not confirmed:
@@ -192,14 +192,14 @@ def exception_edit_payload(*, exception_id: int, user, payload, reason: str):
     """Store an edited step input beside the original. Applied (and the step retried) at once,
     except on financial documents, where a second permitted user must approve it first."""
     from monitoring.models import PayloadEdit
-    from monitoring.selectors.exceptions import (
+    from sync.engine.runner import step_override_payload
+
+    from .selectors import (
         EDITABLE_ERROR_CLASSES,
         FINANCIAL_FLOW_TYPES,
         restore_redacted,
         step_input,
     )
-
-    from .engine.runner import step_override_payload
 
     reason = (reason or "").strip()
     if not isinstance(payload, dict):
@@ -238,8 +238,7 @@ def exception_edit_payload(*, exception_id: int, user, payload, reason: str):
 def payload_edit_approve(*, edit_id: int, user, note: str = ""):
     """A second permitted user approves a financial payload edit: it is applied and the step retried."""
     from monitoring.models import PayloadEdit
-
-    from .engine.runner import step_override_payload
+    from sync.engine.runner import step_override_payload
 
     if not user.has_perm(APPROVE_FINANCIAL_EDITS):
         raise PermissionDenied("Your role may not approve edits of financial documents.")
@@ -290,11 +289,11 @@ def bulk_retry_start(*, user, filters, expected_total: int | None = None):
     `expected_total` is the count the user saw in the dry run; if the filter now matches a
     different number, nothing starts (the user reviews again).
     """
-    from monitoring.exception_tasks import BULK_QUEUE, bulk_retry
     from monitoring.models import BulkJob, BulkJobItem
-    from monitoring.selectors.exceptions import exception_list
+    from sync.engine.dispatch import publish
 
-    from .engine.dispatch import publish
+    from .selectors import exception_list
+    from .tasks import BULK_QUEUE, bulk_retry
 
     ids = list(exception_list(filters=filters, user=user).values_list("pk", flat=True)[: BULK_RETRY_MAX + 1])
     if not ids:
@@ -313,10 +312,10 @@ def bulk_retry_start(*, user, filters, expected_total: int | None = None):
 
 def bulk_retry_resume(*, job_id: int, user):
     """Send an unfinished job's message again (lost message, broker outage). Safe: items are claimed."""
-    from monitoring.exception_tasks import BULK_QUEUE, bulk_retry
     from monitoring.models import BulkJob
+    from sync.engine.dispatch import publish
 
-    from .engine.dispatch import publish
+    from .tasks import BULK_QUEUE, bulk_retry
 
     job = BulkJob.objects.filter(pk=job_id).first()
     if job is None:
@@ -385,7 +384,8 @@ def saved_view_save(*, user, name: str, query: str, group_id: int | None = None)
     from django.http import QueryDict
 
     from monitoring.models import SavedView
-    from monitoring.selectors.exceptions import ExceptionFilters
+
+    from .selectors import ExceptionFilters
 
     name = (name or "").strip()
     if not name:

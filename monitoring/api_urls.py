@@ -1,10 +1,12 @@
-"""API routes of the exception queue, mounted under /api/v1/ (q2c_portal/urls.py includes this module)."""
+"""Monitoring's API routes, mounted under /api/v1/ (q2c_portal/urls.py includes this module by name)."""
 
 from django.urls import path
 
-from . import exception_api as api
+from . import api as kpi_api
+from .exceptions import api
 
 urlpatterns = [
+    path("kpis/", kpi_api.kpi_view, name="api-kpis"),
     path("exceptions/", api.exception_list, name="api-exception-list"),
     path("exceptions/groups/", api.exception_groups, name="api-exception-groups"),
     path("exceptions/bulk-retry/", api.exception_bulk_retry, name="api-exception-bulk-retry"),
