@@ -25,12 +25,12 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from q2c_portal.api import StandardPagination, django_to_drf, has_perm
 from monitoring.models import BulkJob
+from q2c_portal.api import StandardPagination, django_to_drf, has_perm
 from sync.models import SyncException
 
+from . import redaction, services
 from . import selectors as sel
-from . import services
 
 VIEW = "monitoring.view_exceptions"
 ACT = "sync.act_on_exception"
@@ -120,10 +120,10 @@ class ExceptionDetailSerializer(ExceptionSerializer):
         fields = [*ExceptionSerializer.Meta.fields, "resolution_note", "resolved_at", "payload", "response", "story"]
 
     def get_payload(self, obj) -> dict:
-        return sel.redact(obj.payload or {})
+        return redaction.redact(obj.payload or {})
 
     def get_response(self, obj) -> dict:
-        return sel.redact(obj.response or {})
+        return redaction.redact(obj.response or {})
 
     def get_story(self, obj) -> dict:
         story = sel.exception_story(obj)
@@ -142,7 +142,7 @@ class ExceptionDetailSerializer(ExceptionSerializer):
             ],
             "history": [
                 {"at": a.at, "object_type": a.object_type, "action": a.action, "label": a.label, "actor": a.actor_label, "note": a.note,
-                 "before": sel.redact(a.before), "after": sel.redact(a.after)}
+                 "before": redaction.redact(a.before), "after": redaction.redact(a.after)}
                 for a in story["audit"]
             ],
             "comments": [{"author": c.author.username if c.author_id else None, "text": c.text, "at": c.created_at} for c in story["comments"]],

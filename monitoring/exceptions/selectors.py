@@ -3,7 +3,6 @@ groups, the story behind one exception, and what a retry would do before anyone 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -14,6 +13,8 @@ from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
+from monitoring.models import SavedView
+from sync.flows.registry import FLOWS
 from sync.models import (
     AuditEntry,
     ErrorClass,
@@ -23,6 +24,8 @@ from sync.models import (
     SyncException,
     System,
 )
+
+from .redaction import pretty, redact
 
 ERROR_CLASS_CHOICES = ErrorClass.choices
 SYSTEM_CHOICES = [(s.value, s.label) for s in (System.SALESFORCE, System.NETSUITE, System.STRIPE, System.HUB, System.API)]
@@ -212,8 +215,6 @@ def exception_counts(*, user=None) -> dict:
 
 def filter_options() -> dict:
     """Choices for the filter form. Step names come from the flow definitions (no table scan)."""
-    from sync.flows.registry import FLOWS
-
     steps = sorted({s.name for f in FLOWS for s in f.steps})
     return {
         "statuses": STATUS_CHOICES, "error_classes": ERROR_CLASS_CHOICES, "systems": SYSTEM_CHOICES, "flow_types": FlowType.choices,
@@ -257,40 +258,6 @@ def with_sample_messages(groups: list[dict]) -> list[dict]:
         g["message"] = samples.get(g["sample_id"], "")
         g["flow_labels"] = [flow_labels.get(f, f) for f in g["flow_types"] if f]
     return groups
-
-
-# --- secrets never reach the screen ---------------------------------------------------------------
-MASK = "•••"
-_SECRET_WORDS = ("authorization", "token", "secret", "password", "passwd", "api_key", "apikey", "client_secret", "cookie", "private_key", "signature")
-
-
-def is_secret_key(key) -> bool:
-    k = str(key).lower().replace("-", "_")
-    return any(word in k for word in _SECRET_WORDS)
-
-
-def redact(value):
-    """A copy with secret-looking keys (and bearer/basic credentials) replaced by •••."""
-    if isinstance(value, dict):
-        return {k: (MASK if is_secret_key(k) and v not in (None, "") else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    if isinstance(value, str) and value.lower().startswith(("bearer ", "basic ")):
-        return MASK
-    return value
-
-
-def restore_redacted(edited, original):
-    """Where an edited document still says ••• the original value stands (editors never see secrets)."""
-    if isinstance(edited, dict) and isinstance(original, dict):
-        return {k: (original[k] if v == MASK and k in original else restore_redacted(v, original.get(k))) for k, v in edited.items()}
-    if isinstance(edited, list) and isinstance(original, list):
-        return [restore_redacted(v, original[i] if i < len(original) else None) for i, v in enumerate(edited)]
-    return edited
-
-
-def pretty(value) -> str:
-    return json.dumps(redact(value), indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 # --- one exception ---------------------------------------------------------------------------------
@@ -500,6 +467,4 @@ def bulk_retry_preview(*, filters: ExceptionFilters, user=None, keys_limit: int 
 
 
 def saved_views_for(user) -> QuerySet:
-    from monitoring.models import SavedView
-
     return SavedView.objects.filter(Q(owner=user) | Q(group__in=user.groups.all())).select_related("owner", "group").distinct().order_by("name")

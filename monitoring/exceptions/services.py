@@ -2,22 +2,36 @@
 
 Single actions lock the exception row; bulk retry claims each row with compare-and-set so a
 redelivered job never retries a step twice. Slow or external work (flow cancellation with its
-compensation) is handed to Celery after the transaction commits.
+compensation, a bulk job) is handed to Celery after the transaction commits. A bulk job is
+queued by its task's name, so this module does not import the task module that calls it.
 """
 
 from __future__ import annotations
 
+from celery import signature
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.http import QueryDict
 from django.utils import timezone
 
+from monitoring.models import BulkJob, BulkJobItem, PayloadEdit, SavedView
+from q2c_portal.celery import Queue
 from sync.audit import audit_record
+from sync.engine import dispatch
+from sync.engine.inbox import inbox_replay
+from sync.engine.runner import step_override_payload, step_retry
 from sync.models import ExceptionComment, FlowRun, FlowStep, InboxEvent, SyncException
+from sync.tasks import cancel_flow
+
+from .redaction import restore_redacted
+from .selectors import EDITABLE_ERROR_CLASSES, FINANCIAL_FLOW_TYPES, ExceptionFilters, assignable_users, exception_list, step_input
 
 APPROVE_FINANCIAL_EDITS = "monitoring.approve_financial_edits"
 BULK_RETRY_MAX = 10_000
+BULK_RETRY_TASK = "monitoring.bulk_retry"  # monitoring/exceptions/tasks.py; queued messages carry this name
+BULK_QUEUE = Queue.RECON.value  # bulk work runs beside reconciliation and sweeps, away from the financial flow steps
 
 
 def _snapshot(exc: SyncException) -> dict:
@@ -67,8 +81,6 @@ def exception_ignore(*, exception_id: int, user, reason: str) -> SyncException:
 @transaction.atomic
 def exception_assign(*, exception_id: int, user, assignee_username: str) -> SyncException:
     """Assign to an active user whose role may act on exceptions ('' unassigns)."""
-    from .selectors import assignable_users
-
     exc = _locked(exception_id)
     before = _snapshot(exc)
     assignee_username = (assignee_username or "").strip()
@@ -120,8 +132,6 @@ def exception_retry(*, exception_id: int, user, only_open: bool = False, note: s
 
     A retry already under way is not requested again, so a double click retries once.
     """
-    from sync.engine.runner import step_retry
-
     with transaction.atomic():
         exc = _locked(exception_id)
         refusal = _retry_refusal(exc, only_open=only_open)
@@ -144,8 +154,6 @@ def exception_replay(*, exception_id: int, user) -> SyncException:
 
     The exception is resolved as replayed; if processing fails again the engine opens it anew.
     """
-    from sync.engine.inbox import inbox_replay
-
     with transaction.atomic():
         exc = _locked(exception_id)
         _require_open(exc, "replayed")
@@ -163,11 +171,6 @@ def exception_replay(*, exception_id: int, user) -> SyncException:
 
 def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bool) -> SyncException:
     """Cancel the exception's flow; a worker runs the compensation (it calls external systems)."""
-    from q2c_portal.celery import Queue
-
-    from sync.engine.dispatch import publish
-    from sync.tasks import cancel_flow
-
     reason = (reason or "").strip()
     if not confirmed:
         raise ValidationError({"confirm": "Confirm the cancellation: it undoes what the flow already did in each system."})
@@ -182,7 +185,7 @@ def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bo
             raise ValidationError({"flow": f"The flow is already {run.get_status_display().lower()}."})
         audit_record(object_type="exception", object_id=exc.pk, action="cancel_flow_requested", before=_snapshot(exc), user=user, note=reason, correlation_id=exc.correlation_id)
     # outside the transaction: the row says what was asked even if the broker is down
-    if not publish(cancel_flow, args=[run.pk, getattr(user, "pk", None), reason], queue=Queue.FLOWS.value):
+    if not dispatch.publish(cancel_flow, args=[run.pk, getattr(user, "pk", None), reason], queue=Queue.FLOWS.value):
         raise ValidationError({"broker": "The task queue is unavailable; the cancellation was not started. Try again in a minute."})
     return exc
 
@@ -191,16 +194,6 @@ def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bo
 def exception_edit_payload(*, exception_id: int, user, payload, reason: str):
     """Store an edited step input beside the original. Applied (and the step retried) at once,
     except on financial documents, where a second permitted user must approve it first."""
-    from monitoring.models import PayloadEdit
-    from sync.engine.runner import step_override_payload
-
-    from .selectors import (
-        EDITABLE_ERROR_CLASSES,
-        FINANCIAL_FLOW_TYPES,
-        restore_redacted,
-        step_input,
-    )
-
     reason = (reason or "").strip()
     if not isinstance(payload, dict):
         raise ValidationError({"payload": "The payload must be a JSON object."})
@@ -237,9 +230,6 @@ def exception_edit_payload(*, exception_id: int, user, payload, reason: str):
 
 def payload_edit_approve(*, edit_id: int, user, note: str = ""):
     """A second permitted user approves a financial payload edit: it is applied and the step retried."""
-    from monitoring.models import PayloadEdit
-    from sync.engine.runner import step_override_payload
-
     if not user.has_perm(APPROVE_FINANCIAL_EDITS):
         raise PermissionDenied("Your role may not approve edits of financial documents.")
     with transaction.atomic():
@@ -266,8 +256,6 @@ def payload_edit_approve(*, edit_id: int, user, note: str = ""):
 
 def payload_edit_reject(*, edit_id: int, user, note: str = ""):
     """An approver rejects a pending edit, or its author withdraws it. The original stays in use."""
-    from monitoring.models import PayloadEdit
-
     with transaction.atomic():
         edit = PayloadEdit.objects.select_for_update().filter(pk=edit_id).first()
         if edit is None:
@@ -289,12 +277,6 @@ def bulk_retry_start(*, user, filters, expected_total: int | None = None):
     `expected_total` is the count the user saw in the dry run; if the filter now matches a
     different number, nothing starts (the user reviews again).
     """
-    from monitoring.models import BulkJob, BulkJobItem
-    from sync.engine.dispatch import publish
-
-    from .selectors import exception_list
-    from .tasks import BULK_QUEUE, bulk_retry
-
     ids = list(exception_list(filters=filters, user=user).values_list("pk", flat=True)[: BULK_RETRY_MAX + 1])
     if not ids:
         raise ValidationError({"filter": "No exceptions match this filter; nothing to retry."})
@@ -306,31 +288,24 @@ def bulk_retry_start(*, user, filters, expected_total: int | None = None):
         job = BulkJob.objects.create(kind="retry", query=filters.querystring(), description=filters.describe(), created_by=user, total=len(ids))
         BulkJobItem.objects.bulk_create((BulkJobItem(job=job, exception_id=pk) for pk in ids), batch_size=2000)
         audit_record(object_type="bulk_job", object_id=job.pk, action="bulk_retry_requested", after={"total": job.total, "query": job.query}, user=user, note=job.description)
-        transaction.on_commit(lambda: publish(bulk_retry, args=[job.pk], queue=BULK_QUEUE))
+        transaction.on_commit(lambda: dispatch.publish(signature(BULK_RETRY_TASK), args=[job.pk], queue=BULK_QUEUE))
     return job
 
 
 def bulk_retry_resume(*, job_id: int, user):
     """Send an unfinished job's message again (lost message, broker outage). Safe: items are claimed."""
-    from monitoring.models import BulkJob
-    from sync.engine.dispatch import publish
-
-    from .tasks import BULK_QUEUE, bulk_retry
-
     job = BulkJob.objects.filter(pk=job_id).first()
     if job is None:
         raise ValidationError({"job": f"Bulk job #{job_id} does not exist."})
     if job.finished:
         raise ValidationError({"job": "This job has finished."})
-    if not publish(bulk_retry, args=[job.pk], queue=BULK_QUEUE):
+    if not dispatch.publish(signature(BULK_RETRY_TASK), args=[job.pk], queue=BULK_QUEUE):
         raise ValidationError({"broker": "The task queue is unavailable; try again in a minute."})
     audit_record(object_type="bulk_job", object_id=job.pk, action="bulk_retry_resumed", user=user)
     return job
 
 
 def _bulk_retry_item(job, item_id: int, exception_id: int) -> None:
-    from monitoring.models import BulkJob, BulkJobItem
-
     items, jobs = BulkJobItem.objects, BulkJob.objects
     try:
         with transaction.atomic():
@@ -353,8 +328,6 @@ def _bulk_retry_item(job, item_id: int, exception_id: int) -> None:
 
 def bulk_retry_run(*, job_id: int, batch: int = 200):
     """Work through a job's unclaimed items (called by the `monitoring.bulk_retry` task)."""
-    from monitoring.models import BulkJob, BulkJobItem
-
     job = BulkJob.objects.select_related("created_by").filter(pk=job_id).first()
     if job is None or job.finished:
         return job
@@ -381,12 +354,6 @@ def bulk_retry_run(*, job_id: int, batch: int = 200):
 # --- saved views ---------------------------------------------------------------------------------------------
 def saved_view_save(*, user, name: str, query: str, group_id: int | None = None):
     """Save a named filter for oneself, or shared with one of one's own roles."""
-    from django.http import QueryDict
-
-    from monitoring.models import SavedView
-
-    from .selectors import ExceptionFilters
-
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the view a name."})
@@ -403,8 +370,6 @@ def saved_view_save(*, user, name: str, query: str, group_id: int | None = None)
 
 
 def saved_view_delete(*, user, view_id: int) -> None:
-    from monitoring.models import SavedView
-
     deleted, _ = SavedView.objects.filter(pk=view_id, owner=user).delete()
     if not deleted:
         raise ValidationError({"view": "Only its owner can delete a saved view."})

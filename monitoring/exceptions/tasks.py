@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from q2c_portal.celery import Queue
-
-# bulk work runs beside reconciliation and sweeps, away from the financial flow steps
-BULK_QUEUE = Queue.RECON.value
+from .services import BULK_QUEUE, BULK_RETRY_TASK, bulk_retry_run
 
 
-@shared_task(name="monitoring.bulk_retry", queue=BULK_QUEUE, acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=BULK_RETRY_TASK, queue=BULK_QUEUE, acks_late=True, reject_on_worker_lost=True)
 def bulk_retry(job_id: int) -> dict:
-    from .services import bulk_retry_run
-
     job = bulk_retry_run(job_id=job_id)
     if job is None:
         return {"job": job_id, "status": "missing"}

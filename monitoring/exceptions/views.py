@@ -8,9 +8,6 @@ a plain form post is redirected back with a message.
 
 from __future__ import annotations
 
-import csv
-from decimal import Decimal
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -37,7 +34,7 @@ from monitoring.models import BulkJob, PayloadEdit, SavedView
 from monitoring.views import _page, _render, portal_page
 from sync.models import SyncException
 
-from . import forms, services
+from . import export, forms, services
 from . import selectors as sel
 
 VIEW = "monitoring.view_exceptions"
@@ -45,7 +42,6 @@ ACT = "sync.act_on_exception"
 ROW_ACTIONS = ("retry", "resolve", "ignore", "assign", "comment", "replay", "cancel")
 PANELS = ("retry", "resolve", "ignore", "cancel", "replay")
 DETAIL_PARTIALS = ("status", "history", "comments", "actions")
-EXPORT_MAX_ROWS = 50_000
 
 
 def _errors(exc: ValidationError) -> str:
@@ -91,44 +87,9 @@ def exceptions(request: HttpRequest) -> HttpResponse:
 def exception_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered queue as CSV (streamed, at most EXPORT_MAX_ROWS rows), money with its currency."""
     filters = sel.ExceptionFilters.from_request(request.GET)
-    rows = sel.exception_list(filters=filters, user=request.user)[:EXPORT_MAX_ROWS]
-    reporting = settings.REPORTING_CURRENCY
-    base = request.build_absolute_uri("/")[:-1]
-
-    def money(value) -> str:
-        if value is None:
-            return ""
-        cents = value.quantize(Decimal("0.01"))
-        return str(cents) if cents == value else str(value.normalize())
-
-    def text(value: str) -> str:
-        # a cell starting with = + - @ would run as a formula in a spreadsheet
-        value = value or ""
-        return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-    class Echo:
-        def write(self, value):
-            return value
-
-    writer = csv.writer(Echo())
-    header = [
-        "id", "status", "first_seen_utc", "last_seen_utc", "age_hours", "flow", "step", "system", "error_class", "account", "document",
-        "amount", "currency", "revenue_at_risk", "reporting_currency", "assignee", "occurrences", "retries", "message", "url",
-    ]
-
-    def stream():
-        yield writer.writerow(header)
-        now = timezone.now()
-        for exc in rows.iterator(chunk_size=2000):
-            yield writer.writerow([
-                exc.pk, exc.status, exc.first_seen.isoformat(), exc.last_seen.isoformat(), round((now - exc.first_seen).total_seconds() / 3600, 1),
-                exc.flow_type, exc.step_name, exc.system, exc.error_class, text(exc.account_name), text(exc.document_number),
-                money(exc.amount), exc.currency, money(exc.revenue_at_risk), reporting,
-                exc.assignee.username if exc.assignee_id else "", exc.occurrences, exc.retries, text(exc.message[:1000]),
-                f"{base}{reverse('monitoring:exception_detail', args=[exc.pk])}",
-            ])
-
-    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    rows = sel.exception_list(filters=filters, user=request.user)[: export.EXPORT_MAX_ROWS]
+    lines = export.csv_lines(rows, base_url=request.build_absolute_uri("/")[:-1], reporting_currency=settings.REPORTING_CURRENCY)
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="exceptions-{stamp}.csv"'
     return response
