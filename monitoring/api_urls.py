@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import api as kpi_api
+from .kpis import api as kpi_api
 from .exceptions import api
 
 urlpatterns = [

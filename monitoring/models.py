@@ -310,7 +310,7 @@ class FlowRollup(models.Model):
     - completed (business_completed_at): order cycle time;
     - due (sla_due_at): SLA met or not.
 
-    Unsettled flows are never rolled up: their figures depend on "now". `monitoring.rollups`
+    Unsettled flows are never rolled up: their figures depend on "now". `monitoring.kpis.rollups`
     builds the table, and a trigger on sync_flowrun marks hours changed after they were rolled
     up (late events), so readers take those hours from the raw rows until the next refresh.
     """

@@ -9,8 +9,12 @@ from sync.models import FlowType
 
 from .formatting import duration as human_duration
 from .formatting import pct, short_span
-from .selectors import kpis
-from .selectors.kpis import Window
+from .kpis import amendments as amendment_kpis
+from .kpis import exceptions as exception_kpis
+from .kpis import invoices as invoice_kpis
+from .kpis import orders as order_kpis
+from .kpis import sla as sla_kpis
+from .kpis.window import Window
 
 # Okabe–Ito: distinguishable with the common forms of colour blindness
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -164,7 +168,7 @@ def overview_trends(window: Window) -> list[dict]:
         return reverse(page) + "?" + "&".join(f"{k}={v}" for k, v in params.items())
 
     charts = []
-    cycle = kpis.daily_cycle_time(window)
+    cycle = order_kpis.daily_cycle_time(window)
     charts.append({
         "key": "cycle", "title": "Order cycle time", "unit": "p50 / p90 per day of activation",
         "html": _percentile_figure(cycle, [("p50", "p50", BLUE), ("p90", "p90", ORANGE)], count_label="activated", height=230),
@@ -172,7 +176,7 @@ def overview_trends(window: Window) -> list[dict]:
         "rows": [{"link": day_link("monitoring:orders", r["day"], basis="completed"), "cells": [r["day"], r["n"], human_duration(r["p50"]), human_duration(r["p90"])]} for r in cycle],
         "empty": "No order was activated in this window.",
     })
-    lag = kpis.daily_invoice_lag(window)
+    lag = invoice_kpis.daily_invoice_lag(window)
     charts.append({
         "key": "lag", "title": "Invoice sync lag", "unit": "p50 / p95 per day of finalization (unposted at their age)",
         "html": _percentile_figure(lag, [("p50", "p50", BLUE), ("p95", "p95", VERMILION)], count_label="finalized", height=230),
@@ -181,7 +185,7 @@ def overview_trends(window: Window) -> list[dict]:
         "empty": "No invoice was finalized in this window.",
     })
     sla_days: dict = {}
-    for r in kpis.daily_sla(window):
+    for r in sla_kpis.daily_sla(window):
         d = sla_days.setdefault(r["day"], {"day": r["day"], "due": 0, "met": 0})
         d["due"] += r["due"]
         d["met"] += r["met"]
@@ -202,7 +206,7 @@ def overview_trends(window: Window) -> list[dict]:
         "rows": [{"link": day_link("monitoring:sla", r["day"]), "cells": [r["day"], r["due"], r["met"], f"{100 * r['met'] / r['due']:.1f}%" if r["due"] else "—"]} for r in sla_rows],
         "empty": "No flow was due in this window.",
     })
-    exc = kpis.daily_exceptions(window)
+    exc = exception_kpis.daily_exceptions(window)
     html = None
     if exc:
         fig = FigureSpec()
@@ -216,7 +220,7 @@ def overview_trends(window: Window) -> list[dict]:
         "rows": [{"link": reverse("monitoring:exceptions") + "?status=all&sort=-first_seen", "cells": [r["day"], r["opened"], r["resolved"]]} for r in exc],
         "empty": "No exception was opened or resolved in this window.",
     })
-    amend = kpis.daily_amendment_failure(window)
+    amend = amendment_kpis.daily_amendment_failure(window)
     html = None
     if amend:
         fig = FigureSpec()
@@ -337,11 +341,11 @@ def label_buckets(rows: list[dict]) -> list[dict]:
 
 
 def cycle_time_chart(window: Window) -> str | None:
-    return _percentile_figure(kpis.daily_cycle_time(window), [("p50", "p50", BLUE), ("p90", "p90", ORANGE)], count_label="activated")
+    return _percentile_figure(order_kpis.daily_cycle_time(window), [("p50", "p50", BLUE), ("p90", "p90", ORANGE)], count_label="activated")
 
 
 def invoice_lag_chart(window: Window) -> str | None:
-    return _percentile_figure(kpis.daily_invoice_lag(window), [("p50", "p50", BLUE), ("p95", "p95", VERMILION)], count_label="finalized")
+    return _percentile_figure(invoice_kpis.daily_invoice_lag(window), [("p50", "p50", BLUE), ("p95", "p95", VERMILION)], count_label="finalized")
 
 
 def outcomes_chart(rows: list[dict]) -> str | None:

@@ -46,6 +46,6 @@ def exception_spike_check() -> dict:
 @shared_task(name="monitoring.refresh_rollups", queue=Queue.RECON.value, acks_late=True, reject_on_worker_lost=True)
 def refresh_rollups() -> dict:
     """Roll up the hours that just closed and recompute hours touched by late events."""
-    from .rollups import refresh
+    from .kpis.rollups import refresh
 
     return refresh()

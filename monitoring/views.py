@@ -24,7 +24,15 @@ from django.utils.dateparse import parse_date, parse_datetime
 from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun
 
 from . import services
-from .selectors import kpis
+from .kpis import amendments as amendment_kpis
+from .kpis import exceptions as exception_kpis
+from .kpis import flows as flow_kpis
+from .kpis import invoices as invoice_kpis
+from .kpis import money as money_kpis
+from .kpis import orders as order_kpis
+from .kpis import sla as sla_kpis
+from .kpis.summary import kpi_previous_basis, kpi_trend_basis
+from .kpis.window import Window
 from .selectors import lists
 
 PAGE_SIZE = 25
@@ -53,18 +61,18 @@ def _parse_when(value: str, *, end: bool = False) -> datetime | None:
     return parsed
 
 
-def window_from(request: HttpRequest) -> kpis.Window:
+def window_from(request: HttpRequest) -> Window:
     """?start=&end= (dates or ISO datetimes, end inclusive for dates) or ?days=N; default 30 days."""
     entity = request.GET.get("entity", "").strip()
     currency = request.GET.get("currency", "").strip().upper()
     start, end = _parse_when(request.GET.get("start", "")), _parse_when(request.GET.get("end", ""), end=True)
     if start and end and start < end:
-        return kpis.Window(start, end, entity, currency)
+        return Window(start, end, entity, currency)
     try:
         days = max(1, min(int(request.GET.get("days", 30)), 3660))
     except ValueError:
         days = 30
-    return kpis.Window.last_days(days, entity=entity, currency=currency)
+    return Window.last_days(days, entity=entity, currency=currency)
 
 
 class CappedPaginator(Paginator):
@@ -119,7 +127,7 @@ def window_query(request: HttpRequest) -> str:
     return params.urlencode()
 
 
-def _kpi_context(request: HttpRequest, window: kpis.Window, title: str) -> dict:
+def _kpi_context(request: HttpRequest, window: Window, title: str) -> dict:
     return {
         "page_title": title, "window": window, "entities": lists.legal_entities(), "quick_ranges": QUICK_RANGES,
         "window_qs": window_query(request),
@@ -135,19 +143,19 @@ def overview(request: HttpRequest) -> HttpResponse:
     context = {**_kpi_context(request, window, "Overview"), "previous_window": window.previous(), "trend_titles": services.TREND_TITLES}
     if request.GET.get("part") == "trends":
         return render(request, "monitoring/overview.html#trends", {**context, "trends": services.overview_trends(window)})
-    current = kpis.kpi_trend_basis(window)
-    previous = kpis.kpi_previous_basis(window.previous())
+    current = kpi_trend_basis(window)
+    previous = kpi_previous_basis(window.previous())
     context.update(k=current, prev=previous, tiles=services.overview_tiles(current, previous, qs=window_query(request)))
     if request.htmx and request.htmx.target == "kpis":
         return render(request, "monitoring/overview.html#kpis", context)
     context.update(
-        revenue_at_risk=kpis.revenue_at_risk(window), in_flight=kpis.dollars_in_flight(window), unbilled=kpis.unbilled_arr(window),
-        close=kpis.close_readiness(window), exception_ages=kpis.exception_age_buckets(window),
+        revenue_at_risk=money_kpis.revenue_at_risk(window), in_flight=money_kpis.dollars_in_flight(window), unbilled=money_kpis.unbilled_arr(window),
+        close=money_kpis.close_readiness(window), exception_ages=exception_kpis.exception_age_buckets(window),
     )
     return _render_page(request, "monitoring/overview.html", context)
 
 
-def _flow_page(request: HttpRequest, *, flow_types: list[str], template: str, title: str, extra: dict, window: kpis.Window) -> HttpResponse:
+def _flow_page(request: HttpRequest, *, flow_types: list[str], template: str, title: str, extra: dict, window: Window) -> HttpResponse:
     filters = lists.FlowFilters.from_request(request.GET)
     context = {
         **_kpi_context(request, window, title),
@@ -170,16 +178,16 @@ def orders(request: HttpRequest) -> HttpResponse:
     window = window_from(request)
     extra = {}
     if _wants_dashboard(request):
-        histogram = services.label_buckets(kpis.duration_histogram(FlowType.ORDER_ACTIVATION, window, kpis.CYCLE_BUCKETS))
+        histogram = services.label_buckets(flow_kpis.duration_histogram(FlowType.ORDER_ACTIVATION, window, flow_kpis.CYCLE_BUCKETS))
         extra = {
-            "cycle": kpis.order_cycle_time(window),
+            "cycle": order_kpis.order_cycle_time(window),
             "chart": services.cycle_time_chart(window),
             "histogram": histogram,
             "histogram_chart": services.histogram_figure(histogram, finished_label="activated orders"),
-            "in_flight": kpis.in_flight([FlowType.ORDER_ACTIVATION], window),
-            "slowest": kpis.slowest_orders(window),
-            "by_entity": kpis.cycle_time_by_entity(window),
-            "sla_target": kpis.sla(window, [FlowType.ORDER_ACTIVATION]).get(FlowType.ORDER_ACTIVATION),
+            "in_flight": flow_kpis.in_flight([FlowType.ORDER_ACTIVATION], window),
+            "slowest": order_kpis.slowest_orders(window),
+            "by_entity": order_kpis.cycle_time_by_entity(window),
+            "sla_target": sla_kpis.sla(window, [FlowType.ORDER_ACTIVATION]).get(FlowType.ORDER_ACTIVATION),
         }
     return _flow_page(request, flow_types=[FlowType.ORDER_ACTIVATION], template="monitoring/orders.html", title="Orders", extra=extra, window=window)
 
@@ -194,14 +202,14 @@ def amendments(request: HttpRequest) -> HttpResponse:
     if _wants_dashboard(request):
         flow = request.GET.get("flow", "")
         chart_types = [flow] if flow in AMENDMENT_TYPES else AMENDMENT_TYPES
-        outcomes = kpis.daily_outcomes(chart_types, window)
+        outcomes = amendment_kpis.daily_outcomes(chart_types, window)
         extra = {
-            "amend": kpis.amendments(window),
-            "renewal": kpis.renewal_accuracy(window),
+            "amend": amendment_kpis.amendments(window),
+            "renewal": amendment_kpis.renewal_accuracy(window),
             "outcomes": outcomes,
             "outcomes_chart": services.outcomes_chart(outcomes),
-            "reasons": kpis.failure_reasons(AMENDMENT_TYPES, window),
-            "stuck": kpis.in_flight(AMENDMENT_TYPES, window),
+            "reasons": amendment_kpis.failure_reasons(AMENDMENT_TYPES, window),
+            "stuck": flow_kpis.in_flight(AMENDMENT_TYPES, window),
             "chart_flow": FlowType(flow).label if flow in AMENDMENT_TYPES else "",
         }
     return _flow_page(request, flow_types=AMENDMENT_TYPES, template="monitoring/amendments.html", title="Amendments & renewals", extra=extra, window=window)
@@ -215,17 +223,17 @@ def invoices(request: HttpRequest) -> HttpResponse:
     window = window_from(request)
     extra = {}
     if _wants_dashboard(request):
-        histogram = services.label_buckets(kpis.duration_histogram(FlowType.INVOICE_POSTING, window, kpis.LAG_BUCKETS, include_unfinished=True))
-        unposted = kpis.unposted_by_age(window)
+        histogram = services.label_buckets(flow_kpis.duration_histogram(FlowType.INVOICE_POSTING, window, flow_kpis.LAG_BUCKETS, include_unfinished=True))
+        unposted = invoice_kpis.unposted_by_age(window)
         extra = {
-            "lag": kpis.invoice_sync_lag(window),
+            "lag": invoice_kpis.invoice_sync_lag(window),
             "chart": services.invoice_lag_chart(window),
             "histogram": histogram,
             "histogram_chart": services.histogram_figure(histogram, finished_label="posted", unfinished_label="not posted yet (age)"),
             "unposted": unposted,
             "unposted_chart": services.unposted_chart(unposted, settings.REPORTING_CURRENCY),
-            "by_entity": kpis.invoice_lag_by_entity(window),
-            "close": kpis.close_readiness(window),
+            "by_entity": invoice_kpis.invoice_lag_by_entity(window),
+            "close": money_kpis.close_readiness(window),
         }
     return _flow_page(request, flow_types=INVOICE_TYPES, template="monitoring/invoices.html", title="Invoices", extra=extra, window=window)
 
@@ -237,11 +245,11 @@ FLOW_PAGES = {
 }
 
 
-def _sla_context(request: HttpRequest, window: kpis.Window, forms: dict | None = None) -> dict:
+def _sla_context(request: HttpRequest, window: Window, forms: dict | None = None) -> dict:
     from .models import SentAlert, SlaHoliday, SlaPolicy
     from .sla import SlaPolicyForm
 
-    sla_rows = kpis.sla(window)
+    sla_rows = sla_kpis.sla(window)
     can_manage = request.user.has_perm("monitoring.manage_sla")
     policies = list(SlaPolicy.objects.all())
     forms = forms or {}
@@ -255,8 +263,8 @@ def _sla_context(request: HttpRequest, window: kpis.Window, forms: dict | None =
     return {
         **_kpi_context(request, window, "SLA"),
         "sla": sla_rows,
-        "overall": kpis.sla_overall(sla_rows),
-        "chart": services.sla_compliance_chart(kpis.daily_sla(window), sla_rows),
+        "overall": sla_kpis.sla_overall(sla_rows),
+        "chart": services.sla_compliance_chart(sla_kpis.daily_sla(window), sla_rows),
         "breaches": lists.sla_breaches(limit=50, entity=window.entity),
         "at_risk": lists.sla_at_risk(limit=50, entity=window.entity, now=window.as_of),
         "can_manage": can_manage,

@@ -211,7 +211,7 @@ PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")  # 
 REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD").upper()
 if len(REPORTING_CURRENCY) != 3 or not REPORTING_CURRENCY.isalpha():
     raise ImproperlyConfigured("REPORTING_CURRENCY must be an ISO 4217 code such as USD.")
-# KPI screens read hourly rollups of settled flows (monitoring/rollups.py); 0 reads raw rows only
+# KPI screens read hourly rollups of settled flows (monitoring/kpis/rollups.py); 0 reads raw rows only
 # (same figures, slower at volume) — a switch for diagnosing a suspected rollup fault.
 KPI_ROLLUPS = env_bool("KPI_ROLLUPS", True)
 # Connector call records (request rate, errors, latency on the connectors page) are kept this long.

@@ -111,7 +111,7 @@ def scenario(db, clock, rollup_mode):
     clock.now = NOW
     if rollup_mode == "hourly rollups":
         from monitoring.models import FlowRollup
-        from monitoring.rollups import refresh
+        from monitoring.kpis.rollups import refresh
 
         refresh(now=NOW)
         assert FlowRollup.objects.exists()

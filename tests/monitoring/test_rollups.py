@@ -12,9 +12,15 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from monitoring import rollups
+from monitoring.kpis import amendments as amendment_kpis
+from monitoring.kpis import flows as flow_kpis
+from monitoring.kpis import invoices as invoice_kpis
+from monitoring.kpis import orders as order_kpis
+from monitoring.kpis import rollups
+from monitoring.kpis import sla as sla_kpis
+from monitoring.kpis.summary import kpi_summary
+from monitoring.kpis.window import Window
 from monitoring.models import FlowRollup, RollupDirtyHour, RollupState
-from monitoring.selectors import kpis
 from sync.models import FlowRun, FlowType
 from tests.factories import FlowRunFactory
 
@@ -48,31 +54,31 @@ def make_history(n: int = 400, seed: int = 7) -> list[FlowRun]:
     return FlowRun.objects.bulk_create(runs)
 
 
-def figures(window: kpis.Window) -> dict:
+def figures(window: Window) -> dict:
     """Every window-based figure the API and the screens show."""
-    summary = kpis.kpi_summary(window)
+    summary = kpi_summary(window)
     summary.pop("window")
     return {
         "summary": summary,
-        "daily_cycle_time": kpis.daily_cycle_time(window),
-        "daily_invoice_lag": kpis.daily_invoice_lag(window),
-        "daily_sla": kpis.daily_sla(window),
-        "daily_outcomes": kpis.daily_outcomes([FlowType.AMENDMENT, FlowType.RENEWAL], window),
-        "cycle_histogram": kpis.duration_histogram(FlowType.ORDER_ACTIVATION, window, kpis.CYCLE_BUCKETS),
-        "lag_histogram": kpis.duration_histogram(FlowType.INVOICE_POSTING, window, kpis.LAG_BUCKETS, include_unfinished=True),
-        "cycle_by_entity": kpis.cycle_time_by_entity(window),
-        "lag_by_entity": kpis.invoice_lag_by_entity(window),
-        "renewals": kpis.renewal_accuracy(window),
+        "daily_cycle_time": order_kpis.daily_cycle_time(window),
+        "daily_invoice_lag": invoice_kpis.daily_invoice_lag(window),
+        "daily_sla": sla_kpis.daily_sla(window),
+        "daily_outcomes": amendment_kpis.daily_outcomes([FlowType.AMENDMENT, FlowType.RENEWAL], window),
+        "cycle_histogram": flow_kpis.duration_histogram(FlowType.ORDER_ACTIVATION, window, flow_kpis.CYCLE_BUCKETS),
+        "lag_histogram": flow_kpis.duration_histogram(FlowType.INVOICE_POSTING, window, flow_kpis.LAG_BUCKETS, include_unfinished=True),
+        "cycle_by_entity": order_kpis.cycle_time_by_entity(window),
+        "lag_by_entity": invoice_kpis.invoice_lag_by_entity(window),
+        "renewals": amendment_kpis.renewal_accuracy(window),
     }
 
 
-def both_ways(**window_kwargs) -> tuple[dict, dict, kpis.Window]:
+def both_ways(**window_kwargs) -> tuple[dict, dict, Window]:
     """The same window read from raw rows only and through the rollups."""
     with override_settings(KPI_ROLLUPS=False):
-        raw_window = kpis.Window(**window_kwargs)
+        raw_window = Window(**window_kwargs)
         raw = figures(raw_window)
         assert not raw_window.rollup_plan.uses_rollup
-    rolled_window = kpis.Window(**window_kwargs)
+    rolled_window = Window(**window_kwargs)
     return raw, figures(rolled_window), rolled_window
 
 

@@ -11,7 +11,8 @@ from rest_framework.response import Response
 
 from q2c_portal.api import has_perm
 
-from .selectors import kpis
+from .summary import kpi_summary
+from .window import Window
 
 
 class KpiQuery(serializers.Serializer):
@@ -142,7 +143,7 @@ def kpi_view(request):
     if bool(data.get("start")) != bool(data.get("end")):
         raise ValidationError({"start": "Give both start and end, or neither (last 30 days)."})
     if data.get("start"):
-        window = kpis.Window(data["start"], data["end"], data.get("entity", ""), data.get("currency", "").upper())
+        window = Window(data["start"], data["end"], data.get("entity", ""), data.get("currency", "").upper())
     else:
-        window = kpis.Window.last_days(30, entity=data.get("entity", ""), currency=data.get("currency", "").upper())
-    return Response(kpi_payload(kpis.kpi_summary(window)))
+        window = Window.last_days(30, entity=data.get("entity", ""), currency=data.get("currency", "").upper())
+    return Response(kpi_payload(kpi_summary(window)))

@@ -38,20 +38,18 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from monitoring.models import FlowRollup, RollupDirtyHour, RollupState
 from sync.models import FlowRun
 
-from .models import FlowRollup, RollupDirtyHour, RollupState
+from .sql import FLOW_TABLE, SETTLED
 
 HOUR = timedelta(hours=1)
 ROLL_AFTER = timedelta(minutes=20)
 MARK_AFTER = timedelta(minutes=5)
 BUILD_CHUNK = timedelta(days=7)
 
-FLOW_TABLE = FlowRun._meta.db_table
 ROLLUP_TABLE = FlowRollup._meta.db_table
 DIRTY_TABLE = RollupDirtyHour._meta.db_table
-SETTLED = "('completed','cancelled')"
-ACTIVE = "('pending','running','waiting','parked','failed')"
 
 # --- building ----------------------------------------------------------------------------------
 def _floor_hour(value: datetime) -> datetime:
