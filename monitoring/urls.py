@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from .dashboards import views
 from .exceptions import views as exception_views
 
 app_name = "monitoring"

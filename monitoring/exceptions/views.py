@@ -31,7 +31,7 @@ from django_htmx.http import (
 )
 
 from monitoring.models import BulkJob, PayloadEdit, SavedView
-from monitoring.views import _page, _render, portal_page
+from monitoring.dashboards.views import _page, _render, portal_page
 from sync.models import SyncException
 
 from . import export, forms, services

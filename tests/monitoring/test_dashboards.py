@@ -76,7 +76,7 @@ def test_money_is_always_shown_with_its_currency(client, executive):
 def test_charts_reach_the_browser_in_plotly_js_spelling():
     """Pages send figures unvalidated, so plotly-python's marker_color must already be
     {"marker": {"color": …}}; real names with "_" (paper_bgcolor) stay as they are."""
-    from monitoring import services
+    from monitoring.dashboards import charts as services
 
     fig = services.FigureSpec()
     fig.add_bar(x=[1], y=[2], marker_color="#dbe7f3", error_y={"type": "data", "array": [1]})
@@ -91,7 +91,7 @@ def test_charts_reach_the_browser_in_plotly_js_spelling():
 def test_a_long_flow_list_counts_to_the_cap_and_says_so(client, executive, monkeypatch):
     import re
 
-    from monitoring.views import CappedPaginator
+    from monitoring.dashboards.views import CappedPaginator
 
     def table(page: int) -> tuple[str, int]:
         html = client.get(f"/orders/?page={page}", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="table").content.decode()

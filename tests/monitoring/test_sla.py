@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from monitoring.models import SlaHoliday, SlaPolicy
-from monitoring.sla import sla_due_at, sla_mark_breaches
+from monitoring.sla.policies import sla_due_at, sla_mark_breaches
 from sync.models import AuditEntry, FlowRun, FlowType
 from tests.factories import FlowRunFactory
 

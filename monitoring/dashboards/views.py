@@ -23,17 +23,18 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun
 
-from . import services
-from .kpis import amendments as amendment_kpis
-from .kpis import exceptions as exception_kpis
-from .kpis import flows as flow_kpis
-from .kpis import invoices as invoice_kpis
-from .kpis import money as money_kpis
-from .kpis import orders as order_kpis
-from .kpis import sla as sla_kpis
-from .kpis.summary import kpi_previous_basis, kpi_trend_basis
-from .kpis.window import Window
-from .selectors import lists
+from monitoring.kpis import amendments as amendment_kpis
+from monitoring.kpis import exceptions as exception_kpis
+from monitoring.kpis import flows as flow_kpis
+from monitoring.kpis import invoices as invoice_kpis
+from monitoring.kpis import money as money_kpis
+from monitoring.kpis import orders as order_kpis
+from monitoring.kpis import sla as sla_kpis
+from monitoring.kpis.summary import kpi_previous_basis, kpi_trend_basis
+from monitoring.kpis.window import Window
+
+from . import charts as services
+from . import selectors as lists
 
 PAGE_SIZE = 25
 
@@ -246,8 +247,8 @@ FLOW_PAGES = {
 
 
 def _sla_context(request: HttpRequest, window: Window, forms: dict | None = None) -> dict:
-    from .models import SentAlert, SlaHoliday, SlaPolicy
-    from .sla import SlaPolicyForm
+    from monitoring.models import SentAlert, SlaHoliday, SlaPolicy
+    from monitoring.sla.policies import SlaPolicyForm
 
     sla_rows = sla_kpis.sla(window)
     can_manage = request.user.has_perm("monitoring.manage_sla")
@@ -286,8 +287,8 @@ def sla(request: HttpRequest) -> HttpResponse:
 @require_POST
 def sla_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Edit one SLA policy. The permission is checked here (403), not only hidden in the page."""
-    from .models import SlaPolicy
-    from .sla import SlaPolicyForm, sla_policy_update
+    from monitoring.models import SlaPolicy
+    from monitoring.sla.policies import SlaPolicyForm, sla_policy_update
 
     policy = get_object_or_404(SlaPolicy, pk=pk)
     form = SlaPolicyForm(request.POST, instance=SlaPolicy.objects.get(pk=pk), prefix=f"p{pk}")

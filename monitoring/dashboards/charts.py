@@ -7,14 +7,14 @@ from django.conf import settings
 
 from sync.models import FlowType
 
-from .formatting import duration as human_duration
-from .formatting import pct, short_span
-from .kpis import amendments as amendment_kpis
-from .kpis import exceptions as exception_kpis
-from .kpis import invoices as invoice_kpis
-from .kpis import orders as order_kpis
-from .kpis import sla as sla_kpis
-from .kpis.window import Window
+from monitoring.formatting import duration as human_duration
+from monitoring.formatting import pct, short_span
+from monitoring.kpis import amendments as amendment_kpis
+from monitoring.kpis import exceptions as exception_kpis
+from monitoring.kpis import invoices as invoice_kpis
+from monitoring.kpis import orders as order_kpis
+from monitoring.kpis import sla as sla_kpis
+from monitoring.kpis.window import Window
 
 # Okabe–Ito: distinguishable with the common forms of colour blindness
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from sync.models import FlowRun
 
-from .models import SlaHoliday, SlaPolicy
+from monitoring.models import SlaHoliday, SlaPolicy
 
 MAX_CALENDAR_DAYS = 3660  # a business-calendar target never walks further than ten years
 
