@@ -17,7 +17,7 @@ from q2c_portal.celery import Queue
 def sla_sweep() -> dict:
     """Mark running flows past due as breached, alert on them and on flows at risk."""
     from .alerts import alert_sla_at_risk, alert_sla_breaches
-    from .sla.policies import sla_at_risk_counts, sla_mark_breaches
+    from .sla.services import sla_at_risk_counts, sla_mark_breaches
 
     breached = sla_mark_breaches()
     at_risk = sla_at_risk_counts()

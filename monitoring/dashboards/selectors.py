@@ -1,4 +1,5 @@
-"""List selectors for the screens: filtered, indexed, bounded querysets.
+"""The dashboards' lists: filtered, indexed, bounded querysets; traces and a deal's lifecycle;
+connector health.
 
 Every figure on a dashboard links to a list built here with the same definition as the
 figure (window basis, duration bucket, SLA outcome), so the rows behind a number are one
@@ -9,21 +10,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db import connection
 from django.db.models import Count, DateTimeField, DurationField, ExpressionWrapper, F, Q, QuerySet, Value
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from monitoring.formatting import duration
+from monitoring.kpis.sla import at_risk_ids
 from sync.models import (
-    AuditEntry, ConnectorCall, ConnectorState, ErrorClass, FlowRun, FlowStep, FlowType, Invoice, LegalEntity, Order, Payment,
+    AuditEntry, ConnectorCall, ConnectorState, FlowRun, FlowStep, FlowType, Invoice, LegalEntity, Order, Payment,
     Subscription, SyncException, System,
 )
 
-ERROR_CLASS_CHOICES = ErrorClass.choices
 SYSTEM_CHOICES = [(s.value, s.label) for s in (System.SALESFORCE, System.NETSUITE, System.STRIPE, System.HUB)]
 
 
@@ -78,17 +78,6 @@ class FlowFilters:
         return words
 
 
-def _at_risk_ids(now: datetime) -> RawSQL:
-    from monitoring.models import SlaPolicy
-
-    return RawSQL(
-        f"""SELECT f.id FROM {FlowRun._meta.db_table} f JOIN {SlaPolicy._meta.db_table} p ON p.flow_type = f.flow_type
-            WHERE f.finished_at IS NULL AND f.status <> 'cancelled' AND f.sla_due_at > %s
-              AND f.business_started_at + (f.sla_due_at - f.business_started_at) * (p.at_risk_pct / 100.0) <= %s""",
-        [now, now],
-    )
-
-
 def flow_runs(*, flow_types: list[str], filters: FlowFilters, window=None) -> QuerySet[FlowRun]:
     now = window.as_of if window is not None else timezone.now()
     types = [filters.flow] if filters.flow in flow_types else flow_types
@@ -122,7 +111,7 @@ def flow_runs(*, flow_types: list[str], filters: FlowFilters, window=None) -> Qu
         decided = Q(business_completed_at__isnull=False) | Q(sla_due_at__lte=now)
         met = Q(business_completed_at__isnull=False, business_completed_at__lte=F("sla_due_at"))
         if filters.sla == "at_risk":
-            qs = qs.filter(id__in=_at_risk_ids(now))
+            qs = qs.filter(id__in=at_risk_ids(now))
         else:
             if window is not None:
                 qs = qs.filter(sla_due_at__gte=window.start, sla_due_at__lt=window.end)
@@ -134,20 +123,6 @@ def flow_runs(*, flow_types: list[str], filters: FlowFilters, window=None) -> Qu
     return qs.order_by(filters.sort, "-id")
 
 
-def sla_breaches(*, limit: int = 50, entity: str = "") -> QuerySet[FlowRun]:
-    """Running flows past their due time, most overdue first."""
-    qs = FlowRun.objects.filter(finished_at__isnull=True, sla_due_at__lt=timezone.now()).exclude(status=FlowRun.Status.CANCELLED)
-    if entity:
-        qs = qs.filter(legal_entity=entity)
-    return qs.order_by("sla_due_at")[:limit]
-
-
-def sla_at_risk(*, limit: int = 50, entity: str = "", now: datetime | None = None) -> QuerySet[FlowRun]:
-    """Running flows past the at-risk share of their allowed time, soonest due first."""
-    qs = FlowRun.objects.filter(id__in=_at_risk_ids(now or timezone.now()))
-    if entity:
-        qs = qs.filter(legal_entity=entity)
-    return qs.order_by("sla_due_at")[:limit]
 
 
 def trace_search(q: str) -> QuerySet[FlowRun]:

@@ -31,7 +31,7 @@ from django_htmx.http import (
 )
 
 from monitoring.models import BulkJob, PayloadEdit, SavedView
-from monitoring.dashboards.views import _page, _render, portal_page
+from monitoring.pages import paginate, portal_page, render_region
 from sync.models import SyncException
 
 from . import export, forms, services
@@ -70,7 +70,7 @@ def exceptions(request: HttpRequest) -> HttpResponse:
     filters = sel.ExceptionFilters.from_request(request.GET)
     if request.GET.get("partial") == "counts":
         return render(request, "monitoring/exceptions.html#counts", {"counts": sel.exception_counts(user=request.user), "filters": filters})
-    page_obj = _page(request, sel.exception_list(filters=filters, user=request.user))
+    page_obj = paginate(request, sel.exception_list(filters=filters, user=request.user))
     context = {
         "page_title": "Exceptions",
         "page_obj": page_obj,
@@ -79,7 +79,7 @@ def exceptions(request: HttpRequest) -> HttpResponse:
         "my_groups": list(request.user.groups.order_by("name")),
         **_queue_context(request, filters),
     }
-    return _render(request, "monitoring/exceptions.html", context, "table")
+    return render_region(request, "monitoring/exceptions.html", context, "table")
 
 
 @portal_page(VIEW)
@@ -102,7 +102,7 @@ def exception_groups(request: HttpRequest) -> HttpResponse:
     page_obj = paginator.get_page(request.GET.get("page"))
     groups = sel.with_sample_messages(list(page_obj.object_list))
     context = {"page_title": "Root causes", "page_obj": page_obj, "groups": groups, **_queue_context(request, filters)}
-    return _render(request, "monitoring/exception_groups.html", context, "groups")
+    return render_region(request, "monitoring/exception_groups.html", context, "groups")
 
 
 # --- one exception ---------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def exception_bulk_retry(request: HttpRequest) -> HttpResponse:
         return redirect(url)
     preview = sel.bulk_retry_preview(filters=filters, user=request.user, keys_limit=50 if request.htmx else sel.BULK_KEYS_SHOWN)
     context = {"page_title": "Bulk retry", "preview": preview, "filters": filters, "queue_url": f"{reverse('monitoring:exceptions')}?{filters.querystring()}"}
-    return _render(request, "monitoring/exception_bulk.html", context, "bulk-preview")
+    return render_region(request, "monitoring/exception_bulk.html", context, "bulk-preview")
 
 
 @portal_page(VIEW)
@@ -320,7 +320,7 @@ def exception_bulk_job(request: HttpRequest, job_id: int) -> HttpResponse:
             messages.error(request, _errors(refusal))
         return redirect("monitoring:exception_bulk_job", job_id=job.pk)
     context = {"page_title": f"Bulk retry #{job.pk}", "job": job, "queue_url": f"{reverse('monitoring:exceptions')}?{job.query}"}
-    response = _render(request, "monitoring/exception_bulk.html", context, "bulk-progress")
+    response = render_region(request, "monitoring/exception_bulk.html", context, "bulk-progress")
     if request.htmx and job.finished:
         response.status_code = HttpResponseStopPolling.status_code
         trigger_client_event(response, "exceptionsChanged")

@@ -76,22 +76,22 @@ def test_money_is_always_shown_with_its_currency(client, executive):
 def test_charts_reach_the_browser_in_plotly_js_spelling():
     """Pages send figures unvalidated, so plotly-python's marker_color must already be
     {"marker": {"color": …}}; real names with "_" (paper_bgcolor) stay as they are."""
-    from monitoring.dashboards import charts as services
+    from monitoring.dashboards import charts
 
-    fig = services.FigureSpec()
+    fig = charts.FigureSpec()
     fig.add_bar(x=[1], y=[2], marker_color="#dbe7f3", error_y={"type": "data", "array": [1]})
     fig.update_layout(yaxis_title="n", paper_bgcolor="#fff")
     assert fig.data[0]["marker"] == {"color": "#dbe7f3"} and "marker_color" not in fig.data[0] and "error_y" in fig.data[0]
     assert fig.layout == {"yaxis": {"title": "n"}, "paper_bgcolor": "#fff"}
-    services._check_plain({"data": fig.data, "layout": fig.layout})
+    charts._check_plain({"data": fig.data, "layout": fig.layout})
     with pytest.raises(ValueError, match="marker_color"):
-        services._check_plain({"data": [{"type": "bar", "marker_color": "red"}]})
+        charts._check_plain({"data": [{"type": "bar", "marker_color": "red"}]})
 
 
 def test_a_long_flow_list_counts_to_the_cap_and_says_so(client, executive, monkeypatch):
     import re
 
-    from monitoring.dashboards.views import CappedPaginator
+    from monitoring.pages import CappedPaginator
 
     def table(page: int) -> tuple[str, int]:
         html = client.get(f"/orders/?page={page}", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="table").content.decode()

@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from monitoring.models import SlaHoliday, SlaPolicy
-from monitoring.sla.policies import sla_due_at, sla_mark_breaches
+from monitoring.sla.policies import sla_due_at
+from monitoring.sla.services import sla_mark_breaches
 from sync.models import AuditEntry, FlowRun, FlowType
 from tests.factories import FlowRunFactory
 
