@@ -16,7 +16,7 @@ from q2c_portal.celery import Queue
 @shared_task(name="monitoring.sla_sweep", queue=Queue.RECON.value, acks_late=True, reject_on_worker_lost=True)
 def sla_sweep() -> dict:
     """Mark running flows past due as breached, alert on them and on flows at risk."""
-    from .alerts import alert_sla_at_risk, alert_sla_breaches
+    from .alerts.services import alert_sla_at_risk, alert_sla_breaches
     from .sla.services import sla_at_risk_counts, sla_mark_breaches
 
     breached = sla_mark_breaches()
@@ -28,8 +28,8 @@ def sla_sweep() -> dict:
 @shared_task(name="monitoring.detect_missing_events", queue=Queue.RECON.value, acks_late=True, reject_on_worker_lost=True)
 def detect_missing_events() -> dict:
     """Open (and later resolve) exceptions for documents that never arrived."""
-    from .alerts import alert_missing_events
-    from .missing_events import detect_missing_events as detect
+    from .alerts.services import alert_missing_events
+    from .detection.missing_events import detect_missing_events as detect
 
     result = detect()
     alert_missing_events({kind: r["opened"] for kind, r in result.items()})
@@ -38,7 +38,7 @@ def detect_missing_events() -> dict:
 
 @shared_task(name="monitoring.exception_spike_check", queue=Queue.RECON.value, acks_late=True, reject_on_worker_lost=True)
 def exception_spike_check() -> dict:
-    from .alerts import exception_spike_check as check
+    from .alerts.services import exception_spike_check as check
 
     return {"alerts": len(check())}
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from monitoring.missing_events import detect_missing_events
+from monitoring.detection.missing_events import detect_missing_events
 from sync.models import Customer, FlowRun, FlowStep, FlowType, Invoice, Payment, Subscription, SyncException
 from tests.factories import FlowRunFactory, FlowStepFactory
 

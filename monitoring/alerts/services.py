@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from sync.models import FlowType, SyncException
 
-from .models import AlertChannel, SentAlert
+from monitoring.models import AlertChannel, SentAlert
 
 log = logging.getLogger(__name__)
 
