@@ -207,7 +207,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- product settings -----------------------------------------------------------
-PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")  # absolute links in alerts
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL") or "http://localhost:8000"  # absolute links in alerts
 REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD").upper()
 if len(REPORTING_CURRENCY) != 3 or not REPORTING_CURRENCY.isalpha():
     raise ImproperlyConfigured("REPORTING_CURRENCY must be an ISO 4217 code such as USD.")
@@ -218,6 +218,11 @@ KPI_ROLLUPS = env_bool("KPI_ROLLUPS", True)
 CONNECTOR_CALL_RETENTION_DAYS = int(os.environ.get("CONNECTOR_CALL_RETENTION_DAYS", "35"))
 # Check each chart against plotly's schema before rendering (on in tests; ~18 ms a chart).
 PLOTLY_VALIDATE = env_bool("PLOTLY_VALIDATE", False)
+
+# --- monitoring: alerts ---------------------------------------------------------------
+# An exception spike alerts when at least this many exceptions open within 15 minutes (and at
+# least 3× the previous day's 15-minute average). Links in alerts use PORTAL_BASE_URL above.
+ALERT_SPIKE_MIN = int(os.environ.get("ALERT_SPIKE_MIN", "5"))
 
 # --- connectors: base URLs and credentials from the environment ---------------------
 # Defaults point at the local sandboxes (bin/run-demo starts them); production sets the

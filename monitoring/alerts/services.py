@@ -1,8 +1,7 @@
 """Alerts on SLA breaches, at-risk flows, exception spikes and missing events.
 
-Pluggable channels (`AlertChannel.kind` → a transport in TRANSPORTS): email through Django's
-mail, and a generic JSON webhook signed with HMAC-SHA256 (Slack and Teams incoming webhooks
-read its `text`). Every decision is a `SentAlert` row:
+Pluggable channels (`AlertChannel.kind` → a transport in transports.TRANSPORTS). Every decision
+is a `SentAlert` row:
 
 - de-duplicated: the same `dedupe_key` goes to a channel at most once per `dedupe_seconds`
   (a failed delivery does not count, so the next sweep tries again);
@@ -17,78 +16,31 @@ written with a compare-and-set on the pending row.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
 import logging
-import os
-import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import requests
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 
+from monitoring.models import AlertChannel, SentAlert
 from sync.models import FlowType, SyncException
 
-from monitoring.models import AlertChannel, SentAlert
+from .transports import TRANSPORTS
 
 log = logging.getLogger(__name__)
 
 SPIKE_WINDOW = timedelta(minutes=15)
-SPIKE_MIN_COUNT = int(os.environ.get("ALERT_SPIKE_MIN", "5"))
 SPIKE_FACTOR = 3
-SIGNATURE_HEADER = "X-Q2C-Signature"
 
 
 def portal_url(path: str) -> str:
-    """Absolute link to a screen (PORTAL_BASE_URL from settings or the environment)."""
-    base = getattr(settings, "PORTAL_BASE_URL", "") or os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")
+    """Absolute link to a screen (settings.PORTAL_BASE_URL)."""
+    base = settings.PORTAL_BASE_URL
     return base.rstrip("/") + path
-
-
-# --- transports -------------------------------------------------------------------------------
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """`t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">` — the receiver recomputes it."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def verify_signature(secret: str, header: str, body: bytes, *, tolerance: int = 300, now: float | None = None) -> bool:
-    try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs((now or time.time()) - timestamp) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, body, timestamp), header)
-
-
-def send_webhook(channel: AlertChannel, alert: SentAlert) -> None:
-    payload = {
-        "text": f"{alert.subject}\n{alert.url}",  # Slack / Teams incoming webhooks show this
-        "event": alert.event, "title": alert.subject, "body": alert.body, "url": alert.url,
-        "data": alert.payload, "sent_at": timezone.now().isoformat(), "id": alert.pk,
-    }
-    body = json.dumps(payload, default=str).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "Q2C-Portal-Alerts/1"}
-    if channel.secret:
-        headers[SIGNATURE_HEADER] = sign(channel.secret, body, int(time.time()))
-    response = requests.post(channel.target, data=body, headers=headers, timeout=10)
-    if response.status_code >= 400:
-        raise RuntimeError(f"webhook answered {response.status_code}: {response.text[:200]}")
-
-
-def send_email(channel: AlertChannel, alert: SentAlert) -> None:
-    recipients = [a.strip() for a in channel.target.split(",") if a.strip()]
-    send_mail(f"[Q2C] {alert.subject}", f"{alert.body}\n\nOpen: {alert.url}\n", None, recipients, fail_silently=False)
-
-
-TRANSPORTS = {AlertChannel.Kind.EMAIL: send_email, AlertChannel.Kind.WEBHOOK: send_webhook}
 
 
 # --- the one entry point -------------------------------------------------------------------------
@@ -176,14 +128,13 @@ def alert_sla_at_risk(counts: dict[str, int]) -> list[SentAlert]:
 
 
 def exception_spike_check(*, now: datetime | None = None) -> list[SentAlert]:
-    """Exceptions opened in the last 15 min against the previous day's 15-min average."""
-    from django.db.models import Count
-
+    """Exceptions opened in the last 15 min against the previous day's 15-min average
+    (settings.ALERT_SPIKE_MIN: the fewest that count as a spike)."""
     now = now or timezone.now()
     recent = SyncException.objects.filter(first_seen__gte=now - SPIKE_WINDOW, first_seen__lt=now)
     count = recent.count()
     baseline = SyncException.objects.filter(first_seen__gte=now - timedelta(days=1) - SPIKE_WINDOW, first_seen__lt=now - SPIKE_WINDOW).count() / 96
-    if count < max(SPIKE_MIN_COUNT, SPIKE_FACTOR * baseline):
+    if count < max(settings.ALERT_SPIKE_MIN, SPIKE_FACTOR * baseline):
         return []
     top = recent.values("system", "error_class").annotate(n=Count("id")).order_by("-n")[:3]
     causes = "; ".join(f"{t['system']} {t['error_class']} ×{t['n']}" for t in top)

@@ -11,7 +11,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from monitoring.alerts.services import SIGNATURE_HEADER, alert_send, exception_spike_check, verify_signature
+from monitoring.alerts.services import alert_send, exception_spike_check
+from monitoring.alerts.transports import SIGNATURE_HEADER, verify_signature
 from monitoring.models import AlertChannel, SentAlert
 from monitoring.tasks import sla_sweep
 from sync.engine.exceptions import open_exception
