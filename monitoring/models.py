@@ -4,6 +4,7 @@ portal's role permissions."""
 from __future__ import annotations
 
 from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -68,8 +69,6 @@ class SlaPolicy(models.Model):
         return f"{self.get_flow_type_display()}: {self.target_seconds // 60} min"
 
     def clean(self) -> None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError):
