@@ -31,6 +31,7 @@ from sync.models import SyncException
 
 from . import redaction, services
 from . import selectors as sel
+from .filters import ExceptionFilterSet
 
 VIEW = "monitoring.view_exceptions"
 ACT = "sync.act_on_exception"
@@ -57,10 +58,10 @@ _FILTER_DOCS = {
 FILTER_PARAMETERS = [OpenApiParameter(name, str, description=doc) for name, doc in _FILTER_DOCS.items()]
 
 
-def _filters(params) -> sel.ExceptionFilters:
-    unknown = sorted(set(params) - set(sel.ExceptionFilters.names()) - {"page", "page_size", "dry_run", "expected_total", "format"})
-    filters = sel.ExceptionFilters.from_request(params)
-    errors = dict(filters.errors)
+def _filters(request, params) -> ExceptionFilterSet:
+    unknown = sorted(set(params) - set(ExceptionFilterSet.param_names()) - {"page", "page_size", "dry_run", "expected_total", "format"})
+    filters = ExceptionFilterSet(params, request=request)
+    errors = dict(filters.invalid)
     for name in unknown:
         errors[name] = "Unknown filter."
     if errors:
@@ -184,9 +185,9 @@ class BulkJobSerializer(serializers.ModelSerializer):
 @api_view(["GET"])
 @permission_classes([has_perm(VIEW)])
 def exception_list(request):
-    filters = _filters(request.query_params)
+    filters = _filters(request, request.query_params)
     paginator = StandardPagination()
-    page = paginator.paginate_queryset(sel.exception_list(filters=filters, user=request.user), request)
+    page = paginator.paginate_queryset(filters.qs, request)
     return paginator.get_paginated_response(ExceptionSerializer(page, many=True, context={"request": request}).data)
 
 
@@ -203,9 +204,9 @@ def exception_detail(request, pk: int):
 @api_view(["GET"])
 @permission_classes([has_perm(VIEW)])
 def exception_groups(request):
-    filters = _filters(request.query_params)
+    filters = _filters(request, request.query_params)
     paginator = StandardPagination()
-    page = sel.with_sample_messages(paginator.paginate_queryset(sel.cause_groups(filters=filters, user=request.user), request))
+    page = sel.with_sample_messages(paginator.paginate_queryset(sel.cause_groups(filters=filters), request))
     rows = [
         {"cause_key": g["cause_key"], "message": g["message"], "exceptions": g["count"], "documents": g["documents"], "occurrences": g["occurrences"],
          "revenue_at_risk": f"{g['at_risk'] or 0:.2f}", "reporting_currency": settings.REPORTING_CURRENCY, "systems": g["systems"],
@@ -347,14 +348,14 @@ def exception_bulk_retry(request):
     params = QueryDict(mutable=True)
     params.update(request.query_params)
     body = request.data if isinstance(request.data, dict) else {}
-    for name in sel.ExceptionFilters.names():
+    for name in ExceptionFilterSet.param_names():
         if name in body:
             params[name] = str(body[name])
     options = BulkRetryIn(data={**{k: v for k, v in request.query_params.items() if k in ("dry_run", "expected_total")}, **{k: v for k, v in body.items() if k in ("dry_run", "expected_total")}})
     options.is_valid(raise_exception=True)
-    filters = _filters(params)
+    filters = _filters(request, params)
     if options.validated_data["dry_run"]:
-        preview = sel.bulk_retry_preview(filters=filters, user=request.user)
+        preview = sel.bulk_retry_preview(filters=filters)
         return Response({
             "dry_run": True, "matched": preview["matched"], "retryable": preview["retryable"], "skipped": preview["skipped"],
             "idempotency_keys": preview["idempotency_keys"], "keys_truncated": preview["keys_truncated"], "by_system": preview["by_system"],

@@ -1,204 +1,40 @@
-"""Exception queue reads: the filter (every column it touches is indexed), counts, root-cause
-groups, the story behind one exception, and what a retry would do before anyone presses it."""
+"""Exception queue reads: counts, filter choices, root-cause groups, the story behind one
+exception, and what a retry would do before anyone presses it. The queue itself is
+filters.ExceptionFilterSet(...).qs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from datetime import timedelta
-from decimal import Decimal, InvalidOperation
-from urllib.parse import urlencode
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
-from django.utils import timezone
 
-from monitoring.models import SavedView
+from monitoring.models import PayloadEdit, SavedView
 from sync.flows.registry import FLOWS
-from sync.models import (
-    AuditEntry,
-    ErrorClass,
-    FlowRun,
-    FlowStep,
-    FlowType,
-    SyncException,
-    System,
-)
+from sync.models import AuditEntry, ErrorClass, FlowRun, FlowStep, FlowType, InboxEvent, SyncException
 
+from .filters import (
+    AGE_CHOICES,
+    ERROR_CLASS_CHOICES,
+    RETRY_CHOICES,
+    SORT_CHOICES,
+    STATUS_CHOICES,
+    SYSTEM_CHOICES,
+    ExceptionFilterSet,
+)
 from .redaction import pretty, redact
 
-ERROR_CLASS_CHOICES = ErrorClass.choices
-SYSTEM_CHOICES = [(s.value, s.label) for s in (System.SALESFORCE, System.NETSUITE, System.STRIPE, System.HUB, System.API)]
-STATUS_CHOICES = [("active", "Open + retrying"), *SyncException.Status.choices, ("all", "All")]
-AGE_CHOICES = [("1h", "Under 1 hour"), ("1d", "1–24 hours"), ("7d", "1–7 days"), ("old", "Over 7 days")]
-_AGE_RANGES = {  # (youngest, oldest) age of first_seen
-    "1h": (None, timedelta(hours=1)),
-    "1d": (timedelta(hours=1), timedelta(days=1)),
-    "7d": (timedelta(days=1), timedelta(days=7)),
-    "old": (timedelta(days=7), None),
-}
-RETRY_CHOICES = [("0", "Never retried"), ("1", "Retried at least once"), ("3", "Retried 3+ times")]
-SORT_CHOICES = [
-    ("-last_seen", "Most recent"),
-    ("first_seen", "Oldest first"),
-    ("-first_seen", "Newest first"),
-    ("-amount", "Largest amount"),
-    ("amount", "Smallest amount"),
-    ("-revenue_at_risk", "Most revenue at risk"),
-    ("-occurrences", "Most occurrences"),
-]
 FINANCIAL_FLOW_TYPES = (FlowType.INVOICE_POSTING, FlowType.PAYMENT_STATUS, FlowType.CREDIT_MEMO)
 EDITABLE_ERROR_CLASSES = (ErrorClass.MAPPING, ErrorClass.VALIDATION)
-# the list never loads the (possibly large) payload and response documents
-_LIST_DEFERRED = ("payload", "response")
-
-
-def _choice_values(choices) -> set[str]:
-    return {value for value, _ in choices}
-
-
-@dataclass
-class ExceptionFilters:
-    """The queue's filter, from and back to a query string, so every view is a shareable link."""
-
-    status: str = "active"
-    error_class: str = ""
-    system: str = ""
-    flow_type: str = ""
-    step: str = ""
-    assignee: str = ""
-    cause: str = ""
-    account: str = ""
-    document: str = ""
-    currency: str = ""
-    amount_min: str = ""
-    amount_max: str = ""
-    risk_min: str = ""
-    retries: str = ""
-    age: str = ""
-    q: str = ""
-    sort: str = "-last_seen"
-    errors: dict = field(default_factory=dict, compare=False)
-
-    LABELS = {
-        "status": "status", "error_class": "error class", "system": "system", "flow_type": "flow", "step": "step",
-        "assignee": "assignee", "cause": "root cause", "account": "account", "document": "document", "currency": "currency",
-        "amount_min": "amount ≥", "amount_max": "amount ≤", "risk_min": "revenue at risk ≥", "retries": "retries",
-        "age": "age", "q": "search",
-    }
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name != "errors"]
-
-    @classmethod
-    def from_request(cls, params) -> ExceptionFilters:
-        """Lenient (pages): unknown values are dropped and noted in `errors`."""
-        data = {}
-        for name in cls.names():
-            value = params.get(name, getattr(cls, name))
-            data[name] = (value if isinstance(value, str) else str(value)).strip()[:200]
-        filters = cls(**data)
-        filters.errors = filters._validate()
-        for name in filters.errors:
-            setattr(filters, name, getattr(cls, name))
-        return filters
-
-    def _validate(self) -> dict:
-        errors = {}
-        allowed = {
-            "status": _choice_values(STATUS_CHOICES), "error_class": _choice_values(ERROR_CLASS_CHOICES),
-            "system": _choice_values(SYSTEM_CHOICES), "flow_type": _choice_values(FlowType.choices),
-            "age": _choice_values(AGE_CHOICES), "retries": _choice_values(RETRY_CHOICES), "sort": _choice_values(SORT_CHOICES),
-        }
-        for name, values in allowed.items():
-            value = getattr(self, name)
-            if value and value not in values:
-                errors[name] = f"{value!r} is not one of: {', '.join(sorted(values))}."
-        for name in ("amount_min", "amount_max", "risk_min"):
-            value = getattr(self, name)
-            if value:
-                try:
-                    number = Decimal(value.replace(",", ""))
-                    if not number.is_finite():
-                        raise InvalidOperation
-                except InvalidOperation:
-                    errors[name] = f"{value!r} is not a number."
-        if self.currency and not (len(self.currency) == 3 and self.currency.isalpha()):
-            errors["currency"] = "Use a three-letter ISO 4217 code, e.g. EUR."
-        return errors
-
-    def as_query(self) -> dict:
-        """Only the parameters that differ from the defaults."""
-        return {name: getattr(self, name) for name in self.names() if getattr(self, name) and getattr(self, name) != getattr(type(self), name)}
-
-    def querystring(self) -> str:
-        return urlencode(self.as_query())
-
-    @property
-    def is_filtered(self) -> bool:
-        return any(name != "sort" for name in self.as_query())
-
-    def describe(self) -> str:
-        """The filter in words, for bulk jobs and exports."""
-        status = dict(STATUS_CHOICES).get(self.status, self.status)
-        parts = [f"status {status.lower()}"]
-        parts += [f"{self.LABELS[name]} {value}" for name, value in self.as_query().items() if name not in ("status", "sort")]
-        return ", ".join(parts)[:255]
-
-    def decimal(self, name: str) -> Decimal | None:
-        value = getattr(self, name)
-        return Decimal(value.replace(",", "")) if value else None
-
-
-def exception_list(*, filters: ExceptionFilters, user=None) -> QuerySet[SyncException]:
-    """The filtered, sorted queue. One row per fingerprint (a recurring failure is one row)."""
-    qs = SyncException.objects.select_related("assignee").defer(*_LIST_DEFERRED)
-    if filters.status == "active":
-        qs = qs.filter(status__in=SyncException.OPEN_STATUSES)
-    elif filters.status and filters.status != "all":
-        qs = qs.filter(status=filters.status)
-    for name, column in (("error_class", "error_class"), ("system", "system"), ("flow_type", "flow_type"), ("step", "step_name"), ("cause", "cause_key"), ("document", "document_number")):
-        value = getattr(filters, name)
-        if value:
-            qs = qs.filter(**{column: value})
-    if filters.currency:
-        qs = qs.filter(currency=filters.currency.upper())
-    if filters.account:
-        qs = qs.filter(account_name__istartswith=filters.account)
-    if filters.assignee == "me":
-        qs = qs.filter(assignee=user) if user is not None and user.is_authenticated else qs.none()
-    elif filters.assignee == "none":
-        qs = qs.filter(assignee__isnull=True)
-    elif filters.assignee:
-        qs = qs.filter(assignee__username=filters.assignee)
-    if filters.amount_min:
-        qs = qs.filter(amount__gte=filters.decimal("amount_min"))
-    if filters.amount_max:
-        qs = qs.filter(amount__lte=filters.decimal("amount_max"))
-    if filters.risk_min:
-        qs = qs.filter(revenue_at_risk__gte=filters.decimal("risk_min"))
-    if filters.retries:
-        qs = qs.filter(retries=0) if filters.retries == "0" else qs.filter(retries__gte=int(filters.retries))
-    if filters.age:
-        now = timezone.now()
-        youngest, oldest = _AGE_RANGES[filters.age]
-        if youngest is not None:
-            qs = qs.filter(first_seen__lte=now - youngest)
-        if oldest is not None:
-            qs = qs.filter(first_seen__gt=now - oldest)
-    if filters.q:
-        q = filters.q
-        qs = qs.filter(Q(document_number__istartswith=q) | Q(account_name__istartswith=q) | Q(message__icontains=q))
-    return qs.order_by(filters.sort, "-id")
 
 
 def exception_counts(*, user=None) -> dict:
     """Header counts over the open queue (one aggregate query + one grouped query)."""
     open_qs = SyncException.objects.filter(status__in=SyncException.OPEN_STATUSES)
     totals = open_qs.aggregate(
-        open=Count("id", filter=Q(status="open")),
-        retrying=Count("id", filter=Q(status="retrying")),
+        open=Count("id", filter=Q(status=SyncException.Status.OPEN)),
+        retrying=Count("id", filter=Q(status=SyncException.Status.RETRYING)),
         unassigned=Count("id", filter=Q(assignee__isnull=True)),
         mine=Count("id", filter=Q(assignee_id=getattr(user, "pk", None))) if user is not None else Count("id", filter=Q(pk__isnull=True)),
         at_risk=Sum("revenue_at_risk"),
@@ -234,9 +70,9 @@ def assignable_users() -> QuerySet:
 
 
 # --- root-cause groups -------------------------------------------------------------------------
-def cause_groups(*, filters: ExceptionFilters, user=None) -> QuerySet:
+def cause_groups(*, filters: ExceptionFilterSet) -> QuerySet:
     """The same cause across many documents, one row per cause_key, biggest first."""
-    qs = exception_list(filters=filters, user=user).order_by()
+    qs = filters.qs.order_by()
     return (
         qs.values("cause_key")
         .annotate(
@@ -244,7 +80,7 @@ def cause_groups(*, filters: ExceptionFilters, user=None) -> QuerySet:
             first_seen=Min("first_seen"), last_seen=Max("last_seen"), occurrences=Sum("occurrences"),
             systems=ArrayAgg("system", distinct=True), error_classes=ArrayAgg("error_class", distinct=True),
             flow_types=ArrayAgg("flow_type", distinct=True), sample_id=Min("id"),
-            retryable=Count("id", filter=Q(status="open", step__isnull=False)),
+            retryable=Count("id", filter=Q(status=SyncException.Status.OPEN, step__isnull=False)),
         )
         .order_by("-count", "-at_risk", "cause_key")
     )
@@ -420,11 +256,11 @@ def exception_story(exc: SyncException) -> dict:
         "preview": retry_preview(exc),
         "verb": FLOW_VERBS.get(exc.flow_type, "syncing"),
         "payload_edits": edits,
-        "pending_edit": next((e for e in edits if e.status == "pending"), None),
+        "pending_edit": next((e for e in edits if e.status == PayloadEdit.Status.PENDING), None),
         "can_edit_payload": exc.error_class in EDITABLE_ERROR_CLASSES and exc.step_id is not None and exc.status in SyncException.OPEN_STATUSES,
         "is_financial": exc.flow_type in FINANCIAL_FLOW_TYPES,
         "step_input_pretty": pretty(step_input(exc)),
-        "can_replay": bool(inbox and inbox.status == "dead" and exc.status in SyncException.OPEN_STATUSES),
+        "can_replay": bool(inbox and inbox.status == InboxEvent.Status.DEAD and exc.status in SyncException.OPEN_STATUSES),
         "can_cancel": bool(exc.flow_run_id and exc.flow_run.status not in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED)),
         "inbox": inbox,
     }
@@ -434,10 +270,10 @@ def exception_story(exc: SyncException) -> dict:
 BULK_KEYS_SHOWN = 1000
 
 
-def bulk_retry_preview(*, filters: ExceptionFilters, user=None, keys_limit: int = BULK_KEYS_SHOWN) -> dict:
+def bulk_retry_preview(*, filters: ExceptionFilterSet, keys_limit: int = BULK_KEYS_SHOWN) -> dict:
     """A dry run: the exact count the filter matches, how many will be retried, their idempotency keys,
     and the side effects already done in each system by those flows."""
-    matched_qs = exception_list(filters=filters, user=user)
+    matched_qs = filters.qs
     matched = matched_qs.count()
     retryable_qs = matched_qs.filter(status=SyncException.Status.OPEN, step__isnull=False).exclude(
         flow_run__status__in=[FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED]

@@ -25,8 +25,9 @@ from sync.engine.runner import step_override_payload, step_retry
 from sync.models import ExceptionComment, FlowRun, FlowStep, InboxEvent, SyncException
 from sync.tasks import cancel_flow
 
+from .filters import ExceptionFilterSet
 from .redaction import restore_redacted
-from .selectors import EDITABLE_ERROR_CLASSES, FINANCIAL_FLOW_TYPES, ExceptionFilters, assignable_users, exception_list, step_input
+from .selectors import EDITABLE_ERROR_CLASSES, FINANCIAL_FLOW_TYPES, assignable_users, step_input
 
 APPROVE_FINANCIAL_EDITS = "monitoring.approve_financial_edits"
 BULK_RETRY_MAX = 10_000
@@ -271,13 +272,13 @@ def payload_edit_reject(*, edit_id: int, user, note: str = ""):
 
 
 # --- bulk retry ------------------------------------------------------------------------------------------
-def bulk_retry_start(*, user, filters, expected_total: int | None = None):
+def bulk_retry_start(*, user, filters: ExceptionFilterSet, expected_total: int | None = None):
     """Snapshot exactly the rows the filter matches now into a job, and queue it after commit.
 
     `expected_total` is the count the user saw in the dry run; if the filter now matches a
     different number, nothing starts (the user reviews again).
     """
-    ids = list(exception_list(filters=filters, user=user).values_list("pk", flat=True)[: BULK_RETRY_MAX + 1])
+    ids = list(filters.qs.values_list("pk", flat=True)[: BULK_RETRY_MAX + 1])
     if not ids:
         raise ValidationError({"filter": "No exceptions match this filter; nothing to retry."})
     if len(ids) > BULK_RETRY_MAX:
@@ -364,7 +365,7 @@ def saved_view_save(*, user, name: str, query: str, group_id: int | None = None)
         group = user.groups.filter(pk=group_id).first()
         if group is None:
             raise ValidationError({"group": "You can share a view only with a role you have."})
-    clean = ExceptionFilters.from_request(QueryDict(query or "")).querystring()
+    clean = ExceptionFilterSet(QueryDict(query or "")).querystring()
     view, _ = SavedView.objects.update_or_create(owner=user, name=name, defaults={"query": clean, "group": group})
     return view
 

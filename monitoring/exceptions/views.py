@@ -32,10 +32,11 @@ from django_htmx.http import (
 
 from monitoring.models import BulkJob, PayloadEdit, SavedView
 from monitoring.pages import paginate, portal_page, render_region
-from sync.models import SyncException
+from sync.models import InboxEvent, SyncException
 
 from . import export, forms, services
 from . import selectors as sel
+from .filters import ExceptionFilterSet
 
 VIEW = "monitoring.view_exceptions"
 ACT = "sync.act_on_exception"
@@ -55,7 +56,7 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
     return fallback
 
 
-def _queue_context(request: HttpRequest, filters: sel.ExceptionFilters) -> dict:
+def _queue_context(request: HttpRequest, filters: ExceptionFilterSet) -> dict:
     return {
         "filters": filters,
         "filter_query": filters.querystring(),
@@ -67,10 +68,10 @@ def _queue_context(request: HttpRequest, filters: sel.ExceptionFilters) -> dict:
 # --- the queue -------------------------------------------------------------------------------------
 @portal_page(VIEW)
 def exceptions(request: HttpRequest) -> HttpResponse:
-    filters = sel.ExceptionFilters.from_request(request.GET)
+    filters = ExceptionFilterSet(request.GET, request=request)
     if request.GET.get("partial") == "counts":
         return render(request, "monitoring/exceptions.html#counts", {"counts": sel.exception_counts(user=request.user), "filters": filters})
-    page_obj = paginate(request, sel.exception_list(filters=filters, user=request.user))
+    page_obj = paginate(request, filters.qs)
     context = {
         "page_title": "Exceptions",
         "page_obj": page_obj,
@@ -86,8 +87,8 @@ def exceptions(request: HttpRequest) -> HttpResponse:
 @require_GET
 def exception_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered queue as CSV (streamed, at most EXPORT_MAX_ROWS rows), money with its currency."""
-    filters = sel.ExceptionFilters.from_request(request.GET)
-    rows = sel.exception_list(filters=filters, user=request.user)[: export.EXPORT_MAX_ROWS]
+    filters = ExceptionFilterSet(request.GET, request=request)
+    rows = filters.qs[: export.EXPORT_MAX_ROWS]
     lines = export.csv_lines(rows, base_url=request.build_absolute_uri("/")[:-1], reporting_currency=settings.REPORTING_CURRENCY)
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
@@ -97,8 +98,8 @@ def exception_export(request: HttpRequest) -> StreamingHttpResponse:
 
 @portal_page(VIEW)
 def exception_groups(request: HttpRequest) -> HttpResponse:
-    filters = sel.ExceptionFilters.from_request(request.GET)
-    paginator = Paginator(sel.cause_groups(filters=filters, user=request.user), 25)
+    filters = ExceptionFilterSet(request.GET, request=request)
+    paginator = Paginator(sel.cause_groups(filters=filters), 25)
     page_obj = paginator.get_page(request.GET.get("page"))
     groups = sel.with_sample_messages(list(page_obj.object_list))
     context = {"page_title": "Root causes", "page_obj": page_obj, "groups": groups, **_queue_context(request, filters)}
@@ -180,7 +181,7 @@ def _row_response(request: HttpRequest, pk: int, *, panel: str = "", error: str 
         "exc": exc, "panel": panel, "error": error, "notice": notice, "assignees": forms.assignee_choices(),
         "next": _safe_next(request, reverse("monitoring:exceptions")),
         "preview": sel.retry_preview(exc) if panel == "retry" else None,
-        "can_replay": bool(exc.inbox_event_id and exc.inbox_event.status == "dead") if panel == "replay" else False,
+        "can_replay": bool(exc.inbox_event_id and exc.inbox_event.status == InboxEvent.Status.DEAD) if panel == "replay" else False,
     }
     return render(request, "monitoring/exceptions.html#row", context)
 
@@ -283,7 +284,7 @@ def payload_edit_decide(request: HttpRequest, pk: int, edit_id: int, decision: s
 def exception_bulk_retry(request: HttpRequest) -> HttpResponse:
     """GET: the dry run (exact count, idempotency keys, side effects). POST: start the job."""
     params = request.GET if request.method == "GET" else QueryDict(request.POST.get("query", ""))
-    filters = sel.ExceptionFilters.from_request(params)
+    filters = ExceptionFilterSet(params, request=request)
     if request.method == "POST":
         form = forms.BulkRetryForm(request.POST)
         expected = form.cleaned_data.get("expected_total") if form.is_valid() else None
@@ -292,7 +293,7 @@ def exception_bulk_retry(request: HttpRequest) -> HttpResponse:
         except ValidationError as refusal:
             error = _errors(refusal)
             if request.htmx:
-                ctx = {"preview": sel.bulk_retry_preview(filters=filters, user=request.user), "filters": filters, "error": error}
+                ctx = {"preview": sel.bulk_retry_preview(filters=filters), "filters": filters, "error": error}
                 return render(request, "monitoring/exception_bulk.html#bulk-preview", ctx)
             messages.error(request, error)
             return redirect(f"{reverse('monitoring:exception_bulk_retry')}?{filters.querystring()}")
@@ -302,7 +303,7 @@ def exception_bulk_retry(request: HttpRequest) -> HttpResponse:
             trigger_client_event(response, "exceptionsChanged")
             return response
         return redirect(url)
-    preview = sel.bulk_retry_preview(filters=filters, user=request.user, keys_limit=50 if request.htmx else sel.BULK_KEYS_SHOWN)
+    preview = sel.bulk_retry_preview(filters=filters, keys_limit=50 if request.htmx else sel.BULK_KEYS_SHOWN)
     context = {"page_title": "Bulk retry", "preview": preview, "filters": filters, "queue_url": f"{reverse('monitoring:exceptions')}?{filters.querystring()}"}
     return render_region(request, "monitoring/exception_bulk.html", context, "bulk-preview")
 

@@ -49,7 +49,7 @@ def _make_failed_payment_flows(n: int, cause: str) -> list[int]:
 
 
 def test_bulk_retry_of_1000_exceptions_retries_each_step_exactly_once(celery_worker_process, itops, client):
-    from monitoring.exceptions.selectors import ExceptionFilters
+    from monitoring.exceptions.filters import ExceptionFilterSet
     from monitoring.exceptions.services import bulk_retry_start
     from monitoring.exceptions.tasks import BULK_QUEUE, bulk_retry
     from monitoring.models import BulkJob
@@ -57,7 +57,7 @@ def test_bulk_retry_of_1000_exceptions_retries_each_step_exactly_once(celery_wor
     step_ids = _make_failed_payment_flows(N, "bulk-cause")
     untouched = _make_failed_payment_flows(3, "other-cause")  # outside the filter: never retried
 
-    job = bulk_retry_start(user=itops, filters=ExceptionFilters(cause="bulk-cause"), expected_total=N)  # queued on commit
+    job = bulk_retry_start(user=itops, filters=ExceptionFilterSet({"cause": "bulk-cause"}), expected_total=N)  # queued on commit
     bulk_retry.apply_async(args=[job.pk], queue=BULK_QUEUE)  # the same job message delivered a second time
 
     client.force_login(itops)

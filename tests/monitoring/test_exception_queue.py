@@ -539,13 +539,13 @@ def test_bulk_job_progress_stops_polling_when_done(client, itops):
 
 
 def test_a_bulk_job_is_worked_through_once_even_when_run_twice(itops):
-    from monitoring.exceptions.selectors import ExceptionFilters
+    from monitoring.exceptions.filters import ExceptionFilterSet
     from monitoring.exceptions.services import bulk_retry_run, bulk_retry_start
     from monitoring.models import BulkJob
 
     made = [exc(system="netsuite") for _ in range(5)]
     closed = exc(system="netsuite")
-    job = bulk_retry_start(user=itops, filters=ExceptionFilters(system="netsuite"))
+    job = bulk_retry_start(user=itops, filters=ExceptionFilterSet({"system": "netsuite"}))
     SyncException.objects.filter(pk=closed.pk).update(status="resolved")  # closed meanwhile: skipped, not retried
     bulk_retry_run(job_id=job.pk)
     bulk_retry_run(job_id=job.pk)  # a redelivered message
