@@ -1,24 +1,16 @@
-"""The dashboards' lists: filtered, indexed, bounded querysets; traces and a deal's lifecycle;
-connector health.
-
-Every figure on a dashboard links to a list built here with the same definition as the
-figure (window basis, duration bucket, SLA outcome), so the rows behind a number are one
-click away and add up to it.
-"""
+"""The dashboards' reads beyond the KPIs: legal entities, traces and a deal's lifecycle,
+connector health. (The flow list under each dashboard is filters.FlowRunFilterSet.)"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, DateTimeField, DurationField, ExpressionWrapper, F, Q, QuerySet, Value
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from monitoring.formatting import duration
-from monitoring.kpis.sla import at_risk_ids
 from sync.models import (
     AuditEntry, ConnectorCall, ConnectorState, FlowRun, FlowStep, FlowType, Invoice, LegalEntity, Order, Payment,
     Subscription, SyncException, System,
@@ -29,100 +21,6 @@ SYSTEM_CHOICES = [(s.value, s.label) for s in (System.SALESFORCE, System.NETSUIT
 
 def legal_entities() -> list[tuple[str, str]]:
     return list(LegalEntity.objects.values_list("code", "name"))
-
-
-@dataclass
-class FlowFilters:
-    status: str = ""
-    entity: str = ""
-    q: str = ""
-    sort: str = "-business_started_at"
-    flow: str = ""  # one flow type of the page's types
-    basis: str = ""  # "started" / "completed": only flows started / completed in the URL's window
-    min_seconds: str = ""  # duration (or age, when unfinished) bucket of a histogram bar
-    max_seconds: str = ""
-    sla: str = ""  # due / met / breached / at_risk
-    exc: str = ""  # "1": raised an exception, "0": did not
-
-    SORTS = {"-business_started_at", "business_started_at", "-amount_reporting", "business_completed_at", "-duration"}
-    WINDOW_KEYS = ("start", "end", "days")
-
-    @classmethod
-    def from_request(cls, params) -> "FlowFilters":
-        data = {f.name: params.get(f.name, "").strip() for f in fields(cls)}
-        if data["sort"] not in cls.SORTS:
-            data["sort"] = cls.sort
-        for key in ("min_seconds", "max_seconds"):
-            if data[key] and not data[key].isdigit():
-                data[key] = ""
-        if data["sla"] not in ("", "due", "met", "breached", "at_risk"):
-            data["sla"] = ""
-        if data["basis"] not in ("", "started", "completed"):
-            data["basis"] = ""
-        return cls(**data)
-
-    @property
-    def narrowed(self) -> list[str]:
-        """Human words for the filters that come from a clicked figure (shown above the table)."""
-        words = []
-        if self.basis == "completed":
-            words.append("completed in the window")
-        elif self.basis == "started":
-            words.append("started in the window")
-        if self.min_seconds or self.max_seconds:
-            words.append(f"duration {duration(self.min_seconds or 0)} – {duration(self.max_seconds) if self.max_seconds else '∞'}")
-        if self.sla:
-            words.append({"due": "SLA due in the window", "met": "SLA met", "breached": "SLA breached", "at_risk": "SLA at risk now"}[self.sla])
-        if self.exc:
-            words.append("raised an exception" if self.exc == "1" else "no exception")
-        return words
-
-
-def flow_runs(*, flow_types: list[str], filters: FlowFilters, window=None) -> QuerySet[FlowRun]:
-    now = window.as_of if window is not None else timezone.now()
-    types = [filters.flow] if filters.flow in flow_types else flow_types
-    qs = FlowRun.objects.filter(flow_type__in=types)
-    if filters.status == "in_flight":
-        qs = qs.filter(status__in=FlowRun.ACTIVE_STATUSES)
-    elif filters.status:
-        qs = qs.filter(status=filters.status)
-    entity = filters.entity or (window.entity if window is not None else "")
-    if entity:
-        qs = qs.filter(legal_entity=entity)
-    if window is not None and window.currency:
-        qs = qs.filter(currency=window.currency)
-    if filters.q:
-        qs = qs.filter(Q(document_number__istartswith=filters.q) | Q(account_name__icontains=filters.q))
-    if window is not None and filters.basis == "completed":
-        qs = qs.filter(status=FlowRun.Status.COMPLETED, business_completed_at__gte=window.start, business_completed_at__lt=window.end)
-    elif window is not None and filters.basis == "started":
-        qs = qs.filter(business_started_at__gte=window.start, business_started_at__lt=window.end).exclude(status=FlowRun.Status.CANCELLED)
-    if filters.exc:
-        qs = qs.filter(had_exception=filters.exc == "1")
-    if filters.min_seconds or filters.max_seconds or filters.sort == "-duration":
-        end = Coalesce(F("business_completed_at"), Value(now, output_field=DateTimeField()))
-        qs = qs.annotate(duration=ExpressionWrapper(end - F("business_started_at"), output_field=DurationField()))
-        if filters.min_seconds:
-            qs = qs.filter(duration__gte=timedelta(seconds=int(filters.min_seconds)))
-        if filters.max_seconds:
-            qs = qs.filter(duration__lt=timedelta(seconds=int(filters.max_seconds)))
-    if filters.sla:
-        qs = qs.filter(sla_due_at__isnull=False).exclude(status=FlowRun.Status.CANCELLED)
-        decided = Q(business_completed_at__isnull=False) | Q(sla_due_at__lte=now)
-        met = Q(business_completed_at__isnull=False, business_completed_at__lte=F("sla_due_at"))
-        if filters.sla == "at_risk":
-            qs = qs.filter(id__in=at_risk_ids(now))
-        else:
-            if window is not None:
-                qs = qs.filter(sla_due_at__gte=window.start, sla_due_at__lt=window.end)
-            qs = qs.filter(decided)
-            if filters.sla == "met":
-                qs = qs.filter(met)
-            elif filters.sla == "breached":
-                qs = qs.exclude(met)
-    return qs.order_by(filters.sort, "-id")
-
-
 
 
 def trace_search(q: str) -> QuerySet[FlowRun]:

@@ -22,6 +22,7 @@ from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, Reconc
 
 from . import charts, selectors, tiles
 from .context import kpi_context, window_from, window_query
+from .filters import FlowRunFilterSet
 
 
 @portal_page("monitoring.view_kpis")
@@ -46,11 +47,11 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 def _flow_page(request: HttpRequest, *, flow_types: list[str], template: str, title: str, extra: dict, window: Window) -> HttpResponse:
-    filters = selectors.FlowFilters.from_request(request.GET)
+    filters = FlowRunFilterSet(request.GET, flow_types=flow_types, window=window, request=request)
     context = {
         **kpi_context(request, window, title),
         "filters": filters,
-        "page_obj": paginate(request, selectors.flow_runs(flow_types=flow_types, filters=filters, window=window)),
+        "page_obj": paginate(request, filters.qs),
         "statuses": FlowRun.Status.choices,
         "flow_choices": [(t, FlowType(t).label) for t in flow_types] if len(flow_types) > 1 else [],
         **extra,

@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from monitoring.dashboards import selectors as dashboard_selectors
 from monitoring.dashboards.charts import sla_compliance_chart
 from monitoring.dashboards.context import kpi_context, window_from
+from monitoring.dashboards.filters import FlowRunFilterSet
 from monitoring.kpis import sla as sla_kpis
 from monitoring.kpis.window import Window
 from monitoring.models import SentAlert, SlaHoliday, SlaPolicy
@@ -36,9 +36,8 @@ def _sla_context(request: HttpRequest, window: Window, forms: dict | None = None
     outcome = request.GET.get("sla", "")
     drill = None
     if outcome in ("due", "met", "breached", "at_risk") and flow in sla_rows:
-        filters = dashboard_selectors.FlowFilters.from_request(request.GET)
-        drill = {"flow": flow, "label": sla_rows[flow]["label"], "outcome": outcome,
-                 "page_obj": paginate(request, dashboard_selectors.flow_runs(flow_types=[flow], filters=filters, window=window))}
+        filters = FlowRunFilterSet(request.GET, flow_types=[flow], window=window, request=request)
+        drill = {"flow": flow, "label": sla_rows[flow]["label"], "outcome": outcome, "page_obj": paginate(request, filters.qs)}
     return {
         **kpi_context(request, window, "SLA"),
         "sla": sla_rows,
