@@ -36,7 +36,7 @@ class Portal(models.Model):
 class SlaPolicy(models.Model):
     """Target duration per flow type. Defaults from the design; editable by permitted users.
 
-    `monitoring.sla.sla_due_at()` turns a policy into a due time: 24×7 adds the target to the
+    `monitoring.sla.policies.sla_due_at()` turns a policy into a due time: 24×7 adds the target to the
     start; the business calendar counts only working hours on working days (weekends and
     `SlaHoliday` rows excluded). Inside the month-end close window (the last
     `month_end_days_before` days of a month and the first `month_end_days_after` days of the
@@ -93,7 +93,7 @@ class SlaHoliday(models.Model):
 
 
 class AlertChannel(models.Model):
-    """Where alerts go. Pluggable by `kind` (see monitoring/alerts.py TRANSPORTS)."""
+    """Where alerts go. Pluggable by `kind` (see monitoring/alerts/transports.py TRANSPORTS)."""
 
     class Kind(models.TextChoices):
         EMAIL = "email", "Email"
