@@ -12,7 +12,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 
 from monitoring.models import PayloadEdit, SavedView
 from sync.flows.registry import FLOWS
-from sync.models import AuditEntry, ErrorClass, FlowRun, FlowStep, FlowType, InboxEvent, SyncException
+from sync.models import AuditEntry, ErrorClass, FlowRun, FlowStep, FlowType, InboxEvent, SyncException, System
 
 from .filters import (
     AGE_CHOICES,
@@ -140,7 +140,7 @@ def side_effects(run: FlowRun | None) -> list[dict]:
     for step in run.steps.filter(status__in=[FlowStep.Status.SUCCEEDED, FlowStep.Status.COMPENSATED]).order_by("seq"):
         out.append({
             "step": step.name, "system": step.system, "status": step.status, "finished_at": step.finished_at,
-            "external": step.system != "hub", "compensation": step.compensation, "summary": redact(step.response_summary or {}),
+            "external": step.system != System.HUB, "compensation": step.compensation, "summary": redact(step.response_summary or {}),
         })
     return out
 
@@ -283,7 +283,7 @@ def bulk_retry_preview(*, filters: ExceptionFilterSet, keys_limit: int = BULK_KE
     by_system = {r["system"]: r["n"] for r in retryable_qs.order_by().values("system").annotate(n=Count("id"))}
     effects = (
         FlowStep.objects.filter(flow_run__exceptions__in=retryable_qs.order_by().values("pk"), status=FlowStep.Status.SUCCEEDED)
-        .exclude(system="hub")
+        .exclude(system=System.HUB)
         .order_by()
         .values("system", "name")
         .annotate(n=Count("id", distinct=True))
