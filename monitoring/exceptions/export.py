@@ -4,9 +4,10 @@ open in a spreadsheet. Rows are written as they are read (streamed), at most EXP
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -39,7 +40,7 @@ class _Echo:
         return value
 
 
-def csv_lines(rows: Iterable[SyncException], *, base_url: str, reporting_currency: str) -> Iterator[str]:
+def csv_lines(rows: QuerySet[SyncException], *, base_url: str, reporting_currency: str) -> Iterator[str]:
     """The header, then one line per exception (`rows` is read in chunks of 2,000)."""
     writer = csv.writer(_Echo())
     yield writer.writerow(HEADER)
