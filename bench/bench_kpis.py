@@ -260,9 +260,9 @@ def main() -> None:
         cursor.execute("SELECT count(*) FROM sync_flowstep")
         steps = cursor.fetchone()[0]
 
-    # KPI rollups (monitoring/rollups.py): what beat does every minute. The first refresh builds
+    # KPI rollups (monitoring/kpis/rollups.py): what beat does every minute. The first refresh builds
     # every hour of history; the next ones recompute only new and dirty hours.
-    from monitoring import rollups
+    from monitoring.kpis import rollups
 
     if args.no_rollups:
         rollups.reset()

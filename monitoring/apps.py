@@ -8,6 +8,7 @@ class MonitoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # imported here, not at the top: roles.py imports models, which need the app registry ready
         from .roles import ensure_roles
 
         # Groups and their permissions follow the code on every migrate (idempotent).

@@ -4,6 +4,7 @@ portal's role permissions."""
 from __future__ import annotations
 
 from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -35,7 +36,7 @@ class Portal(models.Model):
 class SlaPolicy(models.Model):
     """Target duration per flow type. Defaults from the design; editable by permitted users.
 
-    `monitoring.sla.sla_due_at()` turns a policy into a due time: 24×7 adds the target to the
+    `monitoring.sla.policies.sla_due_at()` turns a policy into a due time: 24×7 adds the target to the
     start; the business calendar counts only working hours on working days (weekends and
     `SlaHoliday` rows excluded). Inside the month-end close window (the last
     `month_end_days_before` days of a month and the first `month_end_days_after` days of the
@@ -68,8 +69,6 @@ class SlaPolicy(models.Model):
         return f"{self.get_flow_type_display()}: {self.target_seconds // 60} min"
 
     def clean(self) -> None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -94,7 +93,7 @@ class SlaHoliday(models.Model):
 
 
 class AlertChannel(models.Model):
-    """Where alerts go. Pluggable by `kind` (see monitoring/alerts.py TRANSPORTS)."""
+    """Where alerts go. Pluggable by `kind` (see monitoring/alerts/transports.py TRANSPORTS)."""
 
     class Kind(models.TextChoices):
         EMAIL = "email", "Email"
@@ -310,7 +309,7 @@ class FlowRollup(models.Model):
     - completed (business_completed_at): order cycle time;
     - due (sla_due_at): SLA met or not.
 
-    Unsettled flows are never rolled up: their figures depend on "now". `monitoring.rollups`
+    Unsettled flows are never rolled up: their figures depend on "now". `monitoring.kpis.rollups`
     builds the table, and a trigger on sync_flowrun marks hours changed after they were rolled
     up (late events), so readers take those hours from the raw rows until the next refresh.
     """

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 from django.db import DEFAULT_DB_ALIAS, router
 
+from .models import DEFAULT_SLA_MINUTES, SlaPolicy
+
 EXECUTIVE, FINANCE, REVOPS, IT_OPS = "Executive", "Finance", "RevOps", "IT Operations"
 
 ACT = "sync.act_on_exception"
@@ -42,8 +44,5 @@ def ensure_roles(using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
     for name, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set([_permission(p) for p in perms])
-
-    from .models import DEFAULT_SLA_MINUTES, SlaPolicy
-
     for flow_type, minutes in DEFAULT_SLA_MINUTES.items():
         SlaPolicy.objects.get_or_create(flow_type=flow_type, defaults={"target_seconds": minutes * 60})

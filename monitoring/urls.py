@@ -1,6 +1,8 @@
 from django.urls import path
 
-from . import exception_views, views
+from .dashboards import views
+from .exceptions import views as exception_views
+from .sla import views as sla_views
 
 app_name = "monitoring"
 
@@ -20,8 +22,8 @@ urlpatterns = [
     path("exceptions/<int:pk>/edit-payload/", exception_views.exception_edit_payload, name="exception_edit_payload"),
     path("exceptions/<int:pk>/payload-edits/<int:edit_id>/<slug:decision>/", exception_views.payload_edit_decide, name="exception_payload_edit_decide"),
     path("exceptions/<int:pk>/<slug:action>/", exception_views.exception_action, name="exception_action"),
-    path("sla/", views.sla, name="sla"),
-    path("sla/policies/<int:pk>/", views.sla_policy_edit, name="sla_policy_edit"),
+    path("sla/", sla_views.sla, name="sla"),
+    path("sla/policies/<int:pk>/", sla_views.sla_policy_edit, name="sla_policy_edit"),
     path("reconciliation/", views.reconciliation, name="reconciliation"),
     path("traces/", views.traces, name="traces"),
     path("traces/<int:pk>/", views.trace_detail, name="trace_detail"),

@@ -47,7 +47,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
 app.conf.task_default_queue = Queue.FLOWS.value
 app.autodiscover_tasks()
-app.autodiscover_tasks(["monitoring"], related_name="exception_tasks")  # the bulk-retry job
+app.autodiscover_tasks(["monitoring.exceptions"])  # the bulk-retry job (monitoring/exceptions/tasks.py)
 
 
 @app.task(name=TaskName.PING.value, queue=Queue.STATUS.value)
@@ -57,22 +57,29 @@ def ping(value: str = "pong") -> str:
 
 
 # --- beat: every periodic job, in one place ------------------------------------------------
-# Each entry names its queue through the task and sets `expires` so a backlog after an
-# outage does not run stale copies. The DatabaseScheduler syncs these into the admin.
+# Each entry names its task by TaskName (the queue comes with it, see `expires`/`queue`) and
+# sets `expires` before its next run, so a backlog after an outage never piles up stale copies:
+# the next run does the same work. The DatabaseScheduler syncs these into the admin, keyed by
+# the entry's name: never rename one.
 app.conf.beat_schedule = {
     # re-dispatch work a lost message or a broker outage left behind (inbox, due retries, leases, outbox)
-    "sweep": {"task": "sync.sweep", "schedule": 15.0, "options": {"expires": 14}},
+    "sweep": {"task": TaskName.SWEEP.value, "schedule": 15.0, "options": {"expires": 14}},
     # publish CRM status write-backs and analytics events waiting in the outbox
-    "publish-outbox": {"task": "sync.publish_outbox", "schedule": 10.0, "options": {"expires": 9}},
+    "publish-outbox": {"task": TaskName.PUBLISH_OUTBOX.value, "schedule": 10.0, "options": {"expires": 9}},
     # pull path: changes since the watermark, so nothing depends on webhooks alone
-    "poll-salesforce-orders": {"task": "sync.poll_changes", "schedule": 60.0, "args": ["salesforce", "Order"], "options": {"expires": 55}},
-    "poll-netsuite-invoices": {"task": "sync.poll_changes", "schedule": 120.0, "args": ["netsuite", "invoice"], "options": {"expires": 110}},
+    "poll-salesforce-orders": {"task": TaskName.POLL_CHANGES.value, "schedule": 60.0, "args": ["salesforce", "Order"], "options": {"expires": 55}},
+    "poll-netsuite-invoices": {"task": TaskName.POLL_CHANGES.value, "schedule": 120.0, "args": ["netsuite", "invoice"], "options": {"expires": 110}},
     # connector call records past their retention (CONNECTOR_CALL_RETENTION_DAYS)
-    "purge-connector-calls": {"task": "sync.purge_connector_calls", "schedule": 3600.0, "options": {"expires": 3000}},
+    "purge-connector-calls": {"task": TaskName.PURGE_CONNECTOR_CALLS.value, "schedule": 3600.0, "options": {"expires": 3000}},
+    # SLA: flip FlowRun.sla_breached on running flows past due (once each), alert on new breaches
+    # and on flows past their at-risk share. Every minute: targets are 15 min and more.
+    "monitoring-sla-sweep": {"task": TaskName.SLA_SWEEP.value, "schedule": 60.0, "options": {"queue": Queue.RECON.value, "expires": 50}},
+    # missing events: closed-won orders with no ERP sales order past SLA, ended billing periods with
+    # no invoice, finalized invoices with no payment past due. Opens and resolves exceptions.
+    "monitoring-detect-missing-events": {"task": TaskName.DETECT_MISSING_EVENTS.value, "schedule": 300.0, "options": {"queue": Queue.RECON.value, "expires": 240}},
+    # exception spikes: opened in the last 15 min vs the previous day's 15-min average
+    "monitoring-exception-spike-check": {"task": TaskName.EXCEPTION_SPIKE_CHECK.value, "schedule": 300.0, "options": {"queue": Queue.RECON.value, "expires": 240}},
+    # KPI rollups: roll up the hour that just closed, recompute hours touched by late events.
+    # Readers stay exact without it (they read raw rows for what is not rolled up); it keeps them fast.
+    "monitoring-refresh-rollups": {"task": TaskName.REFRESH_ROLLUPS.value, "schedule": 60.0, "options": {"queue": Queue.RECON.value, "expires": 50}},
 }
-
-try:  # monitoring's schedules (SLA marking, missing events, alerts) live beside their code
-    from monitoring.schedules import BEAT_SCHEDULE as _MONITORING_SCHEDULE
-except ImportError:  # pragma: no cover
-    _MONITORING_SCHEDULE = {}
-app.conf.beat_schedule.update(_MONITORING_SCHEDULE)

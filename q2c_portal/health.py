@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from functools import cache
 
 import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -34,20 +36,11 @@ def _broker() -> None:
         client.close()
 
 
-def _kpi_rollups() -> dict:
-    """Informational: how far the KPI rollups lag (beat refreshes them every minute). A stale
-    rollup makes dashboards slower, never wrong, so it does not fail the check."""
-    from django.utils import timezone
-
-    from monitoring.models import RollupDirtyHour, RollupState
-
-    state = RollupState.objects.filter(pk=1).first()
-    if state is None or state.refreshed_at is None:
-        return {"refreshed_at": None, "note": "not built yet: beat builds them within a minute of starting"}
-    return {
-        "refreshed_at": state.refreshed_at.isoformat(), "seconds_since_refresh": round((timezone.now() - state.refreshed_at).total_seconds()),
-        "rolled_up_to": state.watermark.isoformat() if state.watermark else None, "dirty_hours": RollupDirtyHour.objects.count(),
-    }
+@cache
+def _details() -> dict:
+    """Informational sections from the apps above (settings.HEALTH_DETAILS: name → dotted path of
+    a function returning a dict), imported by name so this module imports no app."""
+    return {name: import_string(path) for name, path in settings.HEALTH_DETAILS.items()}
 
 
 @never_cache
@@ -57,10 +50,11 @@ def healthz(request):
     healthy = all(c["ok"] for c in checks.values())
     body = {"status": "ok" if healthy else "unavailable", "checks": checks}
     if checks["postgres"]["ok"]:
-        try:
-            body["kpi_rollups"] = _kpi_rollups()
-        except Exception as exc:  # noqa: BLE001 — informational only
-            body["kpi_rollups"] = {"error": f"{type(exc).__name__}: {exc}"}
+        for name, detail in _details().items():
+            try:
+                body[name] = detail()
+            except Exception as exc:  # noqa: BLE001 — informational only
+                body[name] = {"error": f"{type(exc).__name__}: {exc}"}
     if not healthy:
         body["reason"] = "; ".join(f"{name} is down ({c['error']})" for name, c in checks.items() if not c["ok"])
     return JsonResponse(body, status=200 if healthy else 503)

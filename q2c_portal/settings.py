@@ -215,20 +215,28 @@ SYNC_ENGINE = {
 }
 # The SLA due date the runner stamps on each new flow: the dotted path of a function
 # `(flow_type, started_at) -> datetime | None` (a string, so settings import no app); empty: no SLA.
-SYNC_SLA_DUE_AT = "monitoring.sla.sla_due_at"
+SYNC_SLA_DUE_AT = "monitoring.sla.policies.sla_due_at"
+# Informational sections of /healthz from the apps above q2c_portal: name → dotted path of a
+# function returning a dict (strings, so q2c_portal imports no app).
+HEALTH_DETAILS = {"kpi_rollups": "monitoring.kpis.rollups.health"}
 
 # --- product settings -----------------------------------------------------------
-PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://localhost:8000")  # absolute links in alerts
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL") or "http://localhost:8000"  # absolute links in alerts
 REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD").upper()
 if len(REPORTING_CURRENCY) != 3 or not REPORTING_CURRENCY.isalpha():
     raise ImproperlyConfigured("REPORTING_CURRENCY must be an ISO 4217 code such as USD.")
-# KPI screens read hourly rollups of settled flows (monitoring/rollups.py); 0 reads raw rows only
+# KPI screens read hourly rollups of settled flows (monitoring/kpis/rollups.py); 0 reads raw rows only
 # (same figures, slower at volume) — a switch for diagnosing a suspected rollup fault.
 KPI_ROLLUPS = env_bool("KPI_ROLLUPS", True)
 # Connector call records (request rate, errors, latency on the connectors page) are kept this long.
 CONNECTOR_CALL_RETENTION_DAYS = int(os.environ.get("CONNECTOR_CALL_RETENTION_DAYS", "35"))
 # Check each chart against plotly's schema before rendering (on in tests; ~18 ms a chart).
 PLOTLY_VALIDATE = env_bool("PLOTLY_VALIDATE", False)
+
+# --- monitoring: alerts ---------------------------------------------------------------
+# An exception spike alerts when at least this many exceptions open within 15 minutes (and at
+# least 3× the previous day's 15-minute average). Links in alerts use PORTAL_BASE_URL above.
+ALERT_SPIKE_MIN = int(os.environ.get("ALERT_SPIKE_MIN", "5"))
 
 # --- connectors: base URLs and credentials from the environment ---------------------
 # Defaults point at the local sandboxes (bin/run-demo starts them); production sets the
@@ -275,7 +283,7 @@ CONNECTOR_ROLES = {
 }
 CONNECTOR_TIMEOUT_SECONDS = float(os.environ.get("CONNECTOR_TIMEOUT_SECONDS", "20"))
 
-# --- SYNC_RETRY: the retry schedule (sync/engine/retry.py builds RetryPolicy objects from it) ----
+# --- SYNC_RETRY: the retry schedule (sync/retry.py builds RetryPolicy objects from it) ----
 # A failed attempt waits min(cap, base × 2^(attempt-1)) seconds, scaled by a random factor in
 # [1 - jitter, 1 + jitter] and never less than the system's Retry-After. A flow step is
 # retried on transient errors (rate limit, timeout, unavailable) until it has had its system's

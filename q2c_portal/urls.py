@@ -3,16 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from monitoring import api as monitoring_api
-
 from .health import healthz
 
 api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
-    path("kpis/", monitoring_api.kpi_view, name="api-kpis"),
     path("", include("sync.api_urls")),
-    path("", include("monitoring.exception_api_urls")),
+    path("", include("monitoring.api_urls")),
 ]
 
 urlpatterns = [

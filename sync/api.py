@@ -22,14 +22,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
-from monitoring.api import has_perm
-from q2c_portal.api import PROBLEM_JSON, StandardPagination, problem
+from q2c_portal.api import PROBLEM_JSON, StandardPagination, has_perm, problem
 from sync.canonical.events import SCHEMA_DIR, event_types, schema, validate_envelope
 from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import get_connector
 from sync.models import AuditEntry, FlowRun, InboxEvent
 
 from .engine.inbox import accept_canonical, accept_raw, inbox_replay
+from .filters import FlowRunApiFilterSet
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1000
@@ -185,21 +185,11 @@ class AuditSerializer(serializers.ModelSerializer):
 @api_view(["GET"])
 @permission_classes([has_perm("monitoring.view_traces")])
 def flows(request):
-    qs = FlowRun.objects.all()
-    params = request.query_params
-    if params.get("correlation_id"):
-        try:
-            qs = qs.filter(correlation_id=serializers.UUIDField().to_internal_value(params["correlation_id"]))
-        except serializers.ValidationError:
-            return problem(400, "Invalid request", "correlation_id must be a UUID.", [{"field": "correlation_id", "message": "Must be a UUID.", "code": "invalid"}])
-    if params.get("document_number"):
-        qs = qs.filter(document_number=params["document_number"])
-    if params.get("flow_type"):
-        qs = qs.filter(flow_type=params["flow_type"])
-    if params.get("status"):
-        qs = qs.filter(status=params["status"])
+    filters = FlowRunApiFilterSet(request.query_params, request=request)
+    if not filters.is_valid():  # only correlation_id has a format to get wrong
+        return problem(400, "Invalid request", "correlation_id must be a UUID.", [{"field": "correlation_id", "message": "Must be a UUID.", "code": "invalid"}])
     paginator = StandardPagination()
-    page = paginator.paginate_queryset(qs.order_by("-created_at", "-id"), request)
+    page = paginator.paginate_queryset(filters.qs.order_by("-created_at", "-id"), request)
     return paginator.get_paginated_response(FlowSerializer(page, many=True).data)
 
 

@@ -15,7 +15,7 @@ from sync.engine import retention, sweeper
 from sync.engine.inbox import inbox_process
 from sync.engine.outbox_publisher import outbox_publish
 from sync.engine.polling import poll
-from sync.engine.retry import inbox_policy
+from sync.retry import inbox_policy
 from sync.engine.runner import flow_cancel, flow_run
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Shared fixtures: role users, a real Celery worker, and headless Chromium.
 
 Everything here is real: PostgreSQL (pytest-django's test database), Redis (a
-database of its own, see settings_test), Celery worker processes, Debian Chromium.
+database of its own, see tests/settings.py), Celery worker processes, Debian Chromium.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class WorkerProcess:
 
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "q2c_portal.settings_test",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": _test_database_url(),
             "TEST_REDIS_URL": settings.REDIS_URL,
             **(extra_env or {}),
@@ -203,7 +203,7 @@ class SandboxServer:
         self.system = system
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "q2c_portal.settings_test", "DATABASE_URL": _test_database_url()}
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": _test_database_url()}
         self.log = open(ROOT / ".var" / f"test-sandbox-{system}-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "run_sandbox", system, "--port", str(self.port), "--workers", "2"],

@@ -65,7 +65,7 @@ def test_it_needs_no_login(client, db):
 
 
 def test_it_reports_how_far_the_kpi_rollups_lag(client, db):
-    from monitoring.rollups import refresh
+    from monitoring.kpis.rollups import refresh
 
     assert client.get("/healthz").json()["kpi_rollups"]["refreshed_at"] is None
     refresh()

@@ -6,6 +6,7 @@ import json
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from .faults import fault_config
@@ -76,8 +77,6 @@ def control_views(system: str):
 
 
 def control_urls(system: str) -> list:
-    from django.urls import path
-
     faults, reset, page = control_views(system)
     return [
         path("__sandbox__/", page, name=f"{system}-sandbox-page"),

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from sandboxes.db import DB, connection
 
+from . import models
+
 CURRENCIES = [(1, "USD", "US Dollar"), (2, "GBP", "British pound"), (3, "CAD", "Canadian Dollar"), (4, "EUR", "Euro")]
 SUBSIDIARIES = [(1, "Q2C US Inc.", "US", "USD"), (2, "Q2C UK Ltd", "GB", "GBP"), (3, "Q2C DE GmbH", "DE", "EUR")]
 # (SKU = itemId, display name, base price); SaaS sells non-inventory items
@@ -36,7 +38,7 @@ def seed_catalog(apps=None) -> dict:
     `apps` is the migration state when called from a data migration (historical models).
     """
     if apps is None:
-        from .models import Currency, Record, Subsidiary
+        Currency, Record, Subsidiary = models.Currency, models.Record, models.Subsidiary
     else:
         Currency, Record, Subsidiary = (apps.get_model("netsuite_sandbox", n) for n in ("Currency", "Record", "Subsidiary"))
 
@@ -65,7 +67,5 @@ def seed_catalog(apps=None) -> dict:
 
 def ensure_seeded() -> None:
     """Seed if the account has no setup (one cheap query per request otherwise)."""
-    from .models import Subsidiary
-
-    if not Subsidiary.objects.exists():
+    if not models.Subsidiary.objects.exists():
         seed_catalog()

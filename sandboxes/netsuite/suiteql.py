@@ -26,9 +26,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db.models import DecimalField, F, Q, QuerySet
+from django.db.models import Case, CharField, DecimalField, F, Q, QuerySet, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
+
+from .models import Currency, Record, Subsidiary
 
 
 class QueryError(ValueError):
@@ -47,14 +49,10 @@ ITEM_TYPES = {"inventoryItem": "InvtPart", "nonInventorySaleItem": "NonInvtPart"
 
 
 def _type_case(mapping: dict[str, str]):
-    from django.db.models import Case, CharField, Value, When
-
     return Case(*[When(record_type=k, then=Value(v)) for k, v in mapping.items()], output_field=CharField())
 
 
 def _tables() -> dict[str, tuple[Callable[[], QuerySet], dict[str, Column]]]:
-    from .models import Currency, Record, Subsidiary
-
     record_common = {
         "id": Column(F("id"), "id"),
         "externalid": Column(F("external_id")),

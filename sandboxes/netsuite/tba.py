@@ -32,6 +32,8 @@ from django.utils import timezone
 
 from sandboxes.db import DB
 
+from .models import OAuthNonce
+
 log = logging.getLogger(__name__)
 
 # ASSUMPTION: NetSuite does not document its timestamp tolerance; 5 minutes either way.
@@ -86,8 +88,6 @@ def sign(base_string: str, consumer_secret: str, token_secret: str) -> str:
 
 def verify_request(request: HttpRequest, *, account_id: str, consumer_key: str, consumer_secret: str, token_id: str, token_secret: str) -> None:
     """Raise InvalidLogin unless the request carries a valid, fresh, unreplayed TBA signature."""
-    from .models import OAuthNonce
-
     params = parse_header(request.META.get("HTTP_AUTHORIZATION", ""))
     missing = [name for name in REQUIRED if not params.get(name)]
     if missing:

@@ -17,17 +17,19 @@ import secrets
 from datetime import timedelta
 
 import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.x509 import load_pem_x509_certificate
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils import timezone as dj_timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from sandboxes.db import DB
 from sandboxes.kit.faults import sandbox_endpoint
 
-from . import schema, store
+from . import schema, simulate, store
 from .models import AccessToken, ConnectedApp, OrgState
 from .store import Ctx, SFError
 
@@ -127,8 +129,6 @@ def token(request: HttpRequest) -> HttpResponse:
 
 
 def _public_key(pem: str):
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-    from cryptography.x509 import load_pem_x509_certificate
 
     if "BEGIN CERTIFICATE" in pem:
         return load_pem_x509_certificate(pem.encode()).public_key()
@@ -377,7 +377,6 @@ def composite(ctx: Ctx, body: dict) -> dict:
             m = re.match(r"^/services/data/v(\d+\.\d)/([^?]*)(?:\?(.*))?$", url)
             if not m:
                 raise SFError(400, "INVALID_URL", f"Invalid URL: {url}")
-            from django.http import QueryDict
 
             with transaction.atomic(using=DB):
                 status, result = dispatch(ctx, sub.get("method", "GET"), m.group(2).strip("/"), QueryDict(m.group(3) or ""), payload)
@@ -460,8 +459,6 @@ def org_control(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 def simulate_control(request: HttpRequest, action: str) -> HttpResponse:
     """POST /__sandbox__/salesforce/<action>: drive the simulated org over HTTP (the demo)."""
-    from . import simulate
-
     if request.method != "POST":
         return JsonResponse({"error": "POST only"}, status=405)
     try:

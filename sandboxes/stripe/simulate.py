@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from sandboxes.db import DB, connection
@@ -213,8 +214,6 @@ def deliver_pending_webhooks(max_events: int = 100, *, url: str | None = None, s
 
 def webhook_backlog() -> dict:
     """Counts of events by delivery state (for the demo's status line and tests)."""
-    from django.db.models import Count
-
     return {row["delivery"]: row["n"] for row in SandboxEvent.objects.values("delivery").annotate(n=Count("pk"))}
 
 

@@ -6,7 +6,7 @@ wait out a "slow down" and show up on the Connectors page the same way.
 
 A short `Retry-After` is waited out inside the call (the vendor asked for it, and the step
 keeps its place); a longer one is handed back as the final response, and the connector raises
-a transient ConnectorError that the engine's retry schedule (`sync.engine.retry`) picks up.
+a transient ConnectorError that the engine's retry schedule (`sync.retry`) picks up.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 import requests
 
-from sync.engine.retry import RetryPolicy
-from sync.models import ErrorClass
+from sync.retry import RetryPolicy
+from sync.models import ConnectorCall, ErrorClass
 
 from .errors import STATUS_ONLY, CodeTable, ConnectorError, classify
 
@@ -77,8 +77,6 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def record_call(system: str, operation: str, status_code: int | None, error_class: str, started: float) -> None:
     """One row per outbound call, for the Connectors page (rate, errors, latency)."""
-    from sync.models import ConnectorCall
-
     try:
         ConnectorCall.objects.create(
             system=system, operation=operation[:96], status_code=status_code, error_class=error_class or "",

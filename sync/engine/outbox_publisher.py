@@ -21,7 +21,7 @@ from sync.connectors.registry import crm
 from sync.models import FlowStep, OutboxMessage
 
 from .exceptions import open_exception
-from .retry import outbox_policy
+from sync.retry import outbox_policy
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 60

@@ -31,7 +31,7 @@ from sync.outbox import outbox_add
 from . import circuit
 from .exceptions import open_exception, resolve_for_step
 from .money import to_reporting
-from .retry import RetryPolicy
+from sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Callable
 
 from q2c_portal.celery import Queue
-from sync.engine.retry import RetryPolicy, policy_for
+from sync.retry import RetryPolicy, policy_for
 from sync.models import FlowRun, FlowStep
 
 

@@ -175,7 +175,6 @@ def test_the_product_imports_nothing_from_sandboxes():
     offenders = [
         f"{path.relative_to(ROOT)}: {module}"
         for path in python_files("sync", "monitoring", "q2c_portal")
-        if path.name != "settings_test.py"  # the test settings build on sandboxes.settings, by design
         for module in imported_modules(path)
         if module == "sandboxes" or module.startswith("sandboxes.")
     ]

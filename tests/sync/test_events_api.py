@@ -128,9 +128,9 @@ def test_a_revoked_permission_is_refused_once_the_30_second_grant_cache_expires(
 
     from django.contrib.auth.models import User
 
-    from monitoring import api as monitoring_api
+    from q2c_portal import api as portal_api
 
-    monkeypatch.setattr(monitoring_api, "PERM_CACHE_SECONDS", 0.2)
+    monkeypatch.setattr(portal_api, "PERM_CACHE_SECONDS", 0.2)
     assert post(api, "/api/v1/events/", {**ORDER, "id": "evt-grant-1"}).status_code == 202
     user = User.objects.get(username="crm-relay")
     user.groups.clear()

@@ -170,8 +170,8 @@ def invoice_event(number: str, order: FlowRun, total: str = "1000.00") -> dict:
 
 
 def test_invoices_during_an_erp_outage_retry_then_queue_as_unavailable_and_post_once_after_it(stack, reference_data):
+    from monitoring.exceptions.services import exception_retry
     from sandboxes.netsuite.models import ExternalIdLedger
-    from sync.services import exception_retry
 
     stack.start_worker(Q2C_MAX_ATTEMPTS_NETSUITE="3")
     order = _activate(stack, "ORD-E2E-INV")

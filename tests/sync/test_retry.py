@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.connectors.errors import ConnectorError
-from sync.engine.retry import RetryPolicy, inbox_policy, max_attempts_for, outbox_policy, policy_for
+from sync.retry import RetryPolicy, inbox_policy, max_attempts_for, outbox_policy, policy_for
 from sync.flows.base import Step
 
 

@@ -29,7 +29,7 @@ from requests_oauthlib import OAuth1
 from sync.connectors.errors import CodeTable, ConnectorError, classify
 from sync.connectors.http import WaitPolicy, parse_retry_after, send
 from sync.connectors.roles import CallResult, ERPConnector
-from sync.models import ErrorClass
+from sync.models import ErrorClass, LegalEntity
 
 from . import mapper, wire
 
@@ -236,8 +236,6 @@ class NetSuiteConnector(ERPConnector):
             return str(document["erp_subsidiary_id"])
         code = document.get("legal_entity")
         if code:
-            from sync.models import LegalEntity
-
             found = LegalEntity.objects.filter(code=code).values_list("erp_subsidiary_id", flat=True).first()
             if not found:
                 raise ConnectorError(ErrorClass.MAPPING, f"Legal entity {code!r} has no NetSuite subsidiary id", system=self.system, field="legal_entity")

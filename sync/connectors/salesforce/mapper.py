@@ -10,6 +10,8 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
+
 from sync.connectors.errors import ConnectorError
 
 SYSTEM = "salesforce"
@@ -39,8 +41,6 @@ def decimal(value, *, field: str = "") -> Decimal:
 def record_currency(record) -> str:
     """A record's CurrencyIsoCode. Single-currency orgs have no such field: their records are
     in the org's corporate currency, configured as SALESFORCE_CORPORATE_CURRENCY (not guessed)."""
-    from django.conf import settings
-
     code = record.get("CurrencyIsoCode") or settings.CONNECTORS["salesforce"].get("corporate_currency") or "USD"
     return str(code).upper()
 

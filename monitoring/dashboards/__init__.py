@@ -1,0 +1,1 @@
+"""The dashboards: pages (views.py, context.py), their lists (selectors.py), charts and tiles."""

@@ -1,0 +1,149 @@
+"""Monitoring API: KPIs."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from q2c_portal.api import has_perm
+
+from .summary import kpi_summary
+from .window import Window
+
+
+class KpiQuery(serializers.Serializer):
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+    entity = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        if attrs.get("start") and attrs.get("end") and attrs["start"] >= attrs["end"]:
+            raise serializers.ValidationError({"end": "end must be after start."})
+        return attrs
+
+
+# --- the response contract (DESIGN.md KPIs); the API answers exactly these keys ---------------
+class OrderCycleTimeOut(serializers.Serializer):
+    count = serializers.IntegerField(help_text="order activations completed (activated) in the window")
+    p50_seconds = serializers.FloatField(allow_null=True, help_text="activated_at − closed_won_at, percentile_cont(0.5)")
+    p90_seconds = serializers.FloatField(allow_null=True)
+    p95_seconds = serializers.FloatField(allow_null=True)
+    in_flight = serializers.IntegerField(help_text="order activations not yet activated, now")
+
+
+class AmendmentsOut(serializers.Serializer):
+    started = serializers.IntegerField(help_text="amendment flows started (requested) in the window")
+    with_exception = serializers.IntegerField(help_text="… of which raised at least one exception")
+    failure_rate = serializers.FloatField(allow_null=True, help_text="with_exception ÷ started (0–1)")
+    first_pass_success_rate = serializers.FloatField(allow_null=True, help_text="completed without an exception ÷ started")
+    completed = serializers.IntegerField(help_text="… of which completed so far")
+
+
+class InvoiceSyncLagOut(serializers.Serializer):
+    posted = serializers.IntegerField(help_text="invoices finalized in the window and posted to the ERP")
+    p50_seconds = serializers.FloatField(allow_null=True, help_text="posted_at − finalized_at; unposted invoices count with their age")
+    p95_seconds = serializers.FloatField(allow_null=True)
+    unposted = serializers.IntegerField(help_text="finalized in the window, not posted yet")
+    oldest_unposted_seconds = serializers.FloatField(allow_null=True)
+
+
+class ExceptionsOut(serializers.Serializer):
+    open = serializers.IntegerField(help_text="open or retrying now")
+    by_error_class = serializers.DictField(child=serializers.IntegerField())
+    by_system = serializers.DictField(child=serializers.IntegerField())
+    by_flow = serializers.DictField(child=serializers.IntegerField())
+    opened = serializers.IntegerField(help_text="first seen in the window")
+    resolved = serializers.IntegerField(help_text="resolved in the window")
+    mttr_seconds = serializers.FloatField(allow_null=True, help_text="mean resolved_at − first_seen of those resolved in the window")
+
+
+class SlaFlowOut(serializers.Serializer):
+    target_seconds = serializers.IntegerField()
+    due = serializers.IntegerField(help_text="due in the window with a known outcome (finished, or past due)")
+    met = serializers.IntegerField(help_text="finished by the due time")
+    breached = serializers.IntegerField(help_text="due − met")
+    at_risk = serializers.IntegerField(help_text="running now, past the at-risk share of the allowed time")
+    compliance = serializers.FloatField(allow_null=True, help_text="met ÷ due (0–1)")
+
+
+class MoneyOut(serializers.Serializer):
+    currency = serializers.CharField(help_text="the reporting currency (ISO 4217)")
+    amount = serializers.DecimalField(max_digits=20, decimal_places=2, coerce_to_string=True)
+
+
+class RetriesOut(serializers.Serializer):
+    total = serializers.IntegerField(help_text="attempts beyond the first, of steps started in the window")
+    by_system = serializers.DictField(child=serializers.IntegerField())
+    by_error_class = serializers.DictField(child=serializers.IntegerField())
+
+
+class DuplicateRateOut(serializers.Serializer):
+    conflicts = serializers.IntegerField(help_text="customer duplicate/conflict exceptions opened in the window")
+    customers_synced = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True)
+
+
+class RenewalAccuracyOut(serializers.Serializer):
+    due = serializers.IntegerField()
+    completed_without_exception = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True)
+
+
+class WindowOut(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    entity = serializers.CharField(allow_null=True)
+    currency = serializers.CharField(allow_null=True)
+
+
+class KpiOut(serializers.Serializer):
+    window = WindowOut()
+    order_cycle_time = OrderCycleTimeOut()
+    amendments = AmendmentsOut()
+    invoice_sync_lag = InvoiceSyncLagOut()
+    exceptions = ExceptionsOut()
+    sla = serializers.DictField(child=SlaFlowOut(), help_text="per flow type with a policy")
+    revenue_at_risk = MoneyOut()
+    retries = RetriesOut()
+    duplicate_rate = DuplicateRateOut()
+    renewal_accuracy = RenewalAccuracyOut()
+
+
+def kpi_payload(summary: dict) -> dict:
+    """Project the selectors' answer onto the contract (screens get a few more keys)."""
+    data = KpiOut(summary).data
+    data["window"] = summary["window"]  # echo the ISO strings exactly as computed
+    return data
+
+
+@extend_schema(
+    summary="KPIs for a window",
+    description="Order cycle time, amendment failures, invoice sync lag, exceptions, SLA, revenue at risk, retries, "
+    "duplicate rate and renewal accuracy, as defined in DESIGN.md. Window [start, end); default the last 30 days. "
+    "Percentiles are PostgreSQL percentile_cont (linear interpolation). Money is a decimal string in the reporting currency.",
+    parameters=[
+        OpenApiParameter("start", OpenApiTypes.DATETIME, description="ISO 8601; with end"),
+        OpenApiParameter("end", OpenApiTypes.DATETIME, description="ISO 8601, exclusive"),
+        OpenApiParameter("entity", str, description="legal entity code (ERP subsidiary)"),
+        OpenApiParameter("currency", str, description="only documents in this ISO 4217 currency"),
+    ],
+    responses={200: KpiOut},
+)
+@api_view(["GET"])
+@permission_classes([has_perm("monitoring.view_kpis")])
+def kpi_view(request):
+    query = KpiQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    data = query.validated_data
+    if bool(data.get("start")) != bool(data.get("end")):
+        raise ValidationError({"start": "Give both start and end, or neither (last 30 days)."})
+    if data.get("start"):
+        window = Window(data["start"], data["end"], data.get("entity", ""), data.get("currency", "").upper())
+    else:
+        window = Window.last_days(30, entity=data.get("entity", ""), currency=data.get("currency", "").upper())
+    return Response(kpi_payload(kpi_summary(window)))

@@ -1,0 +1,42 @@
+"""How clean the syncing is: retries (attempts beyond the first) and duplicate customers."""
+
+from __future__ import annotations
+
+from sync.models import FlowType
+
+from .sources import started_source
+from .sql import EXC_TABLE, STEP_TABLE, fetch_all, fetch_one, rate
+from .window import Window
+
+
+def retries(window: Window) -> dict:
+    """Retries (attempts beyond the first) of steps started in the window, by system and class."""
+    rows = fetch_all(
+        f"""
+        SELECT s.system, coalesce(nullif(s.error_class, ''), 'none') AS error_class, sum(s.attempts - 1) AS n
+        FROM {STEP_TABLE} s
+        WHERE s.attempts > 1 AND s.started_at >= %s AND s.started_at < %s
+        GROUP BY 1, 2 ORDER BY 3 DESC
+        """,
+        [window.start, window.end],
+    )
+    by_system: dict[str, int] = {}
+    by_class: dict[str, int] = {}
+    for r in rows:
+        by_system[r["system"]] = by_system.get(r["system"], 0) + int(r["n"])
+        by_class[r["error_class"]] = by_class.get(r["error_class"], 0) + int(r["n"])
+    return {"total": sum(by_system.values()), "by_system": by_system, "by_error_class": by_class}
+
+
+def duplicate_rate(window: Window) -> dict:
+    """Customer conflicts detected ÷ customers synced, in the window."""
+    src, src_params = started_source(window, [FlowType.CUSTOMER_SYNC])
+    row = fetch_one(
+        f"""
+        SELECT (SELECT count(*) FROM {EXC_TABLE} e WHERE e.flow_type = %s AND e.error_class IN ('duplicate', 'conflict')
+                  AND e.first_seen >= %s AND e.first_seen < %s) AS conflicts,
+               (SELECT coalesce(sum(n), 0)::int FROM ({src}) src) AS synced
+        """,
+        [FlowType.CUSTOMER_SYNC, window.start, window.end, *src_params],
+    )
+    return {"conflicts": row["conflicts"], "customers_synced": row["synced"], "rate": rate(row["conflicts"], row["synced"])}

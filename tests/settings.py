@@ -1,0 +1,34 @@
+"""Test settings: the real settings with DEBUG on and a fast password hasher. They live in
+tests/, not in the product, because they build on the simulators' settings (sandboxes/).
+
+The services are real (PostgreSQL, Redis); only what makes tests slow or needs
+TLS is relaxed here. `tests/test_deploy_check.py` checks the production settings.
+
+They build on the sandbox settings (the product's settings plus the vendor simulators), as
+the tests drive the simulators in-process and as servers (tests/conftest.py SandboxServer).
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
+
+from sandboxes.settings import *  # noqa: E402,F401,F403
+
+# One database for the product and the simulators: tests use both in-process, and the
+# sandbox servers they start (tests/conftest.py) run on these settings too.
+DATABASES = {"default": DATABASES["default"]}  # noqa: F405
+DATABASE_ROUTERS = []
+SANDBOX_DATABASE = "default"
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405
+
+# Tests use their own Redis database so a running demo's queues are never touched.
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or REDIS_URL.rsplit("/", 1)[0] + "/15"  # noqa: F405
+CELERY_BROKER_URL = REDIS_URL
+# Round-trip tests read task results; the product itself keeps flow state in PostgreSQL.
+CELERY_RESULT_BACKEND = REDIS_URL
+
+# Every chart the tests render is checked against plotly's schema (production skips the ~18 ms).
+PLOTLY_VALIDATE = True
