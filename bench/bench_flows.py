@@ -86,10 +86,17 @@ def stop(procs: list[subprocess.Popen], timeout: float = 30) -> None:
 
 def order_event(number: str) -> dict:
     return {
-        "id": f"bench-{number}", "type": "order.closed_won.v1", "source": "crm-relay", "occurred_at": "2026-11-23T10:00:00Z",
+        "id": f"bench-{number}",
+        "type": "order.closed_won.v1",
+        "source": "crm-relay",
+        "occurred_at": "2026-11-23T10:00:00Z",
         "data": {
-            "order_number": number, "account": {"external_id": f"001{number}", "name": f"Customer of {number}", "email": f"ap@{number.lower()}.example"},
-            "currency": "USD", "legal_entity": "US01", "closed_won_at": "2026-11-23T10:00:00Z", "effective_date": "2026-11-23",
+            "order_number": number,
+            "account": {"external_id": f"001{number}", "name": f"Customer of {number}", "email": f"ap@{number.lower()}.example"},
+            "currency": "USD",
+            "legal_entity": "US01",
+            "closed_won_at": "2026-11-23T10:00:00Z",
+            "effective_date": "2026-11-23",
             "lines": [
                 {"sku": "PLAT-SEAT", "description": "Platform seats", "quantity": "25", "unit_price": "40.00", "billing": "recurring", "interval": "month"},
                 {"sku": "ONBOARD-FEE", "description": "Onboarding", "quantity": "1", "unit_price": "1500.00", "billing": "one_time"},
@@ -120,12 +127,20 @@ def main() -> None:
 
     ports = {name: free_port() for name in ("salesforce", "netsuite", "stripe")}
     env = {
-        **os.environ, "DATABASE_URL": db_url, "SANDBOX_DATABASE_URL": sandbox_db_url, "REDIS_URL": redis_url, "DEBUG": "1", "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "sandboxes.settings", "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SANDBOX_DATABASE_URL": sandbox_db_url,
+        "REDIS_URL": redis_url,
+        "DEBUG": "1",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "sandboxes.settings",
+        "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
         "SALESFORCE_INSTANCE_URL": f"http://127.0.0.1:{ports['salesforce']}",
         "SALESFORCE_TOKEN_URL": f"http://127.0.0.1:{ports['salesforce']}/services/oauth2/token",
-        "NETSUITE_BASE_URL": f"http://127.0.0.1:{ports['netsuite']}", "STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
-        "STRIPE_SANDBOX_WEBHOOK_URL": "", "SALESFORCE_SANDBOX_RELAY_URL": "",
+        "NETSUITE_BASE_URL": f"http://127.0.0.1:{ports['netsuite']}",
+        "STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
+        "STRIPE_SANDBOX_WEBHOOK_URL": "",
+        "SALESFORCE_SANDBOX_RELAY_URL": "",
     }
     os.environ.update({k: v for k, v in env.items() if isinstance(v, str)})
     import django
@@ -151,7 +166,11 @@ def main() -> None:
 
     try:
         for name, port in ports.items():
-            wait_port(port, spawn([sys.executable, "manage.py", "run_sandbox", name, "--port", str(port), "--workers", "2"], f"bench-sandbox-{name}.log"), f"{name} sandbox")
+            wait_port(
+                port,
+                spawn([sys.executable, "manage.py", "run_sandbox", name, "--port", str(port), "--workers", "2"], f"bench-sandbox-{name}.log"),
+                f"{name} sandbox",
+            )
         result = run(args)
     finally:
         stop(procs)
@@ -159,31 +178,45 @@ def main() -> None:
 
 
 def run(args) -> dict:
-    from sync.canonical.store import safe_external_id
-    from sync.connectors import registry
-    from sync.engine.inbox import accept_canonical
-    from sync.models import FlowRun
-
     # --- baseline: the four vendor calls per order, no engine, as many lanes as the engine has --
     from concurrent.futures import ThreadPoolExecutor
 
     from django.db import connection
+
+    from sync.canonical.store import safe_external_id
+    from sync.connectors import registry
+    from sync.engine.inbox import accept_canonical
+    from sync.models import FlowRun
 
     lanes = args.workers * args.concurrency
     erp_sub = "1"
     run_id = uuid.uuid4().hex[:6]
 
     def raw_orders(lane: int) -> None:
-        erp, billing = registry.connector_class(registry.system_of("erp")).from_settings(), registry.connector_class(registry.system_of("billing")).from_settings()
+        erp, billing = (
+            registry.connector_class(registry.system_of("erp")).from_settings(),
+            registry.connector_class(registry.system_of("billing")).from_settings(),
+        )
         try:
             for i in range(lane, args.baseline, lanes):
                 number = f"RAW-{run_id}-{i}"
                 event = order_event(number)["data"]
-                customer = {"hub_id": f"raw-{i}", "name": event["account"]["name"], "email": event["account"]["email"], "tax_id": "", "currency": "USD",
-                            "legal_entity": "US01", "erp_subsidiary_id": erp_sub, "crm_account_id": event["account"]["external_id"], "payment_terms": ""}
+                customer = {
+                    "hub_id": f"raw-{i}",
+                    "name": event["account"]["name"],
+                    "email": event["account"]["email"],
+                    "tax_id": "",
+                    "currency": "USD",
+                    "legal_entity": "US01",
+                    "erp_subsidiary_id": erp_sub,
+                    "crm_account_id": event["account"]["external_id"],
+                    "payment_terms": "",
+                }
                 erp_customer = erp.upsert_customer(customer=customer, external_id=safe_external_id("CUST", event["account"]["external_id"]))
                 bill_customer = billing.upsert_customer(customer=customer, idempotency_key=f"raw:{number}:customer")
-                erp.upsert_sales_order(order={**event, "erp_subsidiary_id": erp_sub}, customer_id=erp_customer.external_id, external_id=safe_external_id("SO", number))
+                erp.upsert_sales_order(
+                    order={**event, "erp_subsidiary_id": erp_sub}, customer_id=erp_customer.external_id, external_id=safe_external_id("SO", number)
+                )
                 recurring = [line for line in event["lines"] if line["billing"] == "recurring"]
                 billing.create_subscription(customer_id=bill_customer.external_id, order={**event, "lines": recurring}, idempotency_key=f"raw:{number}:sub")
         finally:
@@ -197,11 +230,34 @@ def run(args) -> dict:
     # --- the product ----------------------------------------------------------------------------
     workers = []
     for w in range(args.workers):
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "q2c_portal", "worker", "-l", "warning", "-Q", "flows,status,recon,usage", "-c", str(args.concurrency),
-             "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"bench{w}-{run_id}@%h"],
-            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "q2c_portal.settings"}, stdout=open(ROOT / ".var" / f"bench-worker-{w}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
-        ))
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "q2c_portal",
+                    "worker",
+                    "-l",
+                    "warning",
+                    "-Q",
+                    "flows,status,recon,usage",
+                    "-c",
+                    str(args.concurrency),
+                    "--without-heartbeat",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-n",
+                    f"bench{w}-{run_id}@%h",
+                ],
+                cwd=ROOT,
+                env={**os.environ, "DJANGO_SETTINGS_MODULE": "q2c_portal.settings"},
+                stdout=open(ROOT / ".var" / f"bench-worker-{w}.log", "w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     try:
         from q2c_portal.celery import app
 
@@ -235,9 +291,14 @@ def run(args) -> dict:
     so_creates = sum(ExternalIdLedger.objects.filter(record_type="salesOrder", external_id__startswith=f"SO-ORD-{run_id}-").values_list("creates", flat=True))
     subs = sum(count_objects("subscription", order_number=n) for n in numbers[:50])
     return {
-        "baseline_seconds": baseline_seconds, "accept_seconds": accept_seconds, "engine_seconds": engine_seconds,
-        "completed": sum(1 for r in runs if r["status"] == "completed"), "failed": sum(1 for r in runs if r["status"] != "completed"),
-        "latencies": latencies, "so_creates": so_creates, "subs_first_50": subs,
+        "baseline_seconds": baseline_seconds,
+        "accept_seconds": accept_seconds,
+        "engine_seconds": engine_seconds,
+        "completed": sum(1 for r in runs if r["status"] == "completed"),
+        "failed": sum(1 for r in runs if r["status"] != "completed"),
+        "latencies": latencies,
+        "so_creates": so_creates,
+        "subs_first_50": subs,
     }
 
 

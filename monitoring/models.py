@@ -57,7 +57,9 @@ class SlaPolicy(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", help_text="IANA zone of the business calendar, e.g. America/New_York")
     month_end_target_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="stricter target in the month-end close window")
     month_end_days_before = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(15)], help_text="close window: last days of the month")
-    month_end_days_after = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(15)], help_text="close window: first days of the next month")
+    month_end_days_after = models.PositiveSmallIntegerField(
+        default=3, validators=[MaxValueValidator(15)], help_text="close window: first days of the next month"
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
@@ -72,7 +74,7 @@ class SlaPolicy(models.Model):
         try:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError({"time_zone": f"Unknown time zone {self.time_zone!r}; use an IANA name such as Europe/Berlin."})
+            raise ValidationError({"time_zone": f"Unknown time zone {self.time_zone!r}; use an IANA name such as Europe/Berlin."}) from None
         if self.calendar == self.Calendar.BUSINESS and self.business_hours_end <= self.business_hours_start:
             raise ValidationError({"business_hours_end": "The working day must end after it starts."})
         if self.month_end_target_seconds and self.month_end_target_seconds > self.target_seconds:
@@ -292,7 +294,6 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
 
 
 # --- KPI rollups: per hour × flow type × legal entity × currency -------------------------------

@@ -17,16 +17,29 @@ ACT = "sync.act_on_exception"
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     EXECUTIVE: ["monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_reconciliation"],
     FINANCE: [
-        "monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_reconciliation",
-        "monitoring.view_traces", "monitoring.approve_financial_edits", ACT,
+        "monitoring.view_kpis",
+        "monitoring.view_exceptions",
+        "monitoring.view_reconciliation",
+        "monitoring.view_traces",
+        "monitoring.approve_financial_edits",
+        ACT,
     ],
     REVOPS: [
-        "monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_traces", "monitoring.manage_sla", ACT,
+        "monitoring.view_kpis",
+        "monitoring.view_exceptions",
+        "monitoring.view_traces",
+        "monitoring.manage_sla",
+        ACT,
     ],
     IT_OPS: [
-        "monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_reconciliation",
-        "monitoring.view_traces", "monitoring.view_connectors", "monitoring.manage_connectors",
-        "monitoring.manage_sla", ACT,
+        "monitoring.view_kpis",
+        "monitoring.view_exceptions",
+        "monitoring.view_reconciliation",
+        "monitoring.view_traces",
+        "monitoring.view_connectors",
+        "monitoring.manage_connectors",
+        "monitoring.manage_sla",
+        ACT,
     ],
 }
 

@@ -97,8 +97,13 @@ def problem_exception_handler(exc, context):
     if response is None:
         return None
     title = {
-        400: "Invalid request", 401: "Authentication required", 403: "Permission denied",
-        404: "Not found", 405: "Method not allowed", 415: "Unsupported media type", 429: "Too many requests",
+        400: "Invalid request",
+        401: "Authentication required",
+        403: "Permission denied",
+        404: "Not found",
+        405: "Method not allowed",
+        415: "Unsupported media type",
+        429: "Too many requests",
     }.get(response.status_code, "Error")
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)

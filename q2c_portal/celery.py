@@ -76,9 +76,17 @@ app.conf.beat_schedule = {
     "monitoring-sla-sweep": {"task": TaskName.SLA_SWEEP.value, "schedule": 60.0, "options": {"queue": Queue.RECON.value, "expires": 50}},
     # missing events: closed-won orders with no ERP sales order past SLA, ended billing periods with
     # no invoice, finalized invoices with no payment past due. Opens and resolves exceptions.
-    "monitoring-detect-missing-events": {"task": TaskName.DETECT_MISSING_EVENTS.value, "schedule": 300.0, "options": {"queue": Queue.RECON.value, "expires": 240}},
+    "monitoring-detect-missing-events": {
+        "task": TaskName.DETECT_MISSING_EVENTS.value,
+        "schedule": 300.0,
+        "options": {"queue": Queue.RECON.value, "expires": 240},
+    },
     # exception spikes: opened in the last 15 min vs the previous day's 15-min average
-    "monitoring-exception-spike-check": {"task": TaskName.EXCEPTION_SPIKE_CHECK.value, "schedule": 300.0, "options": {"queue": Queue.RECON.value, "expires": 240}},
+    "monitoring-exception-spike-check": {
+        "task": TaskName.EXCEPTION_SPIKE_CHECK.value,
+        "schedule": 300.0,
+        "options": {"queue": Queue.RECON.value, "expires": 240},
+    },
     # KPI rollups: roll up the hour that just closed, recompute hours touched by late events.
     # Readers stay exact without it (they read raw rows for what is not rolled up); it keeps them fast.
     "monitoring-refresh-rollups": {"task": TaskName.REFRESH_ROLLUPS.value, "schedule": 60.0, "options": {"queue": Queue.RECON.value, "expires": 50}},

@@ -130,11 +130,7 @@ STATICFILES_DIRS = [
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG else "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
@@ -296,11 +292,11 @@ SYNC_RETRY = {
     "jitter": 0.5,
     "max_attempts": int(os.environ.get("Q2C_MAX_ATTEMPTS", "6")),
     "max_attempts_by_system": {
-        "salesforce": 6, "netsuite": 6, "stripe": 6, "hub": 1,
-        **{
-            name.removeprefix("Q2C_MAX_ATTEMPTS_").lower(): int(value)
-            for name, value in os.environ.items() if name.startswith("Q2C_MAX_ATTEMPTS_")
-        },
+        "salesforce": 6,
+        "netsuite": 6,
+        "stripe": 6,
+        "hub": 1,
+        **{name.removeprefix("Q2C_MAX_ATTEMPTS_").lower(): int(value) for name, value in os.environ.items() if name.startswith("Q2C_MAX_ATTEMPTS_")},
     },
     # outbox messages (CRM status write-backs, analytics): 2, 4, 8 … 600 s, transient errors without
     # limit (the CRM being down only delays them), a conflict (record locked) for three attempts

@@ -35,10 +35,16 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 1000
 
 ENVELOPE_EXAMPLE = {
-    "id": "evt-2026-11-23-0001", "type": "order.closed_won.v1", "source": "crm-relay", "occurred_at": "2026-11-23T10:15:00Z",
+    "id": "evt-2026-11-23-0001",
+    "type": "order.closed_won.v1",
+    "source": "crm-relay",
+    "occurred_at": "2026-11-23T10:15:00Z",
     "data": {
-        "order_number": "ORD-1042", "account": {"external_id": "001A000001", "name": "Globex Corporation"}, "currency": "USD",
-        "legal_entity": "US01", "closed_won_at": "2026-11-23T10:14:00Z",
+        "order_number": "ORD-1042",
+        "account": {"external_id": "001A000001", "name": "Globex Corporation"},
+        "currency": "USD",
+        "legal_entity": "US01",
+        "closed_won_at": "2026-11-23T10:14:00Z",
         "lines": [{"sku": "PLAT-SEAT", "quantity": "25", "unit_price": "40.00", "billing": "recurring", "interval": "month"}],
     },
 }
@@ -86,7 +92,7 @@ def events(request):
 
 @extend_schema(
     summary="Accept up to 1,000 canonical events",
-    description="Body: {\"events\": [envelope, …]}. Each item is validated on its own: valid items are stored (accepted or duplicate), "
+    description='Body: {"events": [envelope, …]}. Each item is validated on its own: valid items are stored (accepted or duplicate), '
     "invalid items are reported with their errors and nothing of them is stored. 202 when at least one item was stored or was a duplicate; 400 when every item was rejected.",
     request=OpenApiTypes.OBJECT,
     responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
@@ -98,16 +104,30 @@ def events_batch(request):
     body = _body_json(request)
     items = body.get("events") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
-        return problem(400, "Invalid batch", 'Send {"events": [ … ]} with 1 to 1000 events.', [{"field": "events", "message": "A non-empty list is required.", "code": "required"}])
+        return problem(
+            400,
+            "Invalid batch",
+            'Send {"events": [ … ]} with 1 to 1000 events.',
+            [{"field": "events", "message": "A non-empty list is required.", "code": "required"}],
+        )
     if len(items) > MAX_BATCH:
-        return problem(400, "Batch too large", f"At most {MAX_BATCH} events per call; got {len(items)}.", [{"field": "events", "message": f"At most {MAX_BATCH} items.", "code": "max_items"}])
+        return problem(
+            400,
+            "Batch too large",
+            f"At most {MAX_BATCH} events per call; got {len(items)}.",
+            [{"field": "events", "message": f"At most {MAX_BATCH} items.", "code": "max_items"}],
+        )
     results: list[dict | None] = [None] * len(items)
     valid, positions = [], []
     for index, envelope in enumerate(items):
         problems = validate_envelope(envelope)
         if problems:
-            results[index] = {"index": index, "id": envelope.get("id") if isinstance(envelope, dict) else None, "status": "rejected",
-                              "errors": [{**p, "field": f"events[{index}].{p['field']}" if p["field"] else f"events[{index}]"} for p in problems]}
+            results[index] = {
+                "index": index,
+                "id": envelope.get("id") if isinstance(envelope, dict) else None,
+                "status": "rejected",
+                "errors": [{**p, "field": f"events[{index}].{p['field']}" if p["field"] else f"events[{index}]"} for p in problems],
+            }
         else:
             valid.append(envelope)
             positions.append(index)
@@ -124,7 +144,9 @@ def _webhook(request: HttpRequest, system: str):
     except ConnectorError as exc:
         status = 400 if exc.error_class in ("auth", "validation") else 503
         log.warning("%s webhook refused: %s", system, exc.message)
-        return JsonResponse({"type": "about:blank", "title": "Webhook refused", "status": status, "detail": exc.message}, status=status, content_type=PROBLEM_JSON)
+        return JsonResponse(
+            {"type": "about:blank", "title": "Webhook refused", "status": status, "detail": exc.message}, status=status, content_type=PROBLEM_JSON
+        )
     results = accept_raw(system, raw)
     return JsonResponse({"received": len(raw), "accepted": sum(1 for _, pk in results if pk), "duplicates": sum(1 for _, pk in results if not pk)}, status=200)
 
@@ -164,10 +186,31 @@ class FlowSerializer(serializers.ModelSerializer):
     class Meta:
         model = FlowRun
         fields = [
-            "id", "flow_type", "status", "correlation_id", "document_number", "account_name", "legal_entity", "amount", "currency",
-            "amount_reporting", "current_step", "parked_reason", "created_at", "started_at", "finished_at", "business_started_at",
-            "business_completed_at", "closed_won_at", "activated_at", "finalized_at", "posted_at", "sla_due_at", "sla_breached",
-            "had_exception", "retries",
+            "id",
+            "flow_type",
+            "status",
+            "correlation_id",
+            "document_number",
+            "account_name",
+            "legal_entity",
+            "amount",
+            "currency",
+            "amount_reporting",
+            "current_step",
+            "parked_reason",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "business_started_at",
+            "business_completed_at",
+            "closed_won_at",
+            "activated_at",
+            "finalized_at",
+            "posted_at",
+            "sla_due_at",
+            "sla_breached",
+            "had_exception",
+            "retries",
         ]
 
 
@@ -179,7 +222,12 @@ class AuditSerializer(serializers.ModelSerializer):
 
 @extend_schema(
     summary="Flow runs (traces)",
-    parameters=[OpenApiParameter("correlation_id", str), OpenApiParameter("document_number", str), OpenApiParameter("flow_type", str), OpenApiParameter("status", str)],
+    parameters=[
+        OpenApiParameter("correlation_id", str),
+        OpenApiParameter("document_number", str),
+        OpenApiParameter("flow_type", str),
+        OpenApiParameter("status", str),
+    ],
     responses={200: FlowSerializer(many=True)},
 )
 @api_view(["GET"])
@@ -203,7 +251,9 @@ def flow_detail(request, pk: int):
     body["event"] = run.context.get("event")
     body["audit"] = AuditSerializer(AuditEntry.objects.filter(correlation_id=run.correlation_id).order_by("at", "id")[:1000], many=True).data
     body["exceptions"] = list(run.exceptions.values("id", "status", "error_class", "system", "message", "occurrences", "first_seen", "last_seen"))
-    body["related"] = list(FlowRun.objects.filter(correlation_id=run.correlation_id).exclude(pk=run.pk).values("id", "flow_type", "status", "document_number")[:50])
+    body["related"] = list(
+        FlowRun.objects.filter(correlation_id=run.correlation_id).exclude(pk=run.pk).values("id", "flow_type", "status", "document_number")[:50]
+    )
     return Response(body)
 
 
@@ -213,10 +263,15 @@ def flow_detail(request, pk: int):
 @permission_classes([AllowAny])
 def schemas(request):
     base = request.build_absolute_uri("/api/v1/schemas/")
-    return Response({
-        "envelope": f"{base}envelope/",
-        "event_types": [{"type": name, "description": schema(name).get("description", ""), "required": schema(name).get("required", []), "url": f"{base}{name}/"} for name in event_types()],
-    })
+    return Response(
+        {
+            "envelope": f"{base}envelope/",
+            "event_types": [
+                {"type": name, "description": schema(name).get("description", ""), "required": schema(name).get("required", []), "url": f"{base}{name}/"}
+                for name in event_types()
+            ],
+        }
+    )
 
 
 @extend_schema(summary="One event contract as JSON Schema", operation_id="schemas_detail", responses={200: OpenApiTypes.OBJECT})

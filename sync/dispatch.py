@@ -46,9 +46,7 @@ def dispatch_inbox(ids: list[int], queue_for: dict[int, str] | None = None) -> i
         if publish(TaskName.PROCESS_INBOX_EVENT, args=[inbox_id], queue=queue):
             sent.append(inbox_id)
     if sent:
-        InboxEvent.objects.filter(pk__in=sent, status=InboxEvent.Status.RECEIVED).update(
-            status=InboxEvent.Status.DISPATCHED, dispatched_at=timezone.now()
-        )
+        InboxEvent.objects.filter(pk__in=sent, status=InboxEvent.Status.RECEIVED).update(status=InboxEvent.Status.DISPATCHED, dispatched_at=timezone.now())
     return len(sent)
 
 

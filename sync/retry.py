@@ -67,8 +67,11 @@ def _config() -> dict:
 
 def _policy(block: Mapping, *, max_attempts: int | None) -> RetryPolicy:
     return RetryPolicy(
-        base=float(block["base_seconds"]), cap=float(block["cap_seconds"]), jitter=float(block["jitter"]),
-        max_attempts=max_attempts, also_retry=dict(block.get("also_retry", {})),
+        base=float(block["base_seconds"]),
+        cap=float(block["cap_seconds"]),
+        jitter=float(block["jitter"]),
+        max_attempts=max_attempts,
+        also_retry=dict(block.get("also_retry", {})),
     )
 
 

@@ -15,8 +15,8 @@ from sync.engine import retention, sweeper
 from sync.engine.inbox import inbox_process
 from sync.engine.outbox_publisher import outbox_publish
 from sync.engine.polling import poll
-from sync.retry import inbox_policy
 from sync.engine.runner import flow_cancel, flow_run
+from sync.retry import inbox_policy
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def process_inbox_event(self, inbox_id: int) -> str:
         return inbox_process(inbox_id)
     except ConnectorError as exc:  # transient: the connector was down while normalising
         policy = inbox_policy()
-        raise self.retry(exc=exc, countdown=policy.delay(self.request.retries + 1, exc.retry_after), max_retries=policy.max_attempts - 1)
+        raise self.retry(exc=exc, countdown=policy.delay(self.request.retries + 1, exc.retry_after), max_retries=policy.max_attempts - 1) from exc
 
 
 @shared_task(name=TaskName.RUN_FLOW.value, queue=Queue.FLOWS.value, acks_late=True)

@@ -22,8 +22,14 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PASSWORD = "correct-horse-battery"
 
@@ -87,9 +93,30 @@ class WorkerProcess:
         }
         self.log = open(ROOT / ".var" / f"test-worker-{os.getpid()}-{time.time_ns()}.log", "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "q2c_portal", "worker", "-l", "info", "-Q", queues,
-             "-c", str(concurrency), "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"test{time.time_ns()}@%h"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "q2c_portal",
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                queues,
+                "-c",
+                str(concurrency),
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test{time.time_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             self.wait_ready()
@@ -207,7 +234,11 @@ class SandboxServer:
         self.log = open(ROOT / ".var" / f"test-sandbox-{system}-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "run_sandbox", system, "--port", str(self.port), "--workers", "2"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -261,7 +292,7 @@ def sandbox_servers(django_db_setup, django_db_blocker):
 def point_connector(settings):
     """Point a connector's base URL at a sandbox server for one test."""
 
-    def point(system: str, server: "SandboxServer") -> None:
+    def point(system: str, server: SandboxServer) -> None:
         config = {**settings.CONNECTORS[system]}
         key = {"salesforce": "instance_url", "netsuite": "base_url", "stripe": "api_base"}[system]
         config[key] = server.url

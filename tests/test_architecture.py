@@ -34,7 +34,8 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 # importing a.b.c runs a/b/__init__.py: an edge to the package, unless that file does nothing
 _BARE_PACKAGES = {
-    m for m, path in MODULES.items()
+    m
+    for m, path in MODULES.items()
     if path.name == "__init__.py" and all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in ast.parse(path.read_text()).body)
 }
 

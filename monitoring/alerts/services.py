@@ -44,8 +44,7 @@ def portal_url(path: str) -> str:
 
 
 # --- the one entry point -------------------------------------------------------------------------
-def alert_send(*, event: str, dedupe_key: str, subject: str, body: str, path: str, payload: dict | None = None,
-               now: datetime | None = None) -> list[SentAlert]:
+def alert_send(*, event: str, dedupe_key: str, subject: str, body: str, path: str, payload: dict | None = None, now: datetime | None = None) -> list[SentAlert]:
     """Send one alert to every enabled channel that wants `event`; returns the decisions."""
     now = now or timezone.now()
     decisions = []
@@ -63,16 +62,30 @@ def _decide(channel: AlertChannel, *, event, dedupe_key, subject, body, url, pay
     with transaction.atomic():
         AlertChannel.objects.select_for_update().filter(pk=channel.pk).first()  # one decision at a time per channel
         recent = SentAlert.objects.filter(channel=channel)
-        if recent.filter(dedupe_key=dedupe_key, created_at__gt=now - timedelta(seconds=channel.dedupe_seconds),
-                         status__in=[SentAlert.Status.PENDING, SentAlert.Status.SENT]).exists():
+        if recent.filter(
+            dedupe_key=dedupe_key, created_at__gt=now - timedelta(seconds=channel.dedupe_seconds), status__in=[SentAlert.Status.PENDING, SentAlert.Status.SENT]
+        ).exists():
             status = SentAlert.Status.DUPLICATE
-        elif recent.filter(created_at__gt=now - timedelta(hours=1),
-                           status__in=[SentAlert.Status.PENDING, SentAlert.Status.SENT, SentAlert.Status.FAILED]).count() >= channel.max_per_hour:
+        elif (
+            recent.filter(
+                created_at__gt=now - timedelta(hours=1), status__in=[SentAlert.Status.PENDING, SentAlert.Status.SENT, SentAlert.Status.FAILED]
+            ).count()
+            >= channel.max_per_hour
+        ):
             status = SentAlert.Status.RATE_LIMITED
         else:
             status = SentAlert.Status.PENDING
-        return SentAlert.objects.create(channel=channel, event=event, dedupe_key=dedupe_key[:200], subject=subject[:255], body=body,
-                                        url=url[:500], payload=payload, status=status, created_at=now)
+        return SentAlert.objects.create(
+            channel=channel,
+            event=event,
+            dedupe_key=dedupe_key[:200],
+            subject=subject[:255],
+            body=body,
+            url=url[:500],
+            payload=payload,
+            status=status,
+            created_at=now,
+        )
 
 
 def _deliver(channel: AlertChannel, alert: SentAlert) -> None:
@@ -104,9 +117,11 @@ def alert_sla_breaches(breached: list) -> list[SentAlert]:
         docs = ", ".join(f.document_number or str(f.id) for f in flows[:10]) + (" …" if len(flows) > 10 else "")
         ids = sorted(f.id for f in flows)
         out += alert_send(
-            event=AlertChannel.Event.SLA_BREACH, dedupe_key=f"sla_breach:{flow_type}:{hashlib.sha1(str(ids).encode()).hexdigest()[:16]}",
+            event=AlertChannel.Event.SLA_BREACH,
+            dedupe_key=f"sla_breach:{flow_type}:{hashlib.sha1(str(ids).encode()).hexdigest()[:16]}",
             subject=f"{len(flows)} {label} flow{'s' if len(flows) != 1 else ''} breached the SLA ({_money(at_risk)} at risk)",
-            body=f"Past their due time and not finished: {docs}.", path=reverse("monitoring:sla") + f"?flow={flow_type}&sla=breached#drill",
+            body=f"Past their due time and not finished: {docs}.",
+            path=reverse("monitoring:sla") + f"?flow={flow_type}&sla=breached#drill",
             payload={"flow_type": flow_type, "flow_ids": ids[:100], "count": len(flows), "amount_at_risk": str(at_risk)},
         )
     return out
@@ -120,9 +135,12 @@ def alert_sla_at_risk(counts: dict[str, int]) -> list[SentAlert]:
             continue
         label = FlowType(flow_type).label.lower()
         out += alert_send(
-            event=AlertChannel.Event.SLA_AT_RISK, dedupe_key=f"sla_at_risk:{flow_type}",
-            subject=f"{n} {label} flow{'s' if n != 1 else ''} at risk of breaching the SLA", body="Running past the at-risk share of their target.",
-            path=reverse("monitoring:sla") + f"?flow={flow_type}&sla=at_risk#drill", payload={"flow_type": flow_type, "count": n},
+            event=AlertChannel.Event.SLA_AT_RISK,
+            dedupe_key=f"sla_at_risk:{flow_type}",
+            subject=f"{n} {label} flow{'s' if n != 1 else ''} at risk of breaching the SLA",
+            body="Running past the at-risk share of their target.",
+            path=reverse("monitoring:sla") + f"?flow={flow_type}&sla=at_risk#drill",
+            payload={"flow_type": flow_type, "count": n},
         )
     return out
 
@@ -139,9 +157,12 @@ def exception_spike_check(*, now: datetime | None = None) -> list[SentAlert]:
     top = recent.values("system", "error_class").annotate(n=Count("id")).order_by("-n")[:3]
     causes = "; ".join(f"{t['system']} {t['error_class']} ×{t['n']}" for t in top)
     return alert_send(
-        event=AlertChannel.Event.EXCEPTION_SPIKE, dedupe_key="exception_spike",
-        subject=f"Exception spike: {count} opened in 15 min (usually {baseline:.1f})", body=f"Most frequent: {causes}.",
-        path=reverse("monitoring:exceptions") + "?sort=-first_seen", payload={"count": count, "baseline_per_15min": round(baseline, 2), "top": list(top)},
+        event=AlertChannel.Event.EXCEPTION_SPIKE,
+        dedupe_key="exception_spike",
+        subject=f"Exception spike: {count} opened in 15 min (usually {baseline:.1f})",
+        body=f"Most frequent: {causes}.",
+        path=reverse("monitoring:exceptions") + "?sort=-first_seen",
+        payload={"count": count, "baseline_per_15min": round(baseline, 2), "top": list(top)},
         now=now,
     )
 
@@ -152,7 +173,10 @@ def alert_missing_events(opened: dict[str, int]) -> list[SentAlert]:
         return []
     parts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in opened.items() if n)
     return alert_send(
-        event=AlertChannel.Event.MISSING_EVENT, dedupe_key=f"missing:{timezone.now():%Y%m%d%H}:{parts}",
-        subject=f"{total} expected document{'s' if total != 1 else ''} never arrived", body=f"Newly missing: {parts}.",
-        path=reverse("monitoring:exceptions") + "?error_class=missing", payload=opened,
+        event=AlertChannel.Event.MISSING_EVENT,
+        dedupe_key=f"missing:{timezone.now():%Y%m%d%H}:{parts}",
+        subject=f"{total} expected document{'s' if total != 1 else ''} never arrived",
+        body=f"Newly missing: {parts}.",
+        path=reverse("monitoring:exceptions") + "?error_class=missing",
+        payload=opened,
     )

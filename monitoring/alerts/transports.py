@@ -38,8 +38,13 @@ def verify_signature(secret: str, header: str, body: bytes, *, tolerance: int = 
 def send_webhook(channel: AlertChannel, alert: SentAlert) -> None:
     payload = {
         "text": f"{alert.subject}\n{alert.url}",  # Slack / Teams incoming webhooks show this
-        "event": alert.event, "title": alert.subject, "body": alert.body, "url": alert.url,
-        "data": alert.payload, "sent_at": timezone.now().isoformat(), "id": alert.pk,
+        "event": alert.event,
+        "title": alert.subject,
+        "body": alert.body,
+        "url": alert.url,
+        "data": alert.payload,
+        "sent_at": timezone.now().isoformat(),
+        "id": alert.pk,
     }
     body = json.dumps(payload, default=str).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "Q2C-Portal-Alerts/1"}

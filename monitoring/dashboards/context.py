@@ -57,6 +57,9 @@ def window_query(request: HttpRequest) -> str:
 
 def kpi_context(request: HttpRequest, window: Window, title: str) -> dict:
     return {
-        "page_title": title, "window": window, "entities": legal_entities(), "quick_ranges": QUICK_RANGES,
+        "page_title": title,
+        "window": window,
+        "entities": legal_entities(),
+        "quick_ranges": QUICK_RANGES,
         "window_qs": window_query(request),
     }

@@ -12,8 +12,19 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sync.models import (
-    AuditEntry, ConnectorCall, ConnectorState, FlowRun, FlowStep, FlowType, Invoice, LegalEntity, Order, Payment,
-    Subscription, SyncException, System,
+    AuditEntry,
+    ConnectorCall,
+    ConnectorState,
+    FlowRun,
+    FlowStep,
+    FlowType,
+    Invoice,
+    LegalEntity,
+    Order,
+    Payment,
+    Subscription,
+    SyncException,
+    System,
 )
 
 SYSTEM_CHOICES = [(s.value, s.label) for s in (System.SALESFORCE, System.NETSUITE, System.STRIPE, System.HUB)]
@@ -86,30 +97,49 @@ def deal_lifecycle(run: FlowRun) -> dict | None:
         return bool(s and s.status in (FlowStep.Status.FAILED, FlowStep.Status.RETRY))
 
     subscription = Subscription.objects.filter(order__number=number).order_by("created_at").first() if order else None
-    invoice = (
-        Invoice.objects.filter(subscription=subscription).order_by(Coalesce("finalized_at", "created_at")).first() if subscription else None
+    invoice = Invoice.objects.filter(subscription=subscription).order_by(Coalesce("finalized_at", "created_at")).first() if subscription else None
+    payment = Payment.objects.filter(invoice=invoice).order_by(F("occurred_at").asc()).first() if invoice else None
+    invoice_run = (
+        FlowRun.objects.filter(flow_type=FlowType.INVOICE_POSTING, document_number=invoice.number).order_by("-created_at").first() if invoice else None
     )
-    payment = (
-        Payment.objects.filter(invoice=invoice).order_by(F("occurred_at").asc()).first() if invoice else None
-    )
-    invoice_run = FlowRun.objects.filter(flow_type=FlowType.INVOICE_POSTING, document_number=invoice.number).order_by("-created_at").first() if invoice else None
     payment_run = FlowRun.objects.filter(flow_type=FlowType.PAYMENT_STATUS, document_number=invoice.number).order_by("-created_at").first() if invoice else None
 
     closed_won_at = (order.closed_won_at if order else None) or (order_run.closed_won_at or order_run.business_started_at if order_run else None)
     points = {
         "closed_won": (closed_won_at, order_run, False, order.number if order else number),
         "erp_order": (step_done("erp_sales_order"), order_run, step_failed("erp_sales_order"), ""),
-        "subscription": (step_done("billing_subscription") or (subscription.created_at if subscription else None), order_run,
-                         step_failed("billing_subscription"), ""),
-        "first_invoice": (invoice.finalized_at if invoice else None, invoice_run, bool(invoice_run and invoice_run.status == FlowRun.Status.FAILED),
-                          f"{invoice.number}{' · posted' if invoice.posted_at else ' · not posted'}" if invoice else ""),
-        "payment": ((payment.occurred_at if payment and payment.status == Payment.Status.RECEIVED else None), payment_run,
-                    bool(payment and payment.status == Payment.Status.FAILED), (payment.failure_reason or "failed") if payment and payment.status == Payment.Status.FAILED else ""),
+        "subscription": (
+            step_done("billing_subscription") or (subscription.created_at if subscription else None),
+            order_run,
+            step_failed("billing_subscription"),
+            "",
+        ),
+        "first_invoice": (
+            invoice.finalized_at if invoice else None,
+            invoice_run,
+            bool(invoice_run and invoice_run.status == FlowRun.Status.FAILED),
+            f"{invoice.number}{' · posted' if invoice.posted_at else ' · not posted'}" if invoice else "",
+        ),
+        "payment": (
+            (payment.occurred_at if payment and payment.status == Payment.Status.RECEIVED else None),
+            payment_run,
+            bool(payment and payment.status == Payment.Status.FAILED),
+            (payment.failure_reason or "failed") if payment and payment.status == Payment.Status.FAILED else "",
+        ),
     }
     stages, previous, current = [], None, None
     for key, label, system in LIFECYCLE_STAGES:
         at, flow, failed, note = points[key]
-        stage = {"key": key, "label": label, "system": system, "at": at, "note": note, "run_id": flow.pk if flow else None, "state": "pending", "spent_seconds": None}
+        stage = {
+            "key": key,
+            "label": label,
+            "system": system,
+            "at": at,
+            "note": note,
+            "run_id": flow.pk if flow else None,
+            "state": "pending",
+            "spent_seconds": None,
+        }
         if at is not None and current is None:
             stage["state"] = "done"
             if previous is not None:
@@ -154,9 +184,7 @@ def connector_health(hours: int = 1) -> list[dict]:
         by_class: dict[str, list] = {}
         for system, error_class, n in cursor.fetchall():
             by_class.setdefault(system, []).append({"error_class": error_class, "n": n})
-    waiting = dict(
-        FlowStep.objects.filter(status=FlowStep.Status.RETRY).values_list("system").annotate(n=Count("id")).values_list("system", "n")
-    )
+    waiting = dict(FlowStep.objects.filter(status=FlowStep.Status.RETRY).values_list("system").annotate(n=Count("id")).values_list("system", "n"))
     known = [s for s, _ in SYSTEM_CHOICES if s != System.HUB]
     systems = known + sorted((set(stats) | set(states)) - set(known))
     labels = dict(System.choices)
@@ -199,4 +227,3 @@ def connector_series(hours: int = 1) -> list[dict]:
         )
         tz = timezone.get_current_timezone()
         return [{"system": r[0], "bucket": r[1].astimezone(tz), "calls": r[2], "errors": r[3], "p95_ms": r[4]} for r in cursor.fetchall()]
-

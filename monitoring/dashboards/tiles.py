@@ -8,6 +8,7 @@ from django.urls import reverse
 from monitoring.formatting import duration as human_duration
 from monitoring.formatting import pct
 
+
 def with_query(url: str, qs: str) -> str:
     if not qs:
         return url
@@ -57,27 +58,64 @@ def _tiles(current: dict, previous: dict, reverse) -> list[dict]:
     target = (c["sla"].get("order_activation") or {}).get("target_seconds")
 
     return [
-        {"key": "cycle", "label": "Order cycle time p50", "value": human_duration(oct_["p50_seconds"]), "href": reverse("monitoring:orders") + "?basis=completed",
-         "sub": f"p90 {human_duration(oct_['p90_seconds'])} · {oct_['count']:,} activated · {oct_['in_flight']:,} in flight",
-         "delta": delta(oct_["p50_seconds"], poct["p50_seconds"], lower_is_better=True, kind="num"), "was": human_duration(poct["p50_seconds"]),
-         "tone": "bad" if target and oct_["p50_seconds"] and oct_["p50_seconds"] > target else ""},
-        {"key": "lag", "label": "Invoice sync lag p95", "value": human_duration(lag["p95_seconds"]), "href": reverse("monitoring:invoices") + "?basis=started&flow=invoice_posting",
-         "sub": f"p50 {human_duration(lag['p50_seconds'])} · {lag['posted']:,} posted · {lag['unposted']:,} unposted",
-         "delta": delta(lag["p95_seconds"], plag["p95_seconds"], lower_is_better=True, kind="num"), "was": human_duration(plag["p95_seconds"]),
-         "tone": "warn" if lag["unposted"] else ""},
-        {"key": "sla", "label": "SLA compliance", "value": pct(so["compliance"]), "href": reverse("monitoring:sla"),
-         "sub": f"{so['met']:,} of {so['due']:,} met · {so['breached']:,} breached · {so['at_risk']:,} at risk",
-         "delta": delta(so["compliance"], pso["compliance"], lower_is_better=False, kind="pct"), "was": pct(pso["compliance"]),
-         "tone": "bad" if so["breached"] else ("ok" if so["due"] else "")},
-        {"key": "exceptions", "label": "Open exceptions", "value": f"{ex['open']:,}", "href": reverse("monitoring:exceptions"),
-         "sub": f"{ex['opened']:,} opened · {ex['resolved']:,} resolved · MTTR {human_duration(ex['mttr_seconds'])}",
-         "delta": delta(ex["opened"], pex["opened"], lower_is_better=True, kind="count"), "was": f"{pex['opened']:,} opened",
-         "tone": "bad" if ex["open"] else "ok"},
-        {"key": "amendments", "label": "Amendment failure rate", "value": pct(am["failure_rate"]), "href": reverse("monitoring:amendments") + "?basis=started&flow=amendment&exc=1",
-         "sub": f"{am['with_exception']:,} of {am['started']:,} · first pass {pct(am['first_pass_success_rate'])} · {am['completed']:,} completed",
-         "delta": delta(am["failure_rate"], pam["failure_rate"], lower_is_better=True, kind="pct"), "was": pct(pam["failure_rate"]),
-         "tone": "warn" if am["with_exception"] else ""},
-        {"key": "renewals", "label": "Renewal accuracy", "value": pct(ren["accuracy"]), "href": reverse("monitoring:amendments") + "?basis=started&flow=renewal",
-         "sub": f"{ren['completed_without_exception']:,} of {ren['due']:,} renewals clean",
-         "delta": delta(ren["accuracy"], pren["accuracy"], lower_is_better=False, kind="pct"), "was": pct(pren["accuracy"]), "tone": ""},
+        {
+            "key": "cycle",
+            "label": "Order cycle time p50",
+            "value": human_duration(oct_["p50_seconds"]),
+            "href": reverse("monitoring:orders") + "?basis=completed",
+            "sub": f"p90 {human_duration(oct_['p90_seconds'])} · {oct_['count']:,} activated · {oct_['in_flight']:,} in flight",
+            "delta": delta(oct_["p50_seconds"], poct["p50_seconds"], lower_is_better=True, kind="num"),
+            "was": human_duration(poct["p50_seconds"]),
+            "tone": "bad" if target and oct_["p50_seconds"] and oct_["p50_seconds"] > target else "",
+        },
+        {
+            "key": "lag",
+            "label": "Invoice sync lag p95",
+            "value": human_duration(lag["p95_seconds"]),
+            "href": reverse("monitoring:invoices") + "?basis=started&flow=invoice_posting",
+            "sub": f"p50 {human_duration(lag['p50_seconds'])} · {lag['posted']:,} posted · {lag['unposted']:,} unposted",
+            "delta": delta(lag["p95_seconds"], plag["p95_seconds"], lower_is_better=True, kind="num"),
+            "was": human_duration(plag["p95_seconds"]),
+            "tone": "warn" if lag["unposted"] else "",
+        },
+        {
+            "key": "sla",
+            "label": "SLA compliance",
+            "value": pct(so["compliance"]),
+            "href": reverse("monitoring:sla"),
+            "sub": f"{so['met']:,} of {so['due']:,} met · {so['breached']:,} breached · {so['at_risk']:,} at risk",
+            "delta": delta(so["compliance"], pso["compliance"], lower_is_better=False, kind="pct"),
+            "was": pct(pso["compliance"]),
+            "tone": "bad" if so["breached"] else ("ok" if so["due"] else ""),
+        },
+        {
+            "key": "exceptions",
+            "label": "Open exceptions",
+            "value": f"{ex['open']:,}",
+            "href": reverse("monitoring:exceptions"),
+            "sub": f"{ex['opened']:,} opened · {ex['resolved']:,} resolved · MTTR {human_duration(ex['mttr_seconds'])}",
+            "delta": delta(ex["opened"], pex["opened"], lower_is_better=True, kind="count"),
+            "was": f"{pex['opened']:,} opened",
+            "tone": "bad" if ex["open"] else "ok",
+        },
+        {
+            "key": "amendments",
+            "label": "Amendment failure rate",
+            "value": pct(am["failure_rate"]),
+            "href": reverse("monitoring:amendments") + "?basis=started&flow=amendment&exc=1",
+            "sub": f"{am['with_exception']:,} of {am['started']:,} · first pass {pct(am['first_pass_success_rate'])} · {am['completed']:,} completed",
+            "delta": delta(am["failure_rate"], pam["failure_rate"], lower_is_better=True, kind="pct"),
+            "was": pct(pam["failure_rate"]),
+            "tone": "warn" if am["with_exception"] else "",
+        },
+        {
+            "key": "renewals",
+            "label": "Renewal accuracy",
+            "value": pct(ren["accuracy"]),
+            "href": reverse("monitoring:amendments") + "?basis=started&flow=renewal",
+            "sub": f"{ren['completed_without_exception']:,} of {ren['due']:,} renewals clean",
+            "delta": delta(ren["accuracy"], pren["accuracy"], lower_is_better=False, kind="pct"),
+            "was": pct(pren["accuracy"]),
+            "tone": "",
+        },
     ]

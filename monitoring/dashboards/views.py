@@ -40,8 +40,11 @@ def overview(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "kpis":
         return render(request, "monitoring/overview.html#kpis", context)
     context.update(
-        revenue_at_risk=money_kpis.revenue_at_risk(window), in_flight=money_kpis.dollars_in_flight(window), unbilled=money_kpis.unbilled_arr(window),
-        close=money_kpis.close_readiness(window), exception_ages=exception_kpis.exception_age_buckets(window),
+        revenue_at_risk=money_kpis.revenue_at_risk(window),
+        in_flight=money_kpis.dollars_in_flight(window),
+        unbilled=money_kpis.unbilled_arr(window),
+        close=money_kpis.close_readiness(window),
+        exception_ages=exception_kpis.exception_age_buckets(window),
     )
     return render_dashboard(request, "monitoring/overview.html", context)
 

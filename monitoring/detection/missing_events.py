@@ -47,17 +47,37 @@ def _fingerprint(kind: str, system: str, document: str, flow_run_id: int | None 
 
 
 def _open_fingerprints(kind: str) -> set[str]:
-    return set(SyncException.objects.filter(error_class="missing", status__in=SyncException.OPEN_STATUSES, payload__missing=kind).values_list("fingerprint", flat=True))
+    return set(
+        SyncException.objects.filter(error_class="missing", status__in=SyncException.OPEN_STATUSES, payload__missing=kind).values_list("fingerprint", flat=True)
+    )
 
 
-def _open(kind: str, system: str, document: str, *, flow_run: FlowRun | None = None, amount: Decimal, currency: str, account_name: str = "",
-          payload: dict, already_open: set[str]) -> bool:
+def _open(
+    kind: str,
+    system: str,
+    document: str,
+    *,
+    flow_run: FlowRun | None = None,
+    amount: Decimal,
+    currency: str,
+    account_name: str = "",
+    payload: dict,
+    already_open: set[str],
+) -> bool:
     fingerprint = _fingerprint(kind, system, document, flow_run.pk if flow_run else None)
     if fingerprint in already_open:
         return False
     open_exception(
-        system=system, error_class="missing", message=MESSAGES[kind], flow_run=flow_run, document_number=document, account_name=account_name,
-        amount=amount, currency=currency, payload={"missing": kind, "document": document, **payload}, fingerprint_extra=f"missing:{kind}:{document}",
+        system=system,
+        error_class="missing",
+        message=MESSAGES[kind],
+        flow_run=flow_run,
+        document_number=document,
+        account_name=account_name,
+        amount=amount,
+        currency=currency,
+        payload={"missing": kind, "document": document, **payload},
+        fingerprint_extra=f"missing:{kind}:{document}",
     )
     return True
 
@@ -76,15 +96,27 @@ def detect_missing_erp_orders(now: datetime) -> tuple[int, int]:
     )
     already = _open_fingerprints("erp_sales_order")
     opened = sum(
-        _open("erp_sales_order", erp, run.document_number or str(run.pk), flow_run=run, amount=run.amount, currency=run.currency,
-              payload={"expected_by": run.sla_due_at.isoformat(), "closed_won_at": run.business_started_at.isoformat()}, already_open=already)
+        _open(
+            "erp_sales_order",
+            erp,
+            run.document_number or str(run.pk),
+            flow_run=run,
+            amount=run.amount,
+            currency=run.currency,
+            payload={"expected_by": run.sla_due_at.isoformat(), "closed_won_at": run.business_started_at.isoformat()},
+            already_open=already,
+        )
         for run in late
     )
     arrived = SyncException.objects.filter(error_class="missing", status__in=SyncException.OPEN_STATUSES, payload__missing="erp_sales_order").filter(
-        Q(flow_run__isnull=True) | Q(flow_run__status__in=[FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED])
+        Q(flow_run__isnull=True)
+        | Q(flow_run__status__in=[FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED])
         | Q(Exists(FlowStep.objects.filter(flow_run=OuterRef("flow_run_id"), name=ERP_ORDER_STEP, status=FlowStep.Status.SUCCEEDED)))
     )
-    resolved = sum(resolve_by_fingerprint(fp, note="The ERP sales order arrived (or the order was cancelled).") for fp in arrived.values_list("fingerprint", flat=True)[:BATCH])
+    resolved = sum(
+        resolve_by_fingerprint(fp, note="The ERP sales order arrived (or the order was cancelled).")
+        for fp in arrived.values_list("fingerprint", flat=True)[:BATCH]
+    )
     return opened, resolved
 
 
@@ -107,14 +139,21 @@ def detect_missing_invoices(now: datetime) -> tuple[int, int]:
     for sub in overdue:
         period_amount = (sub.arr / 12).quantize(Decimal("0.01"))  # one month's billing of the ARR
         opened += _open(
-            "invoice", billing, _subscription_document(sub), amount=period_amount, currency=sub.currency, account_name=sub.customer.name,
+            "invoice",
+            billing,
+            _subscription_document(sub),
+            amount=period_amount,
+            currency=sub.currency,
+            account_name=sub.customer.name,
             payload={"subscription_id": str(sub.pk), "period_end": sub.current_period_end.isoformat(), "order": sub.order.number if sub.order_id else ""},
             already_open=already,
         )
     resolved = 0
     for exc in SyncException.objects.filter(error_class="missing", status__in=SyncException.OPEN_STATUSES, payload__missing="invoice")[:BATCH]:
         sub_id = exc.payload.get("subscription_id")
-        arrived = Invoice.objects.filter(subscription_id=sub_id).exists() or not Subscription.objects.filter(pk=sub_id, status=Subscription.Status.ACTIVE).exists()
+        arrived = (
+            Invoice.objects.filter(subscription_id=sub_id).exists() or not Subscription.objects.filter(pk=sub_id, status=Subscription.Status.ACTIVE).exists()
+        )
         if arrived:
             resolved += resolve_by_fingerprint(exc.fingerprint, note="An invoice for the subscription arrived (or it is no longer active).")
     return opened, resolved
@@ -133,8 +172,16 @@ def detect_missing_payments(now: datetime) -> tuple[int, int]:
     )
     already = _open_fingerprints("payment")
     opened = sum(
-        _open("payment", billing, inv.number, amount=inv.total, currency=inv.currency, account_name=inv.customer.name,
-              payload={"invoice_id": str(inv.pk), "due_date": inv.due_date.isoformat()}, already_open=already)
+        _open(
+            "payment",
+            billing,
+            inv.number,
+            amount=inv.total,
+            currency=inv.currency,
+            account_name=inv.customer.name,
+            payload={"invoice_id": str(inv.pk), "due_date": inv.due_date.isoformat()},
+            already_open=already,
+        )
         for inv in overdue
     )
     resolved = 0

@@ -92,9 +92,31 @@ class ExceptionSerializer(serializers.ModelSerializer):
     class Meta:
         model = SyncException
         fields = [
-            "id", "url", "status", "flow_type", "step", "system", "error_class", "message", "field", "account", "document", "amount", "currency",
-            "revenue_at_risk", "reporting_currency", "assignee", "first_seen", "last_seen", "age_seconds", "occurrences", "retries",
-            "cause_key", "fingerprint", "correlation_id", "flow_run",
+            "id",
+            "url",
+            "status",
+            "flow_type",
+            "step",
+            "system",
+            "error_class",
+            "message",
+            "field",
+            "account",
+            "document",
+            "amount",
+            "currency",
+            "revenue_at_risk",
+            "reporting_currency",
+            "assignee",
+            "first_seen",
+            "last_seen",
+            "age_seconds",
+            "occurrences",
+            "retries",
+            "cause_key",
+            "fingerprint",
+            "correlation_id",
+            "flow_run",
         ]
 
     def get_url(self, obj) -> str:
@@ -132,25 +154,52 @@ class ExceptionDetailSerializer(ExceptionSerializer):
         return {
             "suggestion": story["suggestion"],
             "retry": {
-                "can_retry": preview["can_retry"], "reason": preview["reason"], "idempotency_key": preview["idempotency_key"],
+                "can_retry": preview["can_retry"],
+                "reason": preview["reason"],
+                "idempotency_key": preview["idempotency_key"],
                 "side_effects": [{**e, "finished_at": e["finished_at"].isoformat() if e["finished_at"] else None} for e in preview["side_effects"]],
             },
             "steps": [
-                {"seq": s.seq, "name": s.name, "system": s.system, "status": s.status, "attempts": s.attempts, "idempotency_key": s.idempotency_key,
-                 "started_at": s.started_at, "finished_at": s.finished_at, "error_class": s.error_class, "error_message": s.error_message,
-                 "this_exception": s.pk == obj.step_id}
+                {
+                    "seq": s.seq,
+                    "name": s.name,
+                    "system": s.system,
+                    "status": s.status,
+                    "attempts": s.attempts,
+                    "idempotency_key": s.idempotency_key,
+                    "started_at": s.started_at,
+                    "finished_at": s.finished_at,
+                    "error_class": s.error_class,
+                    "error_message": s.error_message,
+                    "this_exception": s.pk == obj.step_id,
+                }
                 for s in story["steps"]
             ],
             "history": [
-                {"at": a.at, "object_type": a.object_type, "action": a.action, "label": a.label, "actor": a.actor_label, "note": a.note,
-                 "before": redaction.redact(a.before), "after": redaction.redact(a.after)}
+                {
+                    "at": a.at,
+                    "object_type": a.object_type,
+                    "action": a.action,
+                    "label": a.label,
+                    "actor": a.actor_label,
+                    "note": a.note,
+                    "before": redaction.redact(a.before),
+                    "after": redaction.redact(a.after),
+                }
                 for a in story["audit"]
             ],
             "comments": [{"author": c.author.username if c.author_id else None, "text": c.text, "at": c.created_at} for c in story["comments"]],
             "payload_edits": [
-                {"id": e.pk, "status": e.status, "requires_approval": e.requires_approval, "reason": e.reason,
-                 "requested_by": e.requested_by.username if e.requested_by_id else None, "requested_at": e.requested_at,
-                 "decided_by": e.decided_by.username if e.decided_by_id else None, "decided_at": e.decided_at}
+                {
+                    "id": e.pk,
+                    "status": e.status,
+                    "requires_approval": e.requires_approval,
+                    "reason": e.reason,
+                    "requested_by": e.requested_by.username if e.requested_by_id else None,
+                    "requested_at": e.requested_at,
+                    "decided_by": e.decided_by.username if e.decided_by_id else None,
+                    "decided_at": e.decided_at,
+                }
                 for e in story["payload_edits"]
             ],
             "same_cause_open": story["cause_count"],
@@ -167,8 +216,26 @@ class BulkJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BulkJob
-        fields = ["id", "url", "kind", "status", "total", "processed", "retried", "skipped", "failed", "percent", "finished", "filter", "description",
-                  "created_by", "created_at", "started_at", "finished_at", "last_error"]
+        fields = [
+            "id",
+            "url",
+            "kind",
+            "status",
+            "total",
+            "processed",
+            "retried",
+            "skipped",
+            "failed",
+            "percent",
+            "finished",
+            "filter",
+            "description",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "last_error",
+        ]
 
     def get_url(self, obj) -> str:
         request = self.context.get("request")
@@ -180,8 +247,11 @@ class BulkJobSerializer(serializers.ModelSerializer):
 
 
 # --- reads ------------------------------------------------------------------------------------------------
-@extend_schema(summary="The exception queue, filtered", parameters=[*FILTER_PARAMETERS, OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
-               responses={200: ExceptionSerializer(many=True), 400: OpenApiResponse(description="problem+json: a filter is not understood")})
+@extend_schema(
+    summary="The exception queue, filtered",
+    parameters=[*FILTER_PARAMETERS, OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+    responses={200: ExceptionSerializer(many=True), 400: OpenApiResponse(description="problem+json: a filter is not understood")},
+)
 @api_view(["GET"])
 @permission_classes([has_perm(VIEW)])
 def exception_list(request):
@@ -199,8 +269,7 @@ def exception_detail(request, pk: int):
     return Response(ExceptionDetailSerializer(exc, context={"request": request}).data)
 
 
-@extend_schema(summary="Root-cause groups: the same cause across documents", parameters=FILTER_PARAMETERS,
-               responses={200: OpenApiTypes.OBJECT})
+@extend_schema(summary="Root-cause groups: the same cause across documents", parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 @permission_classes([has_perm(VIEW)])
 def exception_groups(request):
@@ -208,10 +277,22 @@ def exception_groups(request):
     paginator = StandardPagination()
     page = sel.with_sample_messages(paginator.paginate_queryset(sel.cause_groups(filters=filters), request))
     rows = [
-        {"cause_key": g["cause_key"], "message": g["message"], "exceptions": g["count"], "documents": g["documents"], "occurrences": g["occurrences"],
-         "revenue_at_risk": f"{g['at_risk'] or 0:.2f}", "reporting_currency": settings.REPORTING_CURRENCY, "systems": g["systems"],
-         "error_classes": g["error_classes"], "flow_types": [f for f in g["flow_types"] if f], "first_seen": g["first_seen"], "last_seen": g["last_seen"],
-         "retryable": g["retryable"], "queue": f"{reverse('api-exception-list')}?cause={g['cause_key']}"}
+        {
+            "cause_key": g["cause_key"],
+            "message": g["message"],
+            "exceptions": g["count"],
+            "documents": g["documents"],
+            "occurrences": g["occurrences"],
+            "revenue_at_risk": f"{g['at_risk'] or 0:.2f}",
+            "reporting_currency": settings.REPORTING_CURRENCY,
+            "systems": g["systems"],
+            "error_classes": g["error_classes"],
+            "flow_types": [f for f in g["flow_types"] if f],
+            "first_seen": g["first_seen"],
+            "last_seen": g["last_seen"],
+            "retryable": g["retryable"],
+            "queue": f"{reverse('api-exception-list')}?cause={g['cause_key']}",
+        }
         for g in page
     ]
     return paginator.get_paginated_response(rows)
@@ -259,7 +340,11 @@ def _action(request, pk: int, body_serializer, run) -> Response:
     return Response(out)
 
 
-_ACTION_RESPONSES = {200: ExceptionDetailSerializer, 400: OpenApiResponse(description="problem+json with field detail"), 403: OpenApiResponse(description="your role may not act")}
+_ACTION_RESPONSES = {
+    200: ExceptionDetailSerializer,
+    400: OpenApiResponse(description="problem+json with field detail"),
+    403: OpenApiResponse(description="your role may not act"),
+}
 
 
 @extend_schema(summary="Retry the failed step with its idempotency key", request=None, responses=_ACTION_RESPONSES)
@@ -308,21 +393,30 @@ def exception_replay(request, pk: int):
 @api_view(["POST"])
 @permission_classes([has_perm(ACT)])
 def exception_cancel(request, pk: int):
-    return _action(request, pk, CancelIn, lambda reason, confirm: services.exception_cancel_flow(exception_id=pk, user=request.user, reason=reason, confirmed=confirm))
+    return _action(
+        request, pk, CancelIn, lambda reason, confirm: services.exception_cancel_flow(exception_id=pk, user=request.user, reason=reason, confirmed=confirm)
+    )
 
 
-@extend_schema(summary="Edit the step's payload, then retry (financial documents wait for a second user's approval)", request=EditPayloadIn,
-               responses={200: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="problem+json with field detail")})
+@extend_schema(
+    summary="Edit the step's payload, then retry (financial documents wait for a second user's approval)",
+    request=EditPayloadIn,
+    responses={200: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="problem+json with field detail")},
+)
 @api_view(["POST"])
 @permission_classes([has_perm(ACT)])
 def exception_edit_payload(request, pk: int):
-    return _action(request, pk, EditPayloadIn, lambda payload, reason: services.exception_edit_payload(exception_id=pk, user=request.user, payload=payload, reason=reason))
+    return _action(
+        request, pk, EditPayloadIn, lambda payload, reason: services.exception_edit_payload(exception_id=pk, user=request.user, payload=payload, reason=reason)
+    )
 
 
 # --- bulk retry ----------------------------------------------------------------------------------------------
 class BulkRetryIn(serializers.Serializer):
     dry_run = serializers.BooleanField(default=False, help_text="true: count and list what would be retried, change nothing")
-    expected_total = serializers.IntegerField(required=False, min_value=0, help_text="the matched count from the dry run; refused (400) if the filter now matches a different number")
+    expected_total = serializers.IntegerField(
+        required=False, min_value=0, help_text="the matched count from the dry run; refused (400) if the filter now matches a different number"
+    )
 
 
 @extend_schema(
@@ -332,12 +426,21 @@ class BulkRetryIn(serializers.Serializer):
     parameters=[*FILTER_PARAMETERS, OpenApiParameter("dry_run", bool)],
     request=BulkRetryIn,
     responses={
-        200: inline_serializer("BulkRetryDryRun", {
-            "dry_run": serializers.BooleanField(), "matched": serializers.IntegerField(), "retryable": serializers.IntegerField(),
-            "skipped": serializers.IntegerField(), "idempotency_keys": serializers.ListField(child=serializers.CharField()),
-            "keys_truncated": serializers.BooleanField(), "by_system": serializers.DictField(child=serializers.IntegerField()),
-            "side_effects": serializers.ListField(child=serializers.DictField()), "filter": serializers.CharField(), "description": serializers.CharField(),
-        }),
+        200: inline_serializer(
+            "BulkRetryDryRun",
+            {
+                "dry_run": serializers.BooleanField(),
+                "matched": serializers.IntegerField(),
+                "retryable": serializers.IntegerField(),
+                "skipped": serializers.IntegerField(),
+                "idempotency_keys": serializers.ListField(child=serializers.CharField()),
+                "keys_truncated": serializers.BooleanField(),
+                "by_system": serializers.DictField(child=serializers.IntegerField()),
+                "side_effects": serializers.ListField(child=serializers.DictField()),
+                "filter": serializers.CharField(),
+                "description": serializers.CharField(),
+            },
+        ),
         202: BulkJobSerializer,
         400: OpenApiResponse(description="problem+json: unknown filter, nothing matches, too many, or expected_total differs"),
     },
@@ -351,16 +454,30 @@ def exception_bulk_retry(request):
     for name in ExceptionFilterSet.param_names():
         if name in body:
             params[name] = str(body[name])
-    options = BulkRetryIn(data={**{k: v for k, v in request.query_params.items() if k in ("dry_run", "expected_total")}, **{k: v for k, v in body.items() if k in ("dry_run", "expected_total")}})
+    options = BulkRetryIn(
+        data={
+            **{k: v for k, v in request.query_params.items() if k in ("dry_run", "expected_total")},
+            **{k: v for k, v in body.items() if k in ("dry_run", "expected_total")},
+        }
+    )
     options.is_valid(raise_exception=True)
     filters = _filters(request, params)
     if options.validated_data["dry_run"]:
         preview = sel.bulk_retry_preview(filters=filters)
-        return Response({
-            "dry_run": True, "matched": preview["matched"], "retryable": preview["retryable"], "skipped": preview["skipped"],
-            "idempotency_keys": preview["idempotency_keys"], "keys_truncated": preview["keys_truncated"], "by_system": preview["by_system"],
-            "side_effects": preview["side_effects"], "filter": preview["query"], "description": preview["description"],
-        })
+        return Response(
+            {
+                "dry_run": True,
+                "matched": preview["matched"],
+                "retryable": preview["retryable"],
+                "skipped": preview["skipped"],
+                "idempotency_keys": preview["idempotency_keys"],
+                "keys_truncated": preview["keys_truncated"],
+                "by_system": preview["by_system"],
+                "side_effects": preview["side_effects"],
+                "filter": preview["query"],
+                "description": preview["description"],
+            }
+        )
     job = _call(services.bulk_retry_start, user=request.user, filters=filters, expected_total=options.validated_data.get("expected_total"))
     data = BulkJobSerializer(job, context={"request": request}).data
     return Response({**data, "job_id": job.pk, "status_url": data["url"]}, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})

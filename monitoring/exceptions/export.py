@@ -15,8 +15,26 @@ from sync.models import SyncException
 
 EXPORT_MAX_ROWS = 50_000
 HEADER = [
-    "id", "status", "first_seen_utc", "last_seen_utc", "age_hours", "flow", "step", "system", "error_class", "account", "document",
-    "amount", "currency", "revenue_at_risk", "reporting_currency", "assignee", "occurrences", "retries", "message", "url",
+    "id",
+    "status",
+    "first_seen_utc",
+    "last_seen_utc",
+    "age_hours",
+    "flow",
+    "step",
+    "system",
+    "error_class",
+    "account",
+    "document",
+    "amount",
+    "currency",
+    "revenue_at_risk",
+    "reporting_currency",
+    "assignee",
+    "occurrences",
+    "retries",
+    "message",
+    "url",
 ]
 
 
@@ -46,10 +64,27 @@ def csv_lines(rows: QuerySet[SyncException], *, base_url: str, reporting_currenc
     yield writer.writerow(HEADER)
     now = timezone.now()
     for exc in rows.iterator(chunk_size=2000):
-        yield writer.writerow([
-            exc.pk, exc.status, exc.first_seen.isoformat(), exc.last_seen.isoformat(), round((now - exc.first_seen).total_seconds() / 3600, 1),
-            exc.flow_type, exc.step_name, exc.system, exc.error_class, text(exc.account_name), text(exc.document_number),
-            money(exc.amount), exc.currency, money(exc.revenue_at_risk), reporting_currency,
-            exc.assignee.username if exc.assignee_id else "", exc.occurrences, exc.retries, text(exc.message[:1000]),
-            f"{base_url}{reverse('monitoring:exception_detail', args=[exc.pk])}",
-        ])
+        yield writer.writerow(
+            [
+                exc.pk,
+                exc.status,
+                exc.first_seen.isoformat(),
+                exc.last_seen.isoformat(),
+                round((now - exc.first_seen).total_seconds() / 3600, 1),
+                exc.flow_type,
+                exc.step_name,
+                exc.system,
+                exc.error_class,
+                text(exc.account_name),
+                text(exc.document_number),
+                money(exc.amount),
+                exc.currency,
+                money(exc.revenue_at_risk),
+                reporting_currency,
+                exc.assignee.username if exc.assignee_id else "",
+                exc.occurrences,
+                exc.retries,
+                text(exc.message[:1000]),
+                f"{base_url}{reverse('monitoring:exception_detail', args=[exc.pk])}",
+            ]
+        )

@@ -106,17 +106,44 @@ class ExceptionFilterSet(QueryFilterSet):
     defaults = {"status": ACTIVE, "sort": "-last_seen"}
     # the order saved views, bulk jobs and links were always written in
     query_order = (
-        "status", "error_class", "system", "flow_type", "step", "assignee", "cause", "account", "document", "currency",
-        "amount_min", "amount_max", "risk_min", "retries", "age", "q", "sort",
+        "status",
+        "error_class",
+        "system",
+        "flow_type",
+        "step",
+        "assignee",
+        "cause",
+        "account",
+        "document",
+        "currency",
+        "amount_min",
+        "amount_max",
+        "risk_min",
+        "retries",
+        "age",
+        "q",
+        "sort",
     )
     # problems are listed choices first, then amounts, then the currency (pages and API show them so)
     report_order = ("status", "error_class", "system", "flow_type", "age", "retries", "sort", "amount_min", "amount_max", "risk_min", "currency")
     max_length = 200
     LABELS = {
-        "status": "status", "error_class": "error class", "system": "system", "flow_type": "flow", "step": "step",
-        "assignee": "assignee", "cause": "root cause", "account": "account", "document": "document", "currency": "currency",
-        "amount_min": "amount ≥", "amount_max": "amount ≤", "risk_min": "revenue at risk ≥", "retries": "retries",
-        "age": "age", "q": "search",
+        "status": "status",
+        "error_class": "error class",
+        "system": "system",
+        "flow_type": "flow",
+        "step": "step",
+        "assignee": "assignee",
+        "cause": "root cause",
+        "account": "account",
+        "document": "document",
+        "currency": "currency",
+        "amount_min": "amount ≥",
+        "amount_max": "amount ≤",
+        "risk_min": "revenue at risk ≥",
+        "retries": "retries",
+        "age": "age",
+        "q": "search",
     }
 
     class Meta:

@@ -53,16 +53,25 @@ def filter_options() -> dict:
     """Choices for the filter form. Step names come from the flow definitions (no table scan)."""
     steps = sorted({s.name for f in FLOWS for s in f.steps})
     return {
-        "statuses": STATUS_CHOICES, "error_classes": ERROR_CLASS_CHOICES, "systems": SYSTEM_CHOICES, "flow_types": FlowType.choices,
-        "steps": steps, "ages": AGE_CHOICES, "retry_choices": RETRY_CHOICES, "sorts": SORT_CHOICES,
+        "statuses": STATUS_CHOICES,
+        "error_classes": ERROR_CLASS_CHOICES,
+        "systems": SYSTEM_CHOICES,
+        "flow_types": FlowType.choices,
+        "steps": steps,
+        "ages": AGE_CHOICES,
+        "retry_choices": RETRY_CHOICES,
+        "sorts": SORT_CHOICES,
     }
 
 
 def assignable_users() -> QuerySet:
     """Active users whose role may act on exceptions: the assignee select."""
     return (
-        get_user_model().objects.filter(
-            is_active=True, groups__permissions__codename="act_on_exception", groups__permissions__content_type__app_label="sync",
+        get_user_model()
+        .objects.filter(
+            is_active=True,
+            groups__permissions__codename="act_on_exception",
+            groups__permissions__content_type__app_label="sync",
         )
         .distinct()
         .order_by("username")
@@ -76,10 +85,16 @@ def cause_groups(*, filters: ExceptionFilterSet) -> QuerySet:
     return (
         qs.values("cause_key")
         .annotate(
-            count=Count("id"), documents=Count("document_number", distinct=True), at_risk=Sum("revenue_at_risk"),
-            first_seen=Min("first_seen"), last_seen=Max("last_seen"), occurrences=Sum("occurrences"),
-            systems=ArrayAgg("system", distinct=True), error_classes=ArrayAgg("error_class", distinct=True),
-            flow_types=ArrayAgg("flow_type", distinct=True), sample_id=Min("id"),
+            count=Count("id"),
+            documents=Count("document_number", distinct=True),
+            at_risk=Sum("revenue_at_risk"),
+            first_seen=Min("first_seen"),
+            last_seen=Max("last_seen"),
+            occurrences=Sum("occurrences"),
+            systems=ArrayAgg("system", distinct=True),
+            error_classes=ArrayAgg("error_class", distinct=True),
+            flow_types=ArrayAgg("flow_type", distinct=True),
+            sample_id=Min("id"),
             retryable=Count("id", filter=Q(status=SyncException.Status.OPEN, step__isnull=False)),
         )
         .order_by("-count", "-at_risk", "cause_key")
@@ -114,9 +129,15 @@ SUGGESTIONS = {
 
 # what the flow was doing, in words: "posting invoice INV-1 to the ERP"
 FLOW_VERBS = {
-    FlowType.CUSTOMER_SYNC: "syncing customer", FlowType.ORDER_ACTIVATION: "activating order", FlowType.AMENDMENT: "amending subscription",
-    FlowType.RENEWAL: "renewing contract", FlowType.CANCELLATION: "cancelling subscription", FlowType.INVOICE_POSTING: "posting invoice",
-    FlowType.PAYMENT_STATUS: "recording payment for", FlowType.USAGE_CLOSE: "closing usage for", FlowType.CREDIT_MEMO: "issuing credit memo",
+    FlowType.CUSTOMER_SYNC: "syncing customer",
+    FlowType.ORDER_ACTIVATION: "activating order",
+    FlowType.AMENDMENT: "amending subscription",
+    FlowType.RENEWAL: "renewing contract",
+    FlowType.CANCELLATION: "cancelling subscription",
+    FlowType.INVOICE_POSTING: "posting invoice",
+    FlowType.PAYMENT_STATUS: "recording payment for",
+    FlowType.USAGE_CLOSE: "closing usage for",
+    FlowType.CREDIT_MEMO: "issuing credit memo",
 }
 
 
@@ -138,10 +159,17 @@ def side_effects(run: FlowRun | None) -> list[dict]:
         return []
     out = []
     for step in run.steps.filter(status__in=[FlowStep.Status.SUCCEEDED, FlowStep.Status.COMPENSATED]).order_by("seq"):
-        out.append({
-            "step": step.name, "system": step.system, "status": step.status, "finished_at": step.finished_at,
-            "external": step.system != System.HUB, "compensation": step.compensation, "summary": redact(step.response_summary or {}),
-        })
+        out.append(
+            {
+                "step": step.name,
+                "system": step.system,
+                "status": step.status,
+                "finished_at": step.finished_at,
+                "external": step.system != System.HUB,
+                "compensation": step.compensation,
+                "summary": redact(step.response_summary or {}),
+            }
+        )
     return out
 
 

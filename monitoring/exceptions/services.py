@@ -58,7 +58,16 @@ def exception_resolve(*, exception_id: int, user, note: str) -> SyncException:
     before = _snapshot(exc)
     exc.status, exc.resolved_at, exc.resolution_note = SyncException.Status.RESOLVED, timezone.now(), note
     exc.save(update_fields=["status", "resolved_at", "resolution_note"])
-    audit_record(object_type="exception", object_id=exc.pk, action="resolve", before=before, after=_snapshot(exc), user=user, note=note, correlation_id=exc.correlation_id)
+    audit_record(
+        object_type="exception",
+        object_id=exc.pk,
+        action="resolve",
+        before=before,
+        after=_snapshot(exc),
+        user=user,
+        note=note,
+        correlation_id=exc.correlation_id,
+    )
     return exc
 
 
@@ -72,7 +81,16 @@ def exception_ignore(*, exception_id: int, user, reason: str) -> SyncException:
     before = _snapshot(exc)
     exc.status, exc.resolved_at, exc.resolution_note = SyncException.Status.IGNORED, timezone.now(), reason
     exc.save(update_fields=["status", "resolved_at", "resolution_note"])
-    audit_record(object_type="exception", object_id=exc.pk, action="ignore", before=before, after=_snapshot(exc), user=user, note=reason, correlation_id=exc.correlation_id)
+    audit_record(
+        object_type="exception",
+        object_id=exc.pk,
+        action="ignore",
+        before=before,
+        after=_snapshot(exc),
+        user=user,
+        note=reason,
+        correlation_id=exc.correlation_id,
+    )
     return exc
 
 
@@ -140,8 +158,14 @@ def exception_retry(*, exception_id: int, user, only_open: bool = False, note: s
         exc.retries += 1
         exc.save(update_fields=["status", "retries"])
         audit_record(
-            object_type="exception", object_id=exc.pk, action="retry", before=before,
-            after={**_snapshot(exc), "idempotency_key": exc.step.idempotency_key}, user=user, note=note, correlation_id=exc.correlation_id,
+            object_type="exception",
+            object_id=exc.pk,
+            action="retry",
+            before=before,
+            after={**_snapshot(exc), "idempotency_key": exc.step.idempotency_key},
+            user=user,
+            note=note,
+            correlation_id=exc.correlation_id,
         )
         step_retry(step_id=exc.step_id, actor=user)
     return exc
@@ -163,7 +187,16 @@ def exception_replay(*, exception_id: int, user) -> SyncException:
         note = f"Replayed inbound event {event.source}:{event.source_event_id}; a new exception opens if it fails again."
         exc.status, exc.resolved_at, exc.resolution_note = SyncException.Status.RESOLVED, timezone.now(), note
         exc.save(update_fields=["status", "resolved_at", "resolution_note"])
-        audit_record(object_type="exception", object_id=exc.pk, action="replay", before=before, after=_snapshot(exc), user=user, note=note, correlation_id=exc.correlation_id)
+        audit_record(
+            object_type="exception",
+            object_id=exc.pk,
+            action="replay",
+            before=before,
+            after=_snapshot(exc),
+            user=user,
+            note=note,
+            correlation_id=exc.correlation_id,
+        )
     return exc
 
 
@@ -181,7 +214,15 @@ def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bo
             raise ValidationError({"flow": "This exception belongs to no flow."})
         if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
             raise ValidationError({"flow": f"The flow is already {run.get_status_display().lower()}."})
-        audit_record(object_type="exception", object_id=exc.pk, action="cancel_flow_requested", before=_snapshot(exc), user=user, note=reason, correlation_id=exc.correlation_id)
+        audit_record(
+            object_type="exception",
+            object_id=exc.pk,
+            action="cancel_flow_requested",
+            before=_snapshot(exc),
+            user=user,
+            note=reason,
+            correlation_id=exc.correlation_id,
+        )
     # outside the transaction: the row says what was asked even if the broker is down
     if not dispatch.publish(TaskName.CANCEL_FLOW, args=[run.pk, getattr(user, "pk", None), reason], queue=Queue.FLOWS.value):
         raise ValidationError({"broker": "The task queue is unavailable; the cancellation was not started. Try again in a minute."})
@@ -212,13 +253,26 @@ def exception_edit_payload(*, exception_id: int, user, payload, reason: str):
             raise ValidationError({"payload": "The payload is unchanged."})
         financial = exc.flow_type in FINANCIAL_FLOW_TYPES
         edit = PayloadEdit.objects.create(
-            exception=exc, step_id=exc.step_id, original=original, payload=payload, reason=reason, requires_approval=financial,
-            status=PayloadEdit.Status.PENDING if financial else PayloadEdit.Status.APPROVED, requested_by=user,
-            decided_at=None if financial else timezone.now(), decision_note="" if financial else "No second approval needed: not a financial document.",
+            exception=exc,
+            step_id=exc.step_id,
+            original=original,
+            payload=payload,
+            reason=reason,
+            requires_approval=financial,
+            status=PayloadEdit.Status.PENDING if financial else PayloadEdit.Status.APPROVED,
+            requested_by=user,
+            decided_at=None if financial else timezone.now(),
+            decision_note="" if financial else "No second approval needed: not a financial document.",
         )
         audit_record(
-            object_type="exception", object_id=exc.pk, action="payload_edit_requested" if financial else "payload_edited",
-            before={"payload": original}, after={"payload": payload, "edit": edit.pk}, user=user, note=reason, correlation_id=exc.correlation_id,
+            object_type="exception",
+            object_id=exc.pk,
+            action="payload_edit_requested" if financial else "payload_edited",
+            before={"payload": original},
+            after={"payload": payload, "edit": edit.pk},
+            user=user,
+            note=reason,
+            correlation_id=exc.correlation_id,
         )
         if not financial:
             step_override_payload(step_id=exc.step_id, payload=payload, actor=user)
@@ -244,9 +298,14 @@ def payload_edit_approve(*, edit_id: int, user, note: str = ""):
         edit.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
         step_override_payload(step_id=edit.step_id, payload=edit.payload, actor=user)
         audit_record(
-            object_type="exception", object_id=exc.pk, action="payload_edit_approved", before={"payload": edit.original},
+            object_type="exception",
+            object_id=exc.pk,
+            action="payload_edit_approved",
+            before={"payload": edit.original},
             after={"payload": edit.payload, "edit": edit.pk, "requested_by": edit.requested_by.get_username() if edit.requested_by_id else None},
-            user=user, note=edit.decision_note, correlation_id=exc.correlation_id,
+            user=user,
+            note=edit.decision_note,
+            correlation_id=exc.correlation_id,
         )
         exception_retry(exception_id=exc.pk, user=user, note=f"after approved payload edit #{edit.pk}")
     return edit
@@ -264,7 +323,9 @@ def payload_edit_reject(*, edit_id: int, user, note: str = ""):
             raise ValidationError({"edit": f"This edit is already {edit.get_status_display()}."})
         edit.status, edit.decided_by, edit.decided_at, edit.decision_note = PayloadEdit.Status.REJECTED, user, timezone.now(), (note or "").strip()
         edit.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
-        audit_record(object_type="exception", object_id=edit.exception_id, action="payload_edit_rejected", after={"edit": edit.pk}, user=user, note=edit.decision_note)
+        audit_record(
+            object_type="exception", object_id=edit.exception_id, action="payload_edit_rejected", after={"edit": edit.pk}, user=user, note=edit.decision_note
+        )
     return edit
 
 
@@ -285,7 +346,14 @@ def bulk_retry_start(*, user, filters: ExceptionFilterSet, expected_total: int |
     with transaction.atomic():
         job = BulkJob.objects.create(kind="retry", query=filters.querystring(), description=filters.describe(), created_by=user, total=len(ids))
         BulkJobItem.objects.bulk_create((BulkJobItem(job=job, exception_id=pk) for pk in ids), batch_size=2000)
-        audit_record(object_type="bulk_job", object_id=job.pk, action="bulk_retry_requested", after={"total": job.total, "query": job.query}, user=user, note=job.description)
+        audit_record(
+            object_type="bulk_job",
+            object_id=job.pk,
+            action="bulk_retry_requested",
+            after={"total": job.total, "query": job.query},
+            user=user,
+            note=job.description,
+        )
         transaction.on_commit(lambda: dispatch.publish(TaskName.BULK_RETRY, args=[job.pk], queue=BULK_QUEUE))
     return job
 
@@ -320,7 +388,9 @@ def _bulk_retry_item(job, item_id: int, exception_id: int) -> None:
                 jobs.filter(pk=job.pk).update(retried=F("retried") + 1)
     except Exception as error:  # noqa: BLE001 — the claim rolled back with it; record the item as failed, go on
         with transaction.atomic():
-            if items.filter(pk=item_id, state=BulkJobItem.State.PENDING).update(state=BulkJobItem.State.FAILED, note=f"{type(error).__name__}: {error}"[:255], processed_at=timezone.now()):
+            if items.filter(pk=item_id, state=BulkJobItem.State.PENDING).update(
+                state=BulkJobItem.State.FAILED, note=f"{type(error).__name__}: {error}"[:255], processed_at=timezone.now()
+            ):
                 jobs.filter(pk=job.pk).update(failed=F("failed") + 1, last_error=f"exception #{exception_id}: {error}"[:2000])
 
 
@@ -342,9 +412,13 @@ def bulk_retry_run(*, job_id: int, batch: int = 200):
             _bulk_retry_item(job, item_id, exception_id)
         last_id = rows[-1][0]
     all_claimed = not BulkJobItem.objects.filter(job_id=job.pk, state=BulkJobItem.State.PENDING).exists()
-    if all_claimed and BulkJob.objects.filter(pk=job.pk).exclude(status__in=[BulkJob.Status.DONE, BulkJob.Status.FAILED]).update(status=BulkJob.Status.DONE, finished_at=timezone.now()):
+    if all_claimed and BulkJob.objects.filter(pk=job.pk).exclude(status__in=[BulkJob.Status.DONE, BulkJob.Status.FAILED]).update(
+        status=BulkJob.Status.DONE, finished_at=timezone.now()
+    ):
         job.refresh_from_db()
-        audit_record(object_type="bulk_job", object_id=job.pk, action="bulk_retry_done", after={"retried": job.retried, "skipped": job.skipped, "failed": job.failed})
+        audit_record(
+            object_type="bulk_job", object_id=job.pk, action="bulk_retry_done", after={"retried": job.retried, "skipped": job.skipped, "failed": job.failed}
+        )
     job.refresh_from_db()
     return job
 

@@ -170,7 +170,9 @@ def _do(request: HttpRequest, exc: SyncException, action: str) -> str:
         return "The inbound event was replayed."
     if action == "cancel":
         form = forms.CancelFlowForm(post)
-        services.exception_cancel_flow(exception_id=exc.pk, user=user, reason=form.cleaned_data.get("reason", "") if form.is_valid() else "", confirmed=form.confirmed)
+        services.exception_cancel_flow(
+            exception_id=exc.pk, user=user, reason=form.cleaned_data.get("reason", "") if form.is_valid() else "", confirmed=form.confirmed
+        )
         return "Cancellation started: compensation runs in the background; the history shows each undo."
     raise ValidationError({"action": f"Unknown action {action!r}."})
 
@@ -178,7 +180,11 @@ def _do(request: HttpRequest, exc: SyncException, action: str) -> str:
 def _row_response(request: HttpRequest, pk: int, *, panel: str = "", error: str = "", notice: str = "") -> HttpResponse:
     exc = SyncException.objects.select_related("assignee", "flow_run", "step").get(pk=pk)
     context = {
-        "exc": exc, "panel": panel, "error": error, "notice": notice, "assignees": forms.assignee_choices(),
+        "exc": exc,
+        "panel": panel,
+        "error": error,
+        "notice": notice,
+        "assignees": forms.assignee_choices(),
         "next": _safe_next(request, reverse("monitoring:exceptions")),
         "preview": sel.retry_preview(exc) if panel == "retry" else None,
         "can_replay": bool(exc.inbox_event_id and exc.inbox_event.status == InboxEvent.Status.DEAD) if panel == "replay" else False,
@@ -228,13 +234,16 @@ def exception_edit_payload(request: HttpRequest, pk: int) -> HttpResponse:
     error = notice = ""
     if form.is_valid():
         try:
-            edit = services.exception_edit_payload(exception_id=exc.pk, user=request.user, payload=form.cleaned_data["payload"], reason=form.cleaned_data["reason"])
+            edit = services.exception_edit_payload(
+                exception_id=exc.pk, user=request.user, payload=form.cleaned_data["payload"], reason=form.cleaned_data["reason"]
+            )
         except ValidationError as refusal:
             error = _errors(refusal)
         else:
             notice = (
                 f"Edit #{edit.pk} saved; a second person with approval rights must approve it before it is applied."
-                if edit.requires_approval else f"Edit #{edit.pk} applied and the step retried."
+                if edit.requires_approval
+                else f"Edit #{edit.pk} applied and the step retried."
             )
     else:
         error = " ".join(e for errs in form.errors.values() for e in errs)
@@ -338,7 +347,9 @@ def saved_view_save(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Give the view a name (up to 80 characters).")
     else:
         try:
-            view = services.saved_view_save(user=request.user, name=form.cleaned_data["name"], query=form.cleaned_data["query"], group_id=form.cleaned_data["group"])
+            view = services.saved_view_save(
+                user=request.user, name=form.cleaned_data["name"], query=form.cleaned_data["query"], group_id=form.cleaned_data["group"]
+            )
             shared = f" and shared it with {view.group.name}" if view.group_id else ""
             messages.success(request, f"Saved the view “{view.name}”{shared}.")
             query = view.query
@@ -358,4 +369,3 @@ def saved_view_delete(request: HttpRequest, view_id: int) -> HttpResponse:
     except ValidationError as refusal:
         messages.error(request, _errors(refusal))
     return redirect("monitoring:exceptions")
-

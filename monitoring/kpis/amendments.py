@@ -64,7 +64,7 @@ def daily_outcomes(flow_types: list[str], window: Window) -> list[dict]:
     src, src_params = started_source(window, list(flow_types))
     return fetch_all(
         f"""
-        SELECT {local_day('src.ts')} AS day, sum(n)::int AS started,
+        SELECT {local_day("src.ts")} AS day, sum(n)::int AS started,
                sum(first_pass)::int AS first_pass,
                sum(completed - first_pass)::int AS recovered,
                sum(active_exc)::int AS failing,
@@ -80,5 +80,7 @@ def daily_outcomes(flow_types: list[str], window: Window) -> list[dict]:
 
 def daily_amendment_failure(window: Window) -> list[dict]:
     """Per day requested: amendments started, those that raised an exception, the rate."""
-    return [{"day": r["day"], "started": r["started"], "with_exception": r["with_exception"], "rate": rate(r["with_exception"], r["started"])}
-            for r in daily_outcomes([FlowType.AMENDMENT], window)]
+    return [
+        {"day": r["day"], "started": r["started"], "with_exception": r["with_exception"], "rate": rate(r["with_exception"], r["started"])}
+        for r in daily_outcomes([FlowType.AMENDMENT], window)
+    ]

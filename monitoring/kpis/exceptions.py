@@ -84,10 +84,10 @@ def daily_exceptions(window: Window) -> list[dict]:
     return fetch_all(
         f"""
         SELECT day, sum(opened)::int AS opened, sum(resolved)::int AS resolved FROM (
-            SELECT {local_day('e.first_seen')} AS day, 1 AS opened, 0 AS resolved FROM {EXC_TABLE} e {join}
+            SELECT {local_day("e.first_seen")} AS day, 1 AS opened, 0 AS resolved FROM {EXC_TABLE} e {join}
              WHERE e.first_seen >= %s AND e.first_seen < %s {extra}
             UNION ALL
-            SELECT {local_day('e.resolved_at')}, 0, 1 FROM {EXC_TABLE} e {join}
+            SELECT {local_day("e.resolved_at")}, 0, 1 FROM {EXC_TABLE} e {join}
              WHERE e.status = 'resolved' AND e.resolved_at >= %s AND e.resolved_at < %s {extra}
         ) t GROUP BY day ORDER BY day
         """,

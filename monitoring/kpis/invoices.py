@@ -69,7 +69,8 @@ def unposted_by_age(window: Window) -> list[dict]:
           AND f.business_started_at >= %s AND f.business_started_at < %s {extra}
         GROUP BY 1 ORDER BY 1
         """,
-        [window.as_of] * sum(1 for b in UNPOSTED_AGE_BUCKETS if b[1]) + [settings.REPORTING_CURRENCY, FlowType.INVOICE_POSTING, window.start, window.end, *params],
+        [window.as_of] * sum(1 for b in UNPOSTED_AGE_BUCKETS if b[1])
+        + [settings.REPORTING_CURRENCY, FlowType.INVOICE_POSTING, window.start, window.end, *params],
     )
     found = {r["bucket"]: r for r in rows}
     return [
@@ -123,7 +124,7 @@ def daily_invoice_lag(window: Window) -> list[dict]:
     return fetch_all(
         f"""
         WITH src AS MATERIALIZED ({src})
-        SELECT {local_day('v.ts')} AS day, count(*) AS n, count(*) FILTER (WHERE v.unfinished) AS unposted,
+        SELECT {local_day("v.ts")} AS day, count(*) AS n, count(*) FILTER (WHERE v.unfinished) AS unposted,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY v.d) AS p50,
                percentile_cont(0.95) WITHIN GROUP (ORDER BY v.d) AS p95
         FROM ({values_sql(with_ages=True)}) v

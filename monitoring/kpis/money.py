@@ -67,9 +67,12 @@ def dollars_in_flight(window: Window) -> dict:
     orders, invoices = by.get(FlowType.ORDER_ACTIVATION, {}), by.get(FlowType.INVOICE_POSTING, {})
     total = Decimal(orders.get("amount", 0)) + Decimal(invoices.get("amount", 0))
     return {
-        "currency": settings.REPORTING_CURRENCY, "amount": cents(total),
-        "orders": orders.get("n", 0), "orders_amount": cents(orders.get("amount", 0)),
-        "invoices": invoices.get("n", 0), "invoices_amount": cents(invoices.get("amount", 0)),
+        "currency": settings.REPORTING_CURRENCY,
+        "amount": cents(total),
+        "orders": orders.get("n", 0),
+        "orders_amount": cents(orders.get("amount", 0)),
+        "invoices": invoices.get("n", 0),
+        "invoices_amount": cents(invoices.get("amount", 0)),
     }
 
 
@@ -118,8 +121,13 @@ def close_readiness(window: Window) -> dict:
         [],
     )
     return {
-        "period_start": month_start, "period_end": next_month, "label": month_start.strftime("%B %Y"),
-        "unposted": inv["n"], "unposted_amount": cents(inv["amount"]),
-        "open_breaks": breaks["n"], "breaks_amount": cents(breaks["amount"]),
-        "currency": settings.REPORTING_CURRENCY, "ready": inv["n"] == 0 and breaks["n"] == 0,
+        "period_start": month_start,
+        "period_end": next_month,
+        "label": month_start.strftime("%B %Y"),
+        "unposted": inv["n"],
+        "unposted_amount": cents(inv["amount"]),
+        "open_breaks": breaks["n"],
+        "breaks_amount": cents(breaks["amount"]),
+        "currency": settings.REPORTING_CURRENCY,
+        "ready": inv["n"] == 0 and breaks["n"] == 0,
     }

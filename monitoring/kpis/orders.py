@@ -97,7 +97,7 @@ def daily_cycle_time(window: Window) -> list[dict]:
     src, src_params = completed_source(window, [FlowType.ORDER_ACTIVATION])
     return fetch_all(
         f"""
-        SELECT {local_day('src.ts')} AS day, count(d) AS n,
+        SELECT {local_day("src.ts")} AS day, count(d) AS n,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
                percentile_cont(0.9) WITHIN GROUP (ORDER BY d) AS p90
         FROM ({src}) src, unnest(src.durations) d

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -51,9 +51,10 @@ BUILD_CHUNK = timedelta(days=7)
 ROLLUP_TABLE = FlowRollup._meta.db_table
 DIRTY_TABLE = RollupDirtyHour._meta.db_table
 
+
 # --- building ----------------------------------------------------------------------------------
 def _floor_hour(value: datetime) -> datetime:
-    return value.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _ceil_hour(value: datetime) -> datetime:
@@ -234,6 +235,8 @@ def health() -> dict:
     if state is None or state.refreshed_at is None:
         return {"refreshed_at": None, "note": "not built yet: beat builds them within a minute of starting"}
     return {
-        "refreshed_at": state.refreshed_at.isoformat(), "seconds_since_refresh": round((timezone.now() - state.refreshed_at).total_seconds()),
-        "rolled_up_to": state.watermark.isoformat() if state.watermark else None, "dirty_hours": RollupDirtyHour.objects.count(),
+        "refreshed_at": state.refreshed_at.isoformat(),
+        "seconds_since_refresh": round((timezone.now() - state.refreshed_at).total_seconds()),
+        "rolled_up_to": state.watermark.isoformat() if state.watermark else None,
+        "dirty_hours": RollupDirtyHour.objects.count(),
     }

@@ -79,8 +79,13 @@ def sla(window: Window, flow_types: list[str] | None = None) -> dict:
 def sla_overall(sla_rows: dict) -> dict:
     due = sum(s["due"] for s in sla_rows.values())
     met = sum(s["met"] for s in sla_rows.values())
-    return {"due": due, "met": met, "breached": sum(s["breached"] for s in sla_rows.values()),
-            "at_risk": sum(s["at_risk"] for s in sla_rows.values()), "compliance": rate(met, due)}
+    return {
+        "due": due,
+        "met": met,
+        "breached": sum(s["breached"] for s in sla_rows.values()),
+        "at_risk": sum(s["at_risk"] for s in sla_rows.values()),
+        "compliance": rate(met, due),
+    }
 
 
 def daily_sla(window: Window) -> list[dict]:
@@ -89,7 +94,7 @@ def daily_sla(window: Window) -> list[dict]:
     src, src_params = due_source(window, types)
     return fetch_all(
         f"""
-        SELECT {local_day('src.ts')} AS day, src.flow_type, sum(src.due)::int AS due, sum(src.met)::int AS met
+        SELECT {local_day("src.ts")} AS day, src.flow_type, sum(src.due)::int AS due, sum(src.met)::int AS met
         FROM ({src}) src
         GROUP BY 1, 2 ORDER BY 1, 2
         """,

@@ -36,8 +36,19 @@ _RAW_DUE = f"""
 _ROLLUP_DUE = f"SELECT r.hour AS ts, r.flow_type, r.legal_entity, r.currency, r.due, r.due_met AS met FROM {ROLLUP_TABLE} r"
 
 
-def _source(window: Window, flow_types: list[str], *, column: str, raw: str, raw_params: list, rollup: str, rollup_count: str,
-            raw_where: str, raw_where_params: list, unsettled_where: str | None) -> tuple[str, list]:
+def _source(
+    window: Window,
+    flow_types: list[str],
+    *,
+    column: str,
+    raw: str,
+    raw_params: list,
+    rollup: str,
+    rollup_count: str,
+    raw_where: str,
+    raw_where_params: list,
+    unsettled_where: str | None,
+) -> tuple[str, list]:
     """UNION ALL of: rollup rows of the clean rolled hours; raw runs of the other hours; and the
     unsettled raw runs inside the rolled hours (rollups hold settled runs only)."""
     plan = window.rollup_plan
@@ -46,7 +57,9 @@ def _source(window: Window, flow_types: list[str], *, column: str, raw: str, raw
     parts, params = [], []
     if plan.uses_rollup:
         r_extra, r_params = window.flow_filter_sql("r")
-        parts.append(f"{rollup} WHERE r.{rollup_count} > 0 AND r.flow_type = ANY(%s) AND r.hour >= %s AND r.hour < %s AND r.hour <> ALL(%s::timestamptz[]) {r_extra}")
+        parts.append(
+            f"{rollup} WHERE r.{rollup_count} > 0 AND r.flow_type = ANY(%s) AND r.hour >= %s AND r.hour < %s AND r.hour <> ALL(%s::timestamptz[]) {r_extra}"
+        )
         params += [types, plan.rolled_from, plan.rolled_to, list(plan.dirty), *r_params]
         if unsettled_where is not None:
             parts.append(
@@ -63,21 +76,50 @@ def _source(window: Window, flow_types: list[str], *, column: str, raw: str, raw
 def started_source(window: Window, flow_types: list[str]) -> tuple[str, list]:
     """Runs started (business_started_at) in the window: counts per outcome; `durations` of the
     completed ones, `ages` (now − start) of the unsettled ones."""
-    return _source(window, flow_types, column="business_started_at", raw=_RAW_STARTED, raw_params=[window.as_of],
-                   rollup=_ROLLUP_STARTED, rollup_count="started", raw_where="true", raw_where_params=[], unsettled_where="true")
+    return _source(
+        window,
+        flow_types,
+        column="business_started_at",
+        raw=_RAW_STARTED,
+        raw_params=[window.as_of],
+        rollup=_ROLLUP_STARTED,
+        rollup_count="started",
+        raw_where="true",
+        raw_where_params=[],
+        unsettled_where="true",
+    )
 
 
 def completed_source(window: Window, flow_types: list[str]) -> tuple[str, list]:
     """Runs completed (business_completed_at) in the window, with their durations."""
-    return _source(window, flow_types, column="business_completed_at", raw=_RAW_COMPLETED, raw_params=[],
-                   rollup=_ROLLUP_COMPLETED, rollup_count="completed", raw_where="f.status = 'completed'", raw_where_params=[], unsettled_where=None)
+    return _source(
+        window,
+        flow_types,
+        column="business_completed_at",
+        raw=_RAW_COMPLETED,
+        raw_params=[],
+        rollup=_ROLLUP_COMPLETED,
+        rollup_count="completed",
+        raw_where="f.status = 'completed'",
+        raw_where_params=[],
+        unsettled_where=None,
+    )
 
 
 def due_source(window: Window, flow_types: list[str]) -> tuple[str, list]:
     """Runs whose SLA falls due in the window and whose outcome is known now (finished, or past due)."""
-    return _source(window, flow_types, column="sla_due_at", raw=_RAW_DUE, raw_params=[], rollup=_ROLLUP_DUE, rollup_count="due",
-                   raw_where="f.status <> 'cancelled' AND (f.business_completed_at IS NOT NULL OR f.sla_due_at <= %s)",
-                   raw_where_params=[window.as_of], unsettled_where="f.sla_due_at <= %s")
+    return _source(
+        window,
+        flow_types,
+        column="sla_due_at",
+        raw=_RAW_DUE,
+        raw_params=[],
+        rollup=_ROLLUP_DUE,
+        rollup_count="due",
+        raw_where="f.status <> 'cancelled' AND (f.business_completed_at IS NOT NULL OR f.sla_due_at <= %s)",
+        raw_where_params=[window.as_of],
+        unsettled_where="f.sla_due_at <= %s",
+    )
 
 
 def values_sql(*, with_ages: bool) -> str:

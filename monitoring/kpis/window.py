@@ -21,11 +21,11 @@ class Window:
     as_of: datetime = field(default_factory=lambda: timezone.now())
 
     @classmethod
-    def last_days(cls, days: int = 30, **kwargs) -> "Window":
+    def last_days(cls, days: int = 30, **kwargs) -> Window:
         end = kwargs.pop("as_of", None) or timezone.now()
         return cls(start=end - timedelta(days=days), end=end, as_of=end, **kwargs)
 
-    def previous(self) -> "Window":
+    def previous(self) -> Window:
         span = self.end - self.start
         return replace(self, start=self.start - span, end=self.start)
 

@@ -5,39 +5,76 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Portal',
+            name="Portal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
             ],
             options={
-                'permissions': [('view_kpis', 'View KPI dashboards (overview, orders, amendments, invoices, SLA)'), ('view_exceptions', 'View the exception queue'), ('view_reconciliation', 'View reconciliation breaks'), ('view_traces', 'View flow traces and payloads'), ('view_connectors', 'View connector health'), ('manage_connectors', 'Pause, resume and configure connectors'), ('manage_sla', 'Edit SLA policies'), ('approve_financial_edits', 'Approve edited payloads on financial documents')],
-                'managed': False,
-                'default_permissions': (),
+                "permissions": [
+                    ("view_kpis", "View KPI dashboards (overview, orders, amendments, invoices, SLA)"),
+                    ("view_exceptions", "View the exception queue"),
+                    ("view_reconciliation", "View reconciliation breaks"),
+                    ("view_traces", "View flow traces and payloads"),
+                    ("view_connectors", "View connector health"),
+                    ("manage_connectors", "Pause, resume and configure connectors"),
+                    ("manage_sla", "Edit SLA policies"),
+                    ("approve_financial_edits", "Approve edited payloads on financial documents"),
+                ],
+                "managed": False,
+                "default_permissions": (),
             },
         ),
         migrations.CreateModel(
-            name='SlaPolicy',
+            name="SlaPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('flow_type', models.CharField(choices=[('customer_sync', 'Customer sync'), ('order_activation', 'Order activation'), ('amendment', 'Amendment'), ('renewal', 'Renewal'), ('cancellation', 'Cancellation'), ('invoice_posting', 'Invoice posting'), ('payment_status', 'Payment status'), ('usage_close', 'Usage close'), ('credit_memo', 'Credit memo')], max_length=32, unique=True)),
-                ('target_seconds', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)])),
-                ('objective_pct', models.DecimalField(decimal_places=2, default=99, max_digits=5, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(100)])),
-                ('at_risk_pct', models.PositiveSmallIntegerField(default=80, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100)])),
-                ('calendar', models.CharField(choices=[('24x7', '24×7'), ('business', 'Business days')], default='24x7', max_length=16)),
-                ('month_end_target_seconds', models.PositiveIntegerField(blank=True, help_text='stricter target in the month-end close window', null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "flow_type",
+                    models.CharField(
+                        choices=[
+                            ("customer_sync", "Customer sync"),
+                            ("order_activation", "Order activation"),
+                            ("amendment", "Amendment"),
+                            ("renewal", "Renewal"),
+                            ("cancellation", "Cancellation"),
+                            ("invoice_posting", "Invoice posting"),
+                            ("payment_status", "Payment status"),
+                            ("usage_close", "Usage close"),
+                            ("credit_memo", "Credit memo"),
+                        ],
+                        max_length=32,
+                        unique=True,
+                    ),
+                ),
+                ("target_seconds", models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)])),
+                (
+                    "objective_pct",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=99,
+                        max_digits=5,
+                        validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(100)],
+                    ),
+                ),
+                (
+                    "at_risk_pct",
+                    models.PositiveSmallIntegerField(
+                        default=80, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100)]
+                    ),
+                ),
+                ("calendar", models.CharField(choices=[("24x7", "24×7"), ("business", "Business days")], default="24x7", max_length=16)),
+                ("month_end_target_seconds", models.PositiveIntegerField(blank=True, help_text="stricter target in the month-end close window", null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'SLA policies',
-                'ordering': ['flow_type'],
+                "verbose_name_plural": "SLA policies",
+                "ordering": ["flow_type"],
             },
         ),
     ]

@@ -9,91 +9,126 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('monitoring', '0001_initial'),
+        ("monitoring", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AlertChannel',
+            name="AlertChannel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('kind', models.CharField(choices=[('email', 'Email'), ('webhook', 'Signed JSON webhook (Slack, Teams, PagerDuty …)')], max_length=16)),
-                ('target', models.CharField(help_text='email: comma-separated addresses; webhook: the https URL', max_length=500)),
-                ('secret', models.CharField(blank=True, help_text='webhook: HMAC-SHA256 key for the X-Q2C-Signature header', max_length=200)),
-                ('events', models.JSONField(blank=True, default=list, help_text='event kinds to send; empty = all')),
-                ('enabled', models.BooleanField(default=True)),
-                ('dedupe_seconds', models.PositiveIntegerField(default=3600, help_text='the same alert (same key) is sent at most once in this period')),
-                ('max_per_hour', models.PositiveIntegerField(default=20, help_text='rate limit; more are recorded as suppressed', validators=[django.core.validators.MinValueValidator(1)])),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("kind", models.CharField(choices=[("email", "Email"), ("webhook", "Signed JSON webhook (Slack, Teams, PagerDuty …)")], max_length=16)),
+                ("target", models.CharField(help_text="email: comma-separated addresses; webhook: the https URL", max_length=500)),
+                ("secret", models.CharField(blank=True, help_text="webhook: HMAC-SHA256 key for the X-Q2C-Signature header", max_length=200)),
+                ("events", models.JSONField(blank=True, default=list, help_text="event kinds to send; empty = all")),
+                ("enabled", models.BooleanField(default=True)),
+                ("dedupe_seconds", models.PositiveIntegerField(default=3600, help_text="the same alert (same key) is sent at most once in this period")),
+                (
+                    "max_per_hour",
+                    models.PositiveIntegerField(
+                        default=20, help_text="rate limit; more are recorded as suppressed", validators=[django.core.validators.MinValueValidator(1)]
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='SlaHoliday',
+            name="SlaHoliday",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField(unique=True)),
-                ('name', models.CharField(max_length=100)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("date", models.DateField(unique=True)),
+                ("name", models.CharField(max_length=100)),
             ],
             options={
-                'ordering': ['date'],
+                "ordering": ["date"],
             },
         ),
         migrations.AddField(
-            model_name='slapolicy',
-            name='business_hours_end',
-            field=models.TimeField(default=datetime.time(17, 0), help_text='business calendar: the working day ends'),
+            model_name="slapolicy",
+            name="business_hours_end",
+            field=models.TimeField(default=datetime.time(17, 0), help_text="business calendar: the working day ends"),
         ),
         migrations.AddField(
-            model_name='slapolicy',
-            name='business_hours_start',
+            model_name="slapolicy",
+            name="business_hours_start",
             field=models.TimeField(default=datetime.time(9, 0), help_text="business calendar: the working day starts (in the policy's time zone)"),
         ),
         migrations.AddField(
-            model_name='slapolicy',
-            name='month_end_days_after',
-            field=models.PositiveSmallIntegerField(default=3, help_text='close window: first days of the next month', validators=[django.core.validators.MaxValueValidator(15)]),
+            model_name="slapolicy",
+            name="month_end_days_after",
+            field=models.PositiveSmallIntegerField(
+                default=3, help_text="close window: first days of the next month", validators=[django.core.validators.MaxValueValidator(15)]
+            ),
         ),
         migrations.AddField(
-            model_name='slapolicy',
-            name='month_end_days_before',
-            field=models.PositiveSmallIntegerField(default=2, help_text='close window: last days of the month', validators=[django.core.validators.MaxValueValidator(15)]),
+            model_name="slapolicy",
+            name="month_end_days_before",
+            field=models.PositiveSmallIntegerField(
+                default=2, help_text="close window: last days of the month", validators=[django.core.validators.MaxValueValidator(15)]
+            ),
         ),
         migrations.AddField(
-            model_name='slapolicy',
-            name='time_zone',
-            field=models.CharField(default='UTC', help_text='IANA zone of the business calendar, e.g. America/New_York', max_length=64),
+            model_name="slapolicy",
+            name="time_zone",
+            field=models.CharField(default="UTC", help_text="IANA zone of the business calendar, e.g. America/New_York", max_length=64),
         ),
         migrations.AddField(
-            model_name='slapolicy',
-            name='updated_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="slapolicy",
+            name="updated_by",
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL),
         ),
         migrations.CreateModel(
-            name='SentAlert',
+            name="SentAlert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(choices=[('sla_breach', 'SLA breached'), ('sla_at_risk', 'SLA at risk'), ('exception_spike', 'Exception spike'), ('missing_event', 'Missing event detected')], max_length=32)),
-                ('dedupe_key', models.CharField(max_length=200)),
-                ('subject', models.CharField(max_length=255)),
-                ('body', models.TextField(blank=True)),
-                ('url', models.CharField(blank=True, help_text='the screen the alert links to', max_length=500)),
-                ('payload', models.JSONField(blank=True, default=dict)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('sent', 'Sent'), ('failed', 'Failed'), ('duplicate', 'suppressed: duplicate'), ('rate_limited', 'suppressed: rate limit')], default='pending', max_length=16)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='monitoring.alertchannel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("sla_breach", "SLA breached"),
+                            ("sla_at_risk", "SLA at risk"),
+                            ("exception_spike", "Exception spike"),
+                            ("missing_event", "Missing event detected"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("dedupe_key", models.CharField(max_length=200)),
+                ("subject", models.CharField(max_length=255)),
+                ("body", models.TextField(blank=True)),
+                ("url", models.CharField(blank=True, help_text="the screen the alert links to", max_length=500)),
+                ("payload", models.JSONField(blank=True, default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                            ("duplicate", "suppressed: duplicate"),
+                            ("rate_limited", "suppressed: rate limit"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("channel", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="alerts", to="monitoring.alertchannel")),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['channel', 'dedupe_key', 'created_at'], name='monitoring__channel_252de5_idx'), models.Index(fields=['channel', 'created_at'], name='monitoring__channel_cf12f7_idx')],
+                "ordering": ["-created_at"],
+                "indexes": [
+                    models.Index(fields=["channel", "dedupe_key", "created_at"], name="monitoring__channel_252de5_idx"),
+                    models.Index(fields=["channel", "created_at"], name="monitoring__channel_cf12f7_idx"),
+                ],
             },
         ),
     ]

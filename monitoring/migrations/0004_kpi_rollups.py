@@ -4,7 +4,7 @@ import django.contrib.postgres.fields
 from django.db import migrations, models
 
 
-TRIGGER_SQL = '''
+TRIGGER_SQL = """
 CREATE OR REPLACE FUNCTION monitoring_flowrun_rollup_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status IN ('completed','cancelled') THEN 
@@ -27,60 +27,69 @@ CREATE TRIGGER flowrun_rollup_dirty_ins_del AFTER INSERT OR DELETE ON sync_flowr
 DROP TRIGGER IF EXISTS flowrun_rollup_dirty_upd ON sync_flowrun;
 CREATE TRIGGER flowrun_rollup_dirty_upd AFTER UPDATE OF status, flow_type, legal_entity, currency, had_exception, business_started_at, business_completed_at, sla_due_at ON sync_flowrun
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.flow_type IS DISTINCT FROM NEW.flow_type OR OLD.legal_entity IS DISTINCT FROM NEW.legal_entity OR OLD.currency IS DISTINCT FROM NEW.currency OR OLD.had_exception IS DISTINCT FROM NEW.had_exception OR OLD.business_started_at IS DISTINCT FROM NEW.business_started_at OR OLD.business_completed_at IS DISTINCT FROM NEW.business_completed_at OR OLD.sla_due_at IS DISTINCT FROM NEW.sla_due_at) EXECUTE FUNCTION monitoring_flowrun_rollup_dirty();
-'''
+"""
 
-DROP_TRIGGER_SQL = '''
+DROP_TRIGGER_SQL = """
 DROP TRIGGER IF EXISTS flowrun_rollup_dirty_ins_del ON sync_flowrun;
 DROP TRIGGER IF EXISTS flowrun_rollup_dirty_upd ON sync_flowrun;
 DROP FUNCTION IF EXISTS monitoring_flowrun_rollup_dirty();
-'''
+"""
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('monitoring', '0003_exception_queue'),
-        ('sync', '0006_kpi_window_indexes'),
+        ("monitoring", "0003_exception_queue"),
+        ("sync", "0006_kpi_window_indexes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RollupDirtyHour',
+            name="RollupDirtyHour",
             fields=[
-                ('hour', models.DateTimeField(primary_key=True, serialize=False)),
+                ("hour", models.DateTimeField(primary_key=True, serialize=False)),
             ],
         ),
         migrations.CreateModel(
-            name='RollupState',
+            name="RollupState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('watermark', models.DateTimeField(blank=True, null=True)),
-                ('refreshed_at', models.DateTimeField(blank=True, null=True)),
-                ('last_hours', models.IntegerField(default=0, help_text='hours recomputed by the last refresh')),
-                ('last_seconds', models.FloatField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("watermark", models.DateTimeField(blank=True, null=True)),
+                ("refreshed_at", models.DateTimeField(blank=True, null=True)),
+                ("last_hours", models.IntegerField(default=0, help_text="hours recomputed by the last refresh")),
+                ("last_seconds", models.FloatField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='FlowRollup',
+            name="FlowRollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField()),
-                ('flow_type', models.CharField(max_length=32)),
-                ('legal_entity', models.CharField(blank=True, max_length=32)),
-                ('currency', models.CharField(blank=True, max_length=3)),
-                ('started', models.IntegerField(default=0)),
-                ('started_with_exception', models.IntegerField(default=0)),
-                ('started_completed', models.IntegerField(default=0)),
-                ('started_first_pass', models.IntegerField(default=0)),
-                ('started_cancelled', models.IntegerField(default=0)),
-                ('started_durations', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), default=list, help_text='seconds, completed flows started in the hour', size=None)),
-                ('completed', models.IntegerField(default=0)),
-                ('completed_durations', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), default=list, help_text='seconds, flows completed in the hour', size=None)),
-                ('due', models.IntegerField(default=0)),
-                ('due_met', models.IntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("hour", models.DateTimeField()),
+                ("flow_type", models.CharField(max_length=32)),
+                ("legal_entity", models.CharField(blank=True, max_length=32)),
+                ("currency", models.CharField(blank=True, max_length=3)),
+                ("started", models.IntegerField(default=0)),
+                ("started_with_exception", models.IntegerField(default=0)),
+                ("started_completed", models.IntegerField(default=0)),
+                ("started_first_pass", models.IntegerField(default=0)),
+                ("started_cancelled", models.IntegerField(default=0)),
+                (
+                    "started_durations",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.FloatField(), default=list, help_text="seconds, completed flows started in the hour", size=None
+                    ),
+                ),
+                ("completed", models.IntegerField(default=0)),
+                (
+                    "completed_durations",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.FloatField(), default=list, help_text="seconds, flows completed in the hour", size=None
+                    ),
+                ),
+                ("due", models.IntegerField(default=0)),
+                ("due_met", models.IntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('flow_type', 'hour', 'legal_entity', 'currency'), name='flowrollup_key')],
+                "constraints": [models.UniqueConstraint(fields=("flow_type", "hour", "legal_entity", "currency"), name="flowrollup_key")],
             },
         ),
         # Marks hours of settled flow runs changed after they may have been rolled up (late events).

@@ -26,11 +26,15 @@ class SlaPolicyForm(forms.Form):
     def __init__(self, *args, instance: SlaPolicy, **kwargs):
         initial = {
             "target_minutes": Decimal(instance.target_seconds) / 60,
-            "objective_pct": instance.objective_pct, "at_risk_pct": instance.at_risk_pct, "calendar": instance.calendar,
-            "business_hours_start": instance.business_hours_start, "business_hours_end": instance.business_hours_end,
+            "objective_pct": instance.objective_pct,
+            "at_risk_pct": instance.at_risk_pct,
+            "calendar": instance.calendar,
+            "business_hours_start": instance.business_hours_start,
+            "business_hours_end": instance.business_hours_end,
             "time_zone": instance.time_zone,
             "month_end_minutes": Decimal(instance.month_end_target_seconds) / 60 if instance.month_end_target_seconds else None,
-            "month_end_days_before": instance.month_end_days_before, "month_end_days_after": instance.month_end_days_after,
+            "month_end_days_before": instance.month_end_days_before,
+            "month_end_days_after": instance.month_end_days_after,
         }
         super().__init__(*args, initial=initial, **kwargs)
         self.instance = instance

@@ -10,8 +10,8 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Callable
 from functools import wraps
-from typing import Callable
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -83,7 +83,15 @@ def fingerprint(request: HttpRequest) -> str:
     return hashlib.sha256(request.method.encode() + request.path.encode() + b"\0" + request.body).hexdigest()
 
 
-def idempotent(system: str, request: HttpRequest, key: str | None, produce: Callable[[], HttpResponse], *, mismatch: Callable[[], HttpResponse], store_status: Callable[[int], bool] = lambda s: True) -> HttpResponse:
+def idempotent(
+    system: str,
+    request: HttpRequest,
+    key: str | None,
+    produce: Callable[[], HttpResponse],
+    *,
+    mismatch: Callable[[], HttpResponse],
+    store_status: Callable[[int], bool] = lambda s: True,
+) -> HttpResponse:
     """Serve `produce()` once per key; later requests with the key replay the first response.
 
     Concurrent requests with one key are serialised by an advisory lock. A key reused with
@@ -111,8 +119,13 @@ def idempotent(system: str, request: HttpRequest, key: str | None, produce: Call
             try:
                 with transaction.atomic(using=DB):
                     IdempotencyRecord.objects.create(
-                        system=system, key=key, request_fingerprint=fp, status_code=response.status_code,
-                        body=response.content.decode(), content_type=response.get("Content-Type", "application/json"), headers=headers,
+                        system=system,
+                        key=key,
+                        request_fingerprint=fp,
+                        status_code=response.status_code,
+                        body=response.content.decode(),
+                        content_type=response.get("Content-Type", "application/json"),
+                        headers=headers,
                     )
             except IntegrityError:
                 pass

@@ -8,7 +8,9 @@ class FaultConfig(models.Model):
     """Fault injection for one sandbox. Every field off = a healthy system."""
 
     system = models.CharField(max_length=32, unique=True)
-    error_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0), MaxValueValidator(1)], help_text="share of write requests answered with a 500")
+    error_rate = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0), MaxValueValidator(1)], help_text="share of write requests answered with a 500"
+    )
     latency_ms = models.PositiveIntegerField(default=0, help_text="added to every request")
     outage = models.BooleanField(default=False, help_text="every request answers 503")
     rate_limit_retry_after = models.PositiveIntegerField(default=0, help_text="> 0: answer 429 with this Retry-After (seconds)")

@@ -49,9 +49,7 @@ class Record(models.Model):
     class Meta:
         indexes = [models.Index(fields=["record_type", "last_modified"])]
         constraints = [
-            models.UniqueConstraint(
-                fields=["record_type", "external_id"], condition=Q(external_id__isnull=False), name="uniq_netsuite_sandbox_eid"
-            ),
+            models.UniqueConstraint(fields=["record_type", "external_id"], condition=Q(external_id__isnull=False), name="uniq_netsuite_sandbox_eid"),
         ]
 
     def __str__(self) -> str:

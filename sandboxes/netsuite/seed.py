@@ -49,20 +49,22 @@ def seed_catalog(apps=None) -> dict:
         for pk, symbol, name in CURRENCIES:
             Currency.objects.get_or_create(id=pk, defaults={"symbol": symbol, "name": name})
         for pk, name, country, currency in SUBSIDIARIES:
-            Subsidiary.objects.get_or_create(
-                id=pk, defaults={"name": name, "country": country, "currency": Currency.objects.get(symbol=currency)}
-            )
-        existing = {
-            r.data.get("itemId") for r in Record.objects.filter(record_type__in=("inventoryItem", "nonInventorySaleItem"))
-        }
+            Subsidiary.objects.get_or_create(id=pk, defaults={"name": name, "country": country, "currency": Currency.objects.get(symbol=currency)})
+        existing = {r.data.get("itemId") for r in Record.objects.filter(record_type__in=("inventoryItem", "nonInventorySaleItem"))}
         for sku, display, price in ITEMS:
             if sku not in existing:
                 Record.objects.create(
-                    record_type=ITEM_RECORD_TYPE, external_id=f"ITEM-{sku}", created_at=now, last_modified=now,
+                    record_type=ITEM_RECORD_TYPE,
+                    external_id=f"ITEM-{sku}",
+                    created_at=now,
+                    last_modified=now,
                     data={"itemId": sku, "displayName": display, "salesDescription": display, "basePrice": price, "isInactive": False},
                 )
-    return {"currencies": Currency.objects.count(), "subsidiaries": Subsidiary.objects.count(),
-            "items": Record.objects.filter(record_type__in=("inventoryItem", "nonInventorySaleItem")).count()}
+    return {
+        "currencies": Currency.objects.count(),
+        "subsidiaries": Subsidiary.objects.count(),
+        "items": Record.objects.filter(record_type__in=("inventoryItem", "nonInventorySaleItem")).count(),
+    }
 
 
 def ensure_seeded() -> None:

@@ -61,35 +61,50 @@ def _tables() -> dict[str, tuple[Callable[[], QuerySet], dict[str, Column]]]:
     return {
         "customer": (
             lambda: Record.objects.filter(record_type="customer"),
-            {**record_common,
-             "entityid": Column(KT("data__entityId")), "companyname": Column(KT("data__companyName")),
-             "email": Column(KT("data__email")), "subsidiary": Column(KT("data__subsidiary__id"), "id"),
-             "currency": Column(KT("data__currency__id"), "id"), "isinactive": Column(KT("data__isInactive"), "bool"),
-             "datecreated": Column(F("created_at"), "datetime")},
+            {
+                **record_common,
+                "entityid": Column(KT("data__entityId")),
+                "companyname": Column(KT("data__companyName")),
+                "email": Column(KT("data__email")),
+                "subsidiary": Column(KT("data__subsidiary__id"), "id"),
+                "currency": Column(KT("data__currency__id"), "id"),
+                "isinactive": Column(KT("data__isInactive"), "bool"),
+                "datecreated": Column(F("created_at"), "datetime"),
+            },
         ),
         "transaction": (
             lambda: Record.objects.filter(record_type__in=TRANSACTION_TYPES),
-            {**record_common,
-             "type": Column(_type_case(TRANSACTION_TYPES)), "tranid": Column(KT("data__tranId")),
-             "entity": Column(KT("data__entity__id"), "id"), "trandate": Column(KT("data__tranDate"), "date"),
-             "duedate": Column(KT("data__dueDate"), "date"), "status": Column(KT("data__status__id")),
-             "currency": Column(KT("data__currency__id"), "id"), "subsidiary": Column(KT("data__subsidiary__id"), "id"),
-             "createdfrom": Column(KT("data__createdFrom__id"), "id"), "memo": Column(KT("data__memo")),
-             "foreigntotal": Column(Cast(KT("data__total"), DecimalField(max_digits=24, decimal_places=6)), "number"),
-             "foreignamountremaining": Column(Cast(KT("data__amountRemaining"), DecimalField(max_digits=24, decimal_places=6)), "number"),
-             "createddate": Column(F("created_at"), "datetime")},
+            {
+                **record_common,
+                "type": Column(_type_case(TRANSACTION_TYPES)),
+                "tranid": Column(KT("data__tranId")),
+                "entity": Column(KT("data__entity__id"), "id"),
+                "trandate": Column(KT("data__tranDate"), "date"),
+                "duedate": Column(KT("data__dueDate"), "date"),
+                "status": Column(KT("data__status__id")),
+                "currency": Column(KT("data__currency__id"), "id"),
+                "subsidiary": Column(KT("data__subsidiary__id"), "id"),
+                "createdfrom": Column(KT("data__createdFrom__id"), "id"),
+                "memo": Column(KT("data__memo")),
+                "foreigntotal": Column(Cast(KT("data__total"), DecimalField(max_digits=24, decimal_places=6)), "number"),
+                "foreignamountremaining": Column(Cast(KT("data__amountRemaining"), DecimalField(max_digits=24, decimal_places=6)), "number"),
+                "createddate": Column(F("created_at"), "datetime"),
+            },
         ),
         "item": (
             lambda: Record.objects.filter(record_type__in=ITEM_TYPES),
-            {**record_common,
-             "itemid": Column(KT("data__itemId")), "displayname": Column(KT("data__displayName")),
-             "itemtype": Column(_type_case(ITEM_TYPES)), "isinactive": Column(KT("data__isInactive"), "bool"),
-             "baseprice": Column(Cast(KT("data__basePrice"), DecimalField(max_digits=24, decimal_places=6)), "number")},
+            {
+                **record_common,
+                "itemid": Column(KT("data__itemId")),
+                "displayname": Column(KT("data__displayName")),
+                "itemtype": Column(_type_case(ITEM_TYPES)),
+                "isinactive": Column(KT("data__isInactive"), "bool"),
+                "baseprice": Column(Cast(KT("data__basePrice"), DecimalField(max_digits=24, decimal_places=6)), "number"),
+            },
         ),
         "subsidiary": (
             lambda: Subsidiary.objects.all(),
-            {"id": Column(F("id"), "id"), "name": Column(F("name")), "country": Column(F("country")),
-             "currency": Column(F("currency_id"), "id")},
+            {"id": Column(F("id"), "id"), "name": Column(F("name")), "country": Column(F("country")), "currency": Column(F("currency_id"), "id")},
         ),
         "currency": (
             lambda: Currency.objects.all(),
@@ -110,7 +125,7 @@ def tokenize(q: str) -> list[tuple[str, str]]:
     while pos < len(q):
         m = _TOKEN.match(q, pos)
         if not m or m.end() == pos:
-            raise QueryError(f"Unexpected text at position {pos}: {q[pos:pos + 20]!r}")
+            raise QueryError(f"Unexpected text at position {pos}: {q[pos : pos + 20]!r}")
         pos = m.end()
         kind = m.lastgroup
         value = m.group(kind)
@@ -256,11 +271,11 @@ def oracle_to_strftime(fmt: str) -> str:
     while i < len(fmt):
         if fmt[i] == '"':
             end = fmt.index('"', i + 1)
-            out += fmt[i + 1:end].replace("%", "%%")
+            out += fmt[i + 1 : end].replace("%", "%%")
             i = end + 1
             continue
         for token, directive in _ORACLE:
-            if fmt[i:i + len(token)].upper() == token:
+            if fmt[i : i + len(token)].upper() == token:
                 out += directive
                 i += len(token)
                 break
@@ -359,6 +374,6 @@ def run(q: str, *, limit: int, offset: int) -> tuple[list[dict], int]:
     qs = qs.order_by(*ordering)
     total = qs.count()
     rows = []
-    for values in qs.values(*{f"c_{c}" for _, c, _ in wanted})[offset:offset + limit]:
+    for values in qs.values(*{f"c_{c}" for _, c, _ in wanted})[offset : offset + limit]:
         rows.append({"links": [], **{alias: _render(columns[c], values[f"c_{c}"], fmt) for alias, c, fmt in wanted}})
     return rows, total

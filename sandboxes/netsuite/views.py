@@ -93,9 +93,9 @@ class RecordError(Exception):
 
 def invalid_value(value, field_path: str) -> RecordError:
     name = field_path.rsplit(".", 1)[-1]
-    return RecordError(400, "INVALID_CONTENT",
-                       f"Error while accessing a resource. You have entered an Invalid Field Value {value} for the following field: {name}",
-                       field_path)
+    return RecordError(
+        400, "INVALID_CONTENT", f"Error while accessing a resource. You have entered an Invalid Field Value {value} for the following field: {name}", field_path
+    )
 
 
 def required(label: str, field_path: str) -> RecordError:
@@ -112,13 +112,22 @@ def tba_required(view):
     def wrapped(request: HttpRequest, *args, **kwargs):
         creds = settings.CONNECTORS["netsuite"]
         try:
-            tba.verify_request(request, account_id=creds["account_id"], consumer_key=creds["consumer_key"],
-                               consumer_secret=creds["consumer_secret"], token_id=creds["token_id"], token_secret=creds["token_secret"])
+            tba.verify_request(
+                request,
+                account_id=creds["account_id"],
+                consumer_key=creds["consumer_key"],
+                consumer_secret=creds["consumer_secret"],
+                token_id=creds["token_id"],
+                token_secret=creds["token_secret"],
+            )
         except tba.InvalidLogin as exc:
             log.info("netsuite sandbox refused login: %s", exc)
-            return error_response(401, "INVALID_LOGIN",
-                                  "Invalid login attempt. For more details, see the Login Audit Trail in the NetSuite UI at "
-                                  "Setup > Users/Roles > User Management > View Login Audit Trail.")
+            return error_response(
+                401,
+                "INVALID_LOGIN",
+                "Invalid login attempt. For more details, see the Login Audit Trail in the NetSuite UI at "
+                "Setup > Users/Roles > User Management > View Login Audit Trail.",
+            )
         ensure_seeded()
         return view(request, *args, **kwargs)
 
@@ -152,16 +161,23 @@ class Spec:
 LINE_ITEMS = Sublist(refs={"item": "item"}, required=(("item", "Item"),), lines_required=True)
 TRANSACTION_REFS = {"entity": "customer", "subsidiary": "subsidiary", "currency": "currency"}
 SPECS: dict[str, Spec] = {
-    "customer": Spec(refs={"subsidiary": "subsidiary", "currency": "currency", "parent": "customer"},
-                     required=(("companyName", "Company Name"), ("subsidiary", "Primary Subsidiary"))),
+    "customer": Spec(
+        refs={"subsidiary": "subsidiary", "currency": "currency", "parent": "customer"},
+        required=(("companyName", "Company Name"), ("subsidiary", "Primary Subsidiary")),
+    ),
     "salesOrder": Spec(refs=TRANSACTION_REFS, required=(("entity", "Customer"),), sublists={"item": LINE_ITEMS}, tran_prefix="SO"),
-    "invoice": Spec(refs={**TRANSACTION_REFS, "createdFrom": "salesOrder"}, required=(("entity", "Customer"),),
-                    sublists={"item": LINE_ITEMS}, tran_prefix="INV"),
-    "creditMemo": Spec(refs={**TRANSACTION_REFS, "createdFrom": "invoice"}, required=(("entity", "Customer"),),
-                       sublists={"item": LINE_ITEMS}, tran_prefix="CM"),
-    "customerPayment": Spec(refs={"customer": "customer", "subsidiary": "subsidiary", "currency": "currency"},
-                            required=(("customer", "Customer"), ("payment", "Payment Amount")),
-                            sublists={"apply": Sublist(refs={"doc": "invoice"}, required=(("doc", "Document"),))}, tran_prefix="PYMT"),
+    "invoice": Spec(
+        refs={**TRANSACTION_REFS, "createdFrom": "salesOrder"}, required=(("entity", "Customer"),), sublists={"item": LINE_ITEMS}, tran_prefix="INV"
+    ),
+    "creditMemo": Spec(
+        refs={**TRANSACTION_REFS, "createdFrom": "invoice"}, required=(("entity", "Customer"),), sublists={"item": LINE_ITEMS}, tran_prefix="CM"
+    ),
+    "customerPayment": Spec(
+        refs={"customer": "customer", "subsidiary": "subsidiary", "currency": "currency"},
+        required=(("customer", "Customer"), ("payment", "Payment Amount")),
+        sublists={"apply": Sublist(refs={"doc": "invoice"}, required=(("doc", "Document"),))},
+        tran_prefix="PYMT",
+    ),
     "inventoryItem": Spec(refs={}, required=(("itemId", "Item Name/Number"),)),
     "nonInventorySaleItem": Spec(refs={}, required=(("itemId", "Item Name/Number"),)),
     "subsidiary": Spec(refs={"currency": "currency"}, required=(), readonly=True),
@@ -463,8 +479,13 @@ def _render_setup(request: HttpRequest, record_type: str, key: str) -> dict:
         sub = Subsidiary.objects.filter(id=int(key)).first()
         if sub is None:
             raise not_found()
-        return {"links": [{"rel": "self", "href": _record_url(request, "subsidiary", sub.id)}], "id": str(sub.id), "name": sub.name,
-                "country": {"id": sub.country}, "currency": _render_ref(request, "currency", {"id": str(sub.currency_id)})}
+        return {
+            "links": [{"rel": "self", "href": _record_url(request, "subsidiary", sub.id)}],
+            "id": str(sub.id),
+            "name": sub.name,
+            "country": {"id": sub.country},
+            "currency": _render_ref(request, "currency", {"id": str(sub.currency_id)}),
+        }
     cur = Currency.objects.filter(id=int(key)).first()
     if cur is None:
         raise not_found()
@@ -542,11 +563,16 @@ def _list(request: HttpRequest, record_type: str) -> HttpResponse:
         ids = list(model.objects.order_by("id").values_list("id", flat=True))
     else:
         ids = list(Record.objects.filter(record_type=record_type).order_by("id").values_list("id", flat=True))
-    page = ids[offset:offset + limit]
+    page = ids[offset : offset + limit]
     url = f"{_base_url(request)}/{record_type}"
-    body = {"links": _page_links(url, limit, offset, len(ids)), "count": len(page), "hasMore": offset + len(page) < len(ids),
-            "items": [{"links": [{"rel": "self", "href": f"{url}/{i}"}], "id": str(i)} for i in page],
-            "offset": offset, "totalResults": len(ids)}
+    body = {
+        "links": _page_links(url, limit, offset, len(ids)),
+        "count": len(page),
+        "hasMore": offset + len(page) < len(ids),
+        "items": [{"links": [{"rel": "self", "href": f"{url}/{i}"}], "id": str(i)} for i in page],
+        "offset": offset,
+        "totalResults": len(ids),
+    }
     return HttpResponse(wire.dumps(body), content_type="application/vnd.oracle.resource+json; type=collection")
 
 
@@ -642,11 +668,18 @@ def suiteql_view(request: HttpRequest) -> HttpResponse:
         try:
             rows, total = suiteql.run(q, limit=limit, offset=offset)
         except suiteql.QueryError as exc:
-            raise RecordError(400, "INVALID_PARAMETER",
-                              f"Invalid search query. Detailed unprocessed description follows. Search error occurred: {exc}") from exc
+            raise RecordError(
+                400, "INVALID_PARAMETER", f"Invalid search query. Detailed unprocessed description follows. Search error occurred: {exc}"
+            ) from exc
         url = f"{request.scheme}://{request.get_host()}/services/rest/query/v1/suiteql"
-        result = {"links": _page_links(url, limit, offset, total), "count": len(rows), "hasMore": offset + len(rows) < total,
-                  "items": rows, "offset": offset, "totalResults": total}
+        result = {
+            "links": _page_links(url, limit, offset, total),
+            "count": len(rows),
+            "hasMore": offset + len(rows) < total,
+            "items": rows,
+            "offset": offset,
+            "totalResults": total,
+        }
         return HttpResponse(wire.dumps(result), content_type="application/vnd.oracle.resource+json; type=collection")
     except RecordError as exc:
         return exc.response()

@@ -109,6 +109,6 @@ class OrgState(models.Model):
     session_seconds = models.PositiveIntegerField(default=7200)
 
     @classmethod
-    def get(cls) -> "OrgState":
+    def get(cls) -> OrgState:
         state, _ = cls.objects.get_or_create(id=1)
         return state

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -87,68 +86,168 @@ def _register(obj: SObject) -> None:
 
 
 _register(SObject("User", "005", (*SYSTEM_FIELDS, Field("Username"), Field("Name"), Field("Email", "email")), change_events=False))
-_register(SObject("Account", "001", (
-    *SYSTEM_FIELDS, *OWNED, *CURRENCY,
-    Field("Name", required=True), Field("AccountNumber"), Field("Type", "picklist", picklist=("Customer", "Prospect", "Partner")),
-    Field("Industry"), Field("Phone"), Field("Website"), Field("Description", "textarea"),
-    Field("BillingStreet"), Field("BillingCity"), Field("BillingState"), Field("BillingPostalCode"), Field("BillingCountry"),
-    Field("Billing_Email__c", "email"), Field("Tax_Id__c"), Field("Legal_Entity__c"), Field("Segment__c"),
-    Field("Payment_Terms__c"), Field("External_Id__c", external_id=True),
-    Field("ERP_Customer_Id__c", external_id=True), Field("Billing_Customer_Id__c", external_id=True), Field("Q2C_Hub_Id__c", external_id=True),
-)))
-_register(SObject("Product2", "01t", (
-    *SYSTEM_FIELDS,
-    Field("Name", required=True), Field("ProductCode"), Field("Family", "picklist", picklist=("Subscription", "Services", "Hardware", "Usage")),
-    Field("Description", "textarea"), Field("IsActive", "boolean", default=True),
-    # [U] how an org flags recurring vs one-time; CPQ uses SBQQ__ChargeType__c / SBQQ__BillingFrequency__c
-    Field("SBQQ__ChargeType__c", "picklist", picklist=("Recurring", "One-Time", "Usage")),
-    Field("SBQQ__BillingFrequency__c", "picklist", picklist=("Monthly", "Quarterly", "Semiannual", "Annual")),
-    Field("External_Id__c", external_id=True),
-)))
-_register(SObject("Opportunity", "006", (
-    *SYSTEM_FIELDS, *OWNED, *CURRENCY,
-    Field("Name", required=True), Field("AccountId", "reference", reference_to="Account"),
-    Field("StageName", "picklist", required=True, picklist=OPPORTUNITY_STAGES), Field("CloseDate", "date", required=True),
-    Field("Amount", "currency"), Field("Probability", "double"), Field("Type", "picklist", picklist=("New Business", "Existing Business", "Renewal")),
-    _ro("IsWon", "boolean"), _ro("IsClosed", "boolean"), Field("Description", "textarea"),
-    Field("SBQQ__RenewedContract__c", "reference", reference_to="Contract"), Field("External_Id__c", external_id=True),
-)))
-_register(SObject("OpportunityLineItem", "00k", (
-    *SYSTEM_FIELDS,
-    Field("OpportunityId", "reference", required=True, updateable=False, reference_to="Opportunity"),
-    Field("Product2Id", "reference", required=True, updateable=False, reference_to="Product2"),
-    _ro("ProductCode"), Field("Quantity", "double", required=True), Field("UnitPrice", "currency", required=True),
-    _ro("TotalPrice", "currency"), Field("Description"),
-), change_events=False))
-_register(SObject("Contract", "800", (
-    *SYSTEM_FIELDS, *OWNED, *CURRENCY,
-    Field("AccountId", "reference", required=True, reference_to="Account"), _ro("ContractNumber"),
-    Field("Status", "picklist", required=True, picklist=CONTRACT_STATUSES, restricted=True, default="Draft"),
-    Field("StartDate", "date"), Field("ContractTerm", "int"), _ro("EndDate", "date"), Field("Description", "textarea"),
-    Field("SBQQ__Order__c", "reference", reference_to="Order"), Field("SBQQ__Opportunity__c", "reference", reference_to="Opportunity"),
-    Field("External_Id__c", external_id=True),
-)))
-_register(SObject("Order", "801", (
-    *SYSTEM_FIELDS, *OWNED, *CURRENCY,
-    Field("AccountId", "reference", required=True, reference_to="Account"), Field("EffectiveDate", "date", required=True),
-    Field("EndDate", "date"), Field("Status", "picklist", required=True, picklist=ORDER_STATUSES, restricted=True, default="Draft"),
-    _ro("StatusCode"), _ro("OrderNumber"), _ro("TotalAmount", "currency"),
-    Field("OpportunityId", "reference", reference_to="Opportunity"), Field("ContractId", "reference", reference_to="Contract"),
-    # [U] CPQ marks amendment/renewal orders through the quote; here the standard Type picklist carries it
-    Field("Type", "picklist", picklist=("New", "Amendment", "Renewal"), default="New"),
-    Field("Description", "textarea"), Field("Legal_Entity__c"),
-    Field("Q2C_Status__c", "picklist", picklist=("Pending", "In Progress", "Activated", "Failed", "Cancelled")),
-    Field("Q2C_Error__c", "textarea"), Field("ERP_Order_Id__c", external_id=True), Field("Billing_Subscription_Id__c", external_id=True),
-    Field("Last_Invoice_Status__c"), Field("Payment_Status__c"), Field("External_Id__c", external_id=True),
-)))
-_register(SObject("OrderItem", "802", (
-    *SYSTEM_FIELDS,
-    Field("OrderId", "reference", required=True, updateable=False, reference_to="Order"),
-    Field("Product2Id", "reference", required=True, updateable=False, reference_to="Product2"),
-    Field("PricebookEntryId"), Field("Quantity", "double", required=True), Field("UnitPrice", "currency", required=True),
-    _ro("TotalPrice", "currency"), Field("ServiceDate", "date"), Field("EndDate", "date"), Field("Description"),
-    _ro("OrderItemNumber"), Field("External_Id__c", external_id=True),
-)))
+_register(
+    SObject(
+        "Account",
+        "001",
+        (
+            *SYSTEM_FIELDS,
+            *OWNED,
+            *CURRENCY,
+            Field("Name", required=True),
+            Field("AccountNumber"),
+            Field("Type", "picklist", picklist=("Customer", "Prospect", "Partner")),
+            Field("Industry"),
+            Field("Phone"),
+            Field("Website"),
+            Field("Description", "textarea"),
+            Field("BillingStreet"),
+            Field("BillingCity"),
+            Field("BillingState"),
+            Field("BillingPostalCode"),
+            Field("BillingCountry"),
+            Field("Billing_Email__c", "email"),
+            Field("Tax_Id__c"),
+            Field("Legal_Entity__c"),
+            Field("Segment__c"),
+            Field("Payment_Terms__c"),
+            Field("External_Id__c", external_id=True),
+            Field("ERP_Customer_Id__c", external_id=True),
+            Field("Billing_Customer_Id__c", external_id=True),
+            Field("Q2C_Hub_Id__c", external_id=True),
+        ),
+    )
+)
+_register(
+    SObject(
+        "Product2",
+        "01t",
+        (
+            *SYSTEM_FIELDS,
+            Field("Name", required=True),
+            Field("ProductCode"),
+            Field("Family", "picklist", picklist=("Subscription", "Services", "Hardware", "Usage")),
+            Field("Description", "textarea"),
+            Field("IsActive", "boolean", default=True),
+            # [U] how an org flags recurring vs one-time; CPQ uses SBQQ__ChargeType__c / SBQQ__BillingFrequency__c
+            Field("SBQQ__ChargeType__c", "picklist", picklist=("Recurring", "One-Time", "Usage")),
+            Field("SBQQ__BillingFrequency__c", "picklist", picklist=("Monthly", "Quarterly", "Semiannual", "Annual")),
+            Field("External_Id__c", external_id=True),
+        ),
+    )
+)
+_register(
+    SObject(
+        "Opportunity",
+        "006",
+        (
+            *SYSTEM_FIELDS,
+            *OWNED,
+            *CURRENCY,
+            Field("Name", required=True),
+            Field("AccountId", "reference", reference_to="Account"),
+            Field("StageName", "picklist", required=True, picklist=OPPORTUNITY_STAGES),
+            Field("CloseDate", "date", required=True),
+            Field("Amount", "currency"),
+            Field("Probability", "double"),
+            Field("Type", "picklist", picklist=("New Business", "Existing Business", "Renewal")),
+            _ro("IsWon", "boolean"),
+            _ro("IsClosed", "boolean"),
+            Field("Description", "textarea"),
+            Field("SBQQ__RenewedContract__c", "reference", reference_to="Contract"),
+            Field("External_Id__c", external_id=True),
+        ),
+    )
+)
+_register(
+    SObject(
+        "OpportunityLineItem",
+        "00k",
+        (
+            *SYSTEM_FIELDS,
+            Field("OpportunityId", "reference", required=True, updateable=False, reference_to="Opportunity"),
+            Field("Product2Id", "reference", required=True, updateable=False, reference_to="Product2"),
+            _ro("ProductCode"),
+            Field("Quantity", "double", required=True),
+            Field("UnitPrice", "currency", required=True),
+            _ro("TotalPrice", "currency"),
+            Field("Description"),
+        ),
+        change_events=False,
+    )
+)
+_register(
+    SObject(
+        "Contract",
+        "800",
+        (
+            *SYSTEM_FIELDS,
+            *OWNED,
+            *CURRENCY,
+            Field("AccountId", "reference", required=True, reference_to="Account"),
+            _ro("ContractNumber"),
+            Field("Status", "picklist", required=True, picklist=CONTRACT_STATUSES, restricted=True, default="Draft"),
+            Field("StartDate", "date"),
+            Field("ContractTerm", "int"),
+            _ro("EndDate", "date"),
+            Field("Description", "textarea"),
+            Field("SBQQ__Order__c", "reference", reference_to="Order"),
+            Field("SBQQ__Opportunity__c", "reference", reference_to="Opportunity"),
+            Field("External_Id__c", external_id=True),
+        ),
+    )
+)
+_register(
+    SObject(
+        "Order",
+        "801",
+        (
+            *SYSTEM_FIELDS,
+            *OWNED,
+            *CURRENCY,
+            Field("AccountId", "reference", required=True, reference_to="Account"),
+            Field("EffectiveDate", "date", required=True),
+            Field("EndDate", "date"),
+            Field("Status", "picklist", required=True, picklist=ORDER_STATUSES, restricted=True, default="Draft"),
+            _ro("StatusCode"),
+            _ro("OrderNumber"),
+            _ro("TotalAmount", "currency"),
+            Field("OpportunityId", "reference", reference_to="Opportunity"),
+            Field("ContractId", "reference", reference_to="Contract"),
+            # [U] CPQ marks amendment/renewal orders through the quote; here the standard Type picklist carries it
+            Field("Type", "picklist", picklist=("New", "Amendment", "Renewal"), default="New"),
+            Field("Description", "textarea"),
+            Field("Legal_Entity__c"),
+            Field("Q2C_Status__c", "picklist", picklist=("Pending", "In Progress", "Activated", "Failed", "Cancelled")),
+            Field("Q2C_Error__c", "textarea"),
+            Field("ERP_Order_Id__c", external_id=True),
+            Field("Billing_Subscription_Id__c", external_id=True),
+            Field("Last_Invoice_Status__c"),
+            Field("Payment_Status__c"),
+            Field("External_Id__c", external_id=True),
+        ),
+    )
+)
+_register(
+    SObject(
+        "OrderItem",
+        "802",
+        (
+            *SYSTEM_FIELDS,
+            Field("OrderId", "reference", required=True, updateable=False, reference_to="Order"),
+            Field("Product2Id", "reference", required=True, updateable=False, reference_to="Product2"),
+            Field("PricebookEntryId"),
+            Field("Quantity", "double", required=True),
+            Field("UnitPrice", "currency", required=True),
+            _ro("TotalPrice", "currency"),
+            Field("ServiceDate", "date"),
+            Field("EndDate", "date"),
+            Field("Description"),
+            _ro("OrderItemNumber"),
+            Field("External_Id__c", external_id=True),
+        ),
+    )
+)
 
 PREFIXES = {obj.key_prefix: obj for obj in OBJECTS.values()}
 

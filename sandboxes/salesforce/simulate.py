@@ -49,10 +49,35 @@ CATALOGUE = [
     ("API-CALLS", "API Calls (per 1k)", "Usage", "Usage", "Monthly", "0.50"),
 ]
 COMPANY_WORDS = (
-    ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Tyrell", "Cyberdyne", "Soylent", "Wonka", "Nakatomi", "Oscorp", "Gringotts"],
+    [
+        "Acme",
+        "Globex",
+        "Initech",
+        "Umbrella",
+        "Stark",
+        "Wayne",
+        "Hooli",
+        "Vandelay",
+        "Tyrell",
+        "Cyberdyne",
+        "Soylent",
+        "Wonka",
+        "Nakatomi",
+        "Oscorp",
+        "Gringotts",
+    ],
     ["Industries", "Labs", "Systems", "Holdings", "Analytics", "Logistics", "Health", "Robotics", "Foods", "Capital"],
 )
-CURRENCY_ENTITY = {"USD": "US01", "CAD": "US01", "EUR": "DE01", "GBP": "UK01", "CHF": "DE01", "SEK": "DE01", "AUD": "AU01", "JPY": "JP01"}  # the demo ERP subsidiaries
+CURRENCY_ENTITY = {
+    "USD": "US01",
+    "CAD": "US01",
+    "EUR": "DE01",
+    "GBP": "UK01",
+    "CHF": "DE01",
+    "SEK": "DE01",
+    "AUD": "AU01",
+    "JPY": "JP01",
+}  # the demo ERP subsidiaries
 
 
 def _obj(name: str) -> schema.SObject:
@@ -67,10 +92,19 @@ def ensure_catalogue() -> dict[str, str]:
         for sku, name, family, charge, frequency, _price in CATALOGUE:
             found = SRecord.objects.filter(sobject="Product2", is_deleted=False, fields__ProductCode=sku).first()
             if found is None:
-                found = store.create(ctx, _obj("Product2"), {
-                    "Name": name, "ProductCode": sku, "Family": family, "IsActive": True, "External_Id__c": sku,
-                    "SBQQ__ChargeType__c": charge, "SBQQ__BillingFrequency__c": frequency,
-                })
+                found = store.create(
+                    ctx,
+                    _obj("Product2"),
+                    {
+                        "Name": name,
+                        "ProductCode": sku,
+                        "Family": family,
+                        "IsActive": True,
+                        "External_Id__c": sku,
+                        "SBQQ__ChargeType__c": charge,
+                        "SBQQ__BillingFrequency__c": frequency,
+                    },
+                )
             ids[sku] = found.id
     return ids
 
@@ -78,7 +112,18 @@ def ensure_catalogue() -> dict[str, str]:
 def _product(sku: str, ctx: store.Ctx) -> SRecord:
     found = SRecord.objects.filter(sobject="Product2", is_deleted=False, fields__ProductCode=sku).first()
     if found is None:
-        found = store.create(ctx, _obj("Product2"), {"Name": sku, "ProductCode": sku, "Family": "Subscription", "External_Id__c": sku, "SBQQ__ChargeType__c": "Recurring", "SBQQ__BillingFrequency__c": "Monthly"})
+        found = store.create(
+            ctx,
+            _obj("Product2"),
+            {
+                "Name": sku,
+                "ProductCode": sku,
+                "Family": "Subscription",
+                "External_Id__c": sku,
+                "SBQQ__ChargeType__c": "Recurring",
+                "SBQQ__BillingFrequency__c": "Monthly",
+            },
+        )
     return found
 
 
@@ -96,7 +141,9 @@ def _account_name() -> str:
     return f"{random.choice(COMPANY_WORDS[0])} {random.choice(COMPANY_WORDS[1])} {random.randint(100, 999)}"
 
 
-def close_won_deal(account_name: str | None = None, lines: list[dict] | None = None, currency: str = "USD", fail: bool = False, term_months: int = 12, email: str | None = None) -> dict:
+def close_won_deal(
+    account_name: str | None = None, lines: list[dict] | None = None, currency: str = "USD", fail: bool = False, term_months: int = 12, email: str | None = None
+) -> dict:
     """A rep closes a deal in Lightning Experience: Account → Opportunity (+ products) →
     Closed Won → Order (+ products) and Contract, each step its own transaction, every change
     a CDC event with a UI changeOrigin.
@@ -120,39 +167,97 @@ def close_won_deal(account_name: str | None = None, lines: list[dict] | None = N
         account = SRecord.objects.filter(sobject="Account", is_deleted=False, fields__Name=account_name).first()
         if account is None:
             slug = "".join(ch for ch in account_name.lower() if ch.isalnum())[:20] or "customer"
-            account = store.create(ctx, _obj("Account"), {
-                "Name": account_name, "Type": "Customer", "CurrencyIsoCode": currency, "BillingCountry": {"USD": "US", "EUR": "DE", "GBP": "GB"}.get(currency, "US"),
-                "Billing_Email__c": email or f"billing@{slug}.example", "Legal_Entity__c": CURRENCY_ENTITY.get(currency, "US01"),
-                "Segment__c": random.choice(["SMB", "Mid-Market", "Enterprise"]),
-            })
+            account = store.create(
+                ctx,
+                _obj("Account"),
+                {
+                    "Name": account_name,
+                    "Type": "Customer",
+                    "CurrencyIsoCode": currency,
+                    "BillingCountry": {"USD": "US", "EUR": "DE", "GBP": "GB"}.get(currency, "US"),
+                    "Billing_Email__c": email or f"billing@{slug}.example",
+                    "Legal_Entity__c": CURRENCY_ENTITY.get(currency, "US01"),
+                    "Segment__c": random.choice(["SMB", "Mid-Market", "Enterprise"]),
+                },
+            )
     with transaction.atomic(using=DB):
         ctx = store.ui_ctx()
-        opportunity = store.create(ctx, _obj("Opportunity"), {
-            "Name": f"{account_name} - New Business", "AccountId": account.id, "StageName": "Negotiation/Review",
-            "CloseDate": today.isoformat(), "CurrencyIsoCode": currency, "Type": "New Business",
-        })
+        opportunity = store.create(
+            ctx,
+            _obj("Opportunity"),
+            {
+                "Name": f"{account_name} - New Business",
+                "AccountId": account.id,
+                "StageName": "Negotiation/Review",
+                "CloseDate": today.isoformat(),
+                "CurrencyIsoCode": currency,
+                "Type": "New Business",
+            },
+        )
         for line in lines:
             product = _product(line["sku"], ctx)
-            store.create(ctx, _obj("OpportunityLineItem"), {"OpportunityId": opportunity.id, "Product2Id": product.id, "Quantity": line["quantity"], "UnitPrice": str(line["unit_price"])})
+            store.create(
+                ctx,
+                _obj("OpportunityLineItem"),
+                {"OpportunityId": opportunity.id, "Product2Id": product.id, "Quantity": line["quantity"], "UnitPrice": str(line["unit_price"])},
+            )
     with transaction.atomic(using=DB):
         store.update(store.ui_ctx(), _obj("Opportunity"), SRecord.objects.get(pk=opportunity.id), {"StageName": "Closed Won"})
     with transaction.atomic(using=DB):
         ctx = store.ui_ctx()  # an autolaunched flow turns the won opportunity into an order + contract
-        contract = store.create(ctx, _obj("Contract"), {"AccountId": account.id, "Status": "Draft", "StartDate": today.isoformat(), "ContractTerm": term_months, "CurrencyIsoCode": currency, "SBQQ__Opportunity__c": opportunity.id})
-        order = store.create(ctx, _obj("Order"), {
-            "AccountId": account.id, "OpportunityId": opportunity.id, "ContractId": contract.id, "EffectiveDate": today.isoformat(),
-            "Status": "Draft", "Type": "New", "CurrencyIsoCode": currency, "Legal_Entity__c": account.fields.get("Legal_Entity__c"), "Q2C_Status__c": "Pending",
-        })
+        contract = store.create(
+            ctx,
+            _obj("Contract"),
+            {
+                "AccountId": account.id,
+                "Status": "Draft",
+                "StartDate": today.isoformat(),
+                "ContractTerm": term_months,
+                "CurrencyIsoCode": currency,
+                "SBQQ__Opportunity__c": opportunity.id,
+            },
+        )
+        order = store.create(
+            ctx,
+            _obj("Order"),
+            {
+                "AccountId": account.id,
+                "OpportunityId": opportunity.id,
+                "ContractId": contract.id,
+                "EffectiveDate": today.isoformat(),
+                "Status": "Draft",
+                "Type": "New",
+                "CurrencyIsoCode": currency,
+                "Legal_Entity__c": account.fields.get("Legal_Entity__c"),
+                "Q2C_Status__c": "Pending",
+            },
+        )
         for line in lines:
             product = _product(line["sku"], ctx)
-            store.create(ctx, _obj("OrderItem"), {"OrderId": order.id, "Product2Id": product.id, "Quantity": line["quantity"], "UnitPrice": str(line["unit_price"]), "ServiceDate": today.isoformat()})
+            store.create(
+                ctx,
+                _obj("OrderItem"),
+                {
+                    "OrderId": order.id,
+                    "Product2Id": product.id,
+                    "Quantity": line["quantity"],
+                    "UnitPrice": str(line["unit_price"]),
+                    "ServiceDate": today.isoformat(),
+                },
+            )
         store.update(ctx, _obj("Contract"), SRecord.objects.get(pk=contract.id), {"SBQQ__Order__c": order.id})
     order = SRecord.objects.get(pk=order.id)
     return {
-        "account_id": account.id, "account_name": account_name, "opportunity_id": opportunity.id, "contract_id": contract.id,
-        "order_id": order.id, "order_number": order.fields["OrderNumber"], "currency": currency,
+        "account_id": account.id,
+        "account_name": account_name,
+        "opportunity_id": opportunity.id,
+        "contract_id": contract.id,
+        "order_id": order.id,
+        "order_number": order.fields["OrderNumber"],
+        "currency": currency,
         "amount": str(Decimal(str(order.fields.get("TotalAmount") or 0)).quantize(Decimal("0.01"))),
-        "lines": [{"sku": l["sku"], "quantity": str(l["quantity"]), "unit_price": str(l["unit_price"])} for l in lines], "fail": fail,
+        "lines": [{"sku": l["sku"], "quantity": str(l["quantity"]), "unit_price": str(l["unit_price"])} for l in lines],
+        "fail": fail,
     }
 
 
@@ -180,18 +285,42 @@ def amend_order(order_id: str | None = None, contract_id: str | None = None, cha
     effective = effective_date or (timezone.now().date() + timedelta(days=1)).isoformat()
     with transaction.atomic(using=DB):
         ctx = store.ui_ctx()
-        amendment = store.create(ctx, _obj("Order"), {
-            "AccountId": order.fields["AccountId"], "ContractId": contract.id, "EffectiveDate": effective, "Status": "Draft", "Type": "Amendment",
-            "CurrencyIsoCode": order.fields.get("CurrencyIsoCode"), "Legal_Entity__c": order.fields.get("Legal_Entity__c"), "Q2C_Status__c": "Pending",
-        })
+        amendment = store.create(
+            ctx,
+            _obj("Order"),
+            {
+                "AccountId": order.fields["AccountId"],
+                "ContractId": contract.id,
+                "EffectiveDate": effective,
+                "Status": "Draft",
+                "Type": "Amendment",
+                "CurrencyIsoCode": order.fields.get("CurrencyIsoCode"),
+                "Legal_Entity__c": order.fields.get("Legal_Entity__c"),
+                "Q2C_Status__c": "Pending",
+            },
+        )
         for change in changes:
             product = _product(change["sku"], ctx)
-            store.create(ctx, _obj("OrderItem"), {
-                "OrderId": amendment.id, "Product2Id": product.id, "Quantity": change["quantity_delta"],
-                "UnitPrice": str(change.get("unit_price") or prices.get(change["sku"]) or "0"), "ServiceDate": effective,
-            })
+            store.create(
+                ctx,
+                _obj("OrderItem"),
+                {
+                    "OrderId": amendment.id,
+                    "Product2Id": product.id,
+                    "Quantity": change["quantity_delta"],
+                    "UnitPrice": str(change.get("unit_price") or prices.get(change["sku"]) or "0"),
+                    "ServiceDate": effective,
+                },
+            )
     amendment = SRecord.objects.get(pk=amendment.id)
-    return {"order_id": amendment.id, "order_number": amendment.fields["OrderNumber"], "original_order_id": order.id, "original_order_number": order.fields["OrderNumber"], "contract_id": contract.id, "changes": changes}
+    return {
+        "order_id": amendment.id,
+        "order_number": amendment.fields["OrderNumber"],
+        "original_order_id": order.id,
+        "original_order_number": order.fields["OrderNumber"],
+        "contract_id": contract.id,
+        "changes": changes,
+    }
 
 
 def renew_contract(contract_id: str | None = None, order_id: str | None = None, term_months: int = 12) -> dict:
@@ -204,23 +333,60 @@ def renew_contract(contract_id: str | None = None, order_id: str | None = None, 
     items = [r for r in SRecord.objects.filter(sobject="OrderItem", is_deleted=False, fields__OrderId=order.id)]
     with transaction.atomic(using=DB):
         ctx = store.ui_ctx()
-        opportunity = store.create(ctx, _obj("Opportunity"), {
-            "Name": f"Renewal of contract {contract.fields['ContractNumber']}", "AccountId": contract.fields["AccountId"], "StageName": "Closed Won",
-            "CloseDate": timezone.now().date().isoformat(), "Type": "Renewal", "CurrencyIsoCode": contract.fields.get("CurrencyIsoCode"), "SBQQ__RenewedContract__c": contract.id,
-        })
-        renewal = store.create(ctx, _obj("Order"), {
-            "AccountId": contract.fields["AccountId"], "ContractId": contract.id, "OpportunityId": opportunity.id, "EffectiveDate": start.isoformat(),
-            "EndDate": (store._add_months(start, term_months) - timedelta(days=1)).isoformat(), "Status": "Draft", "Type": "Renewal",
-            "CurrencyIsoCode": order.fields.get("CurrencyIsoCode"), "Legal_Entity__c": order.fields.get("Legal_Entity__c"), "Q2C_Status__c": "Pending",
-        })
+        opportunity = store.create(
+            ctx,
+            _obj("Opportunity"),
+            {
+                "Name": f"Renewal of contract {contract.fields['ContractNumber']}",
+                "AccountId": contract.fields["AccountId"],
+                "StageName": "Closed Won",
+                "CloseDate": timezone.now().date().isoformat(),
+                "Type": "Renewal",
+                "CurrencyIsoCode": contract.fields.get("CurrencyIsoCode"),
+                "SBQQ__RenewedContract__c": contract.id,
+            },
+        )
+        renewal = store.create(
+            ctx,
+            _obj("Order"),
+            {
+                "AccountId": contract.fields["AccountId"],
+                "ContractId": contract.id,
+                "OpportunityId": opportunity.id,
+                "EffectiveDate": start.isoformat(),
+                "EndDate": (store._add_months(start, term_months) - timedelta(days=1)).isoformat(),
+                "Status": "Draft",
+                "Type": "Renewal",
+                "CurrencyIsoCode": order.fields.get("CurrencyIsoCode"),
+                "Legal_Entity__c": order.fields.get("Legal_Entity__c"),
+                "Q2C_Status__c": "Pending",
+            },
+        )
         for item in items:
             product = SRecord.objects.get(pk=item.fields["Product2Id"])
             if product.fields.get("SBQQ__ChargeType__c") == "One-Time":
                 continue
-            store.create(ctx, _obj("OrderItem"), {"OrderId": renewal.id, "Product2Id": product.id, "Quantity": item.fields["Quantity"], "UnitPrice": str(item.fields["UnitPrice"]), "ServiceDate": start.isoformat()})
+            store.create(
+                ctx,
+                _obj("OrderItem"),
+                {
+                    "OrderId": renewal.id,
+                    "Product2Id": product.id,
+                    "Quantity": item.fields["Quantity"],
+                    "UnitPrice": str(item.fields["UnitPrice"]),
+                    "ServiceDate": start.isoformat(),
+                },
+            )
         store.update(ctx, _obj("Contract"), SRecord.objects.get(pk=contract.id), {"ContractTerm": int(contract.fields["ContractTerm"] or 0) + term_months})
     renewal = SRecord.objects.get(pk=renewal.id)
-    return {"order_id": renewal.id, "order_number": renewal.fields["OrderNumber"], "original_order_number": order.fields["OrderNumber"], "contract_id": contract.id, "opportunity_id": opportunity.id, "term_months": term_months}
+    return {
+        "order_id": renewal.id,
+        "order_number": renewal.fields["OrderNumber"],
+        "original_order_number": order.fields["OrderNumber"],
+        "contract_id": contract.id,
+        "opportunity_id": opportunity.id,
+        "term_months": term_months,
+    }
 
 
 def cancel_contract(contract_id: str | None = None, order_id: str | None = None, reason: str = "Customer cancelled") -> dict:
@@ -269,7 +435,7 @@ def relay_pending_events(max_events: int = 100, url: str | None = None, timeout:
         ChangeEvent.objects.filter(pk__in=ids).update(status=ChangeEvent.DELIVERED, delivered_at=timezone.now(), attempts=F("attempts") + 1, last_error="")
         return len(ids)
     for event in due:
-        delay = min(2 ** event.attempts * 5, 3600)  # 5 s, 10 s, 20 s … capped at an hour
+        delay = min(2**event.attempts * 5, 3600)  # 5 s, 10 s, 20 s … capped at an hour
         ChangeEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1, last_error=error, next_attempt_at=timezone.now() + timedelta(seconds=delay))
     return 0
 

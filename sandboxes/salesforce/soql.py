@@ -14,10 +14,11 @@ Pure code: no database, no Django.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 
 class SOQLError(Exception):
@@ -58,7 +59,28 @@ class Query:
     count_only: bool = False
 
 
-KEYWORDS = {"SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC", "DESC", "NULLS", "FIRST", "LAST", "LIMIT", "OFFSET", "TRUE", "FALSE", "NULL"}
+KEYWORDS = {
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "LIKE",
+    "ORDER",
+    "BY",
+    "ASC",
+    "DESC",
+    "NULLS",
+    "FIRST",
+    "LAST",
+    "LIMIT",
+    "OFFSET",
+    "TRUE",
+    "FALSE",
+    "NULL",
+}
 NAME_LIKE_KEYWORDS = {"ORDER", "BY", "ASC", "DESC", "NULLS", "FIRST", "LAST"}
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -81,7 +103,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise SOQLError(f"unexpected token: '{text[pos:pos + 20].strip()}'")
+            raise SOQLError(f"unexpected token: '{text[pos : pos + 20].strip()}'")
         pos = m.end()
         kind = m.lastgroup
         raw = m.group(kind)
@@ -275,7 +297,7 @@ class _Parser:
         if kind == "kw" and value == "NULL":
             return None
         if kind == "name":
-            found = _date_literal(value, datetime.now(timezone.utc).date())
+            found = _date_literal(value, datetime.now(UTC).date())
             if found:
                 return DateRange(*found)
         raise SOQLError(f"unexpected token: '{value}'")
@@ -307,7 +329,7 @@ def _comparable(value, literal):
         if isinstance(value, str):
             value = parse_datetime(value.replace(".000+0000", "+00:00"))
         elif isinstance(value, date) and not isinstance(value, datetime):
-            value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+            value = datetime(value.year, value.month, value.day, tzinfo=UTC)
         return value, literal
     if isinstance(literal, date):
         if isinstance(value, datetime):

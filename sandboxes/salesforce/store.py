@@ -14,7 +14,7 @@ import time
 import uuid
 from calendar import monthrange
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db.models import Q
@@ -81,7 +81,7 @@ def ui_ctx() -> Ctx:
 
 # --- value formats ---------------------------------------------------------------------------
 def fmt_datetime(value: datetime) -> str:
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
 
 
@@ -122,7 +122,12 @@ def coerce(obj: schema.SObject, f: schema.Field, value):
             return fmt_datetime(parse_sf_datetime(str(value)))
     except (InvalidOperation, ValueError, TypeError):
         kind = {"currency": "double", "double": "double", "int": "int", "boolean": "boolean", "date": "date", "datetime": "datetime"}[f.type]
-        raise SFError(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of {kind} from VALUE_STRING value {value} or request may be missing a required field", [f.name])
+        raise SFError(
+            400,
+            "JSON_PARSER_ERROR",
+            f"Cannot deserialize instance of {kind} from VALUE_STRING value {value} or request may be missing a required field",
+            [f.name],
+        ) from None
     if not isinstance(value, str):
         value = str(value)
     if f.type == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
@@ -201,8 +206,14 @@ def resolve_path(obj: schema.SObject, path: str) -> list[tuple[schema.SObject, s
         f = current.field(part) if last else current.relationship(part)
         if f is None:
             if not last and current.field(part):
-                raise soql.SOQLError(f"Didn't understand relationship '{part}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name.", "INVALID_FIELD")
-            raise soql.SOQLError(f"No such column '{part}' on entity '{current.name}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name.", "INVALID_FIELD")
+                raise soql.SOQLError(
+                    f"Didn't understand relationship '{part}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name.",
+                    "INVALID_FIELD",
+                )
+            raise soql.SOQLError(
+                f"No such column '{part}' on entity '{current.name}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name.",
+                "INVALID_FIELD",
+            )
         chain.append((current, f))
         if not last:
             current = schema.sobject(f.reference_to)
@@ -238,7 +249,7 @@ def render_selected(rec: SRecord, fields: list[str], obj: schema.SObject, loader
     for path in fields:
         chain = resolve_path(obj, path)
         node, fields_here, record_here = out, rec.fields, rec
-        for i, (o, f) in enumerate(chain):
+        for i, (_o, f) in enumerate(chain):
             if i == len(chain) - 1:
                 node[f.name] = fields_here.get(f.name) if record_here is not None else None
                 break
@@ -259,14 +270,18 @@ def run_query(ctx: Ctx, text: str, *, include_deleted: bool = False, batch_size:
     try:
         query = soql.parse(text)
     except soql.SOQLError as exc:
-        raise SFError(400, exc.code, exc.message)
+        raise SFError(400, exc.code, exc.message) from None
     obj = schema.sobject(query.sobject)
     if obj is None:
-        raise SFError(400, "INVALID_TYPE", f"sObject type '{query.sobject}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name.")
+        raise SFError(
+            400,
+            "INVALID_TYPE",
+            f"sObject type '{query.sobject}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name.",
+        )
     try:
         chains = {p: resolve_path(obj, p) for p in {*query.fields, *soql.field_names(query.where), *(o.field for o in query.order_by)}}
     except soql.SOQLError as exc:
-        raise SFError(400, exc.code, exc.message)
+        raise SFError(400, exc.code, exc.message) from None
     records = SRecord.objects.filter(sobject=obj.name)
     if not include_deleted:
         records = records.filter(is_deleted=False)
@@ -284,7 +299,7 @@ def run_query(ctx: Ctx, text: str, *, include_deleted: bool = False, batch_size:
         present.sort(key=lambda r: soql.sort_key(getter(r)(item.field)), reverse=item.descending)
         matched = present + absent if nulls_last else absent + present
     if query.offset:
-        matched = matched[query.offset:]
+        matched = matched[query.offset :]
     if query.limit is not None:
         matched = matched[: query.limit]
     if query.count_only:
@@ -311,7 +326,7 @@ def query_more(ctx: Ctx, token: str, *, batch_size: int | None = None) -> dict:
     obj = schema.sobject(cursor.sobject)
     start = int(m.group(2))
     size = batch_size or OrgState.get().query_batch_size
-    ids = cursor.record_ids[start:start + size]
+    ids = cursor.record_ids[start : start + size]
     by_id = {r.id: r for r in SRecord.objects.filter(pk__in=ids)}
     loader = Loader()
     loader.cache.update(by_id)
@@ -387,7 +402,7 @@ def record_change(ctx: Ctx, obj: schema.SObject, rec: SRecord, change_type: str,
         "changeOrigin": ctx.change_origin,
         "transactionKey": ctx.transaction_key,
         "sequenceNumber": ctx.sequence,
-        "commitTimestamp": (at - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1),
+        "commitTimestamp": (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1),
         "commitNumber": ctx.commit_number,
         "commitUser": ctx.user_id,
         "changedFields": sorted(set(changed) | set(nulled)) if change_type == "UPDATE" else [],
@@ -422,7 +437,9 @@ def _check_fail_records(ctx: Ctx, obj: schema.SObject, rec_fields: dict, data: d
     hit = failing_record(SYSTEM, *[k for k, _ in candidates])
     if hit:
         field_name = next(f for k, f in candidates if k == hit)
-        raise SFError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", f"{field_name}: record {hit} is blocked by a validation rule (sandbox fail_records)", [field_name])
+        raise SFError(
+            400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", f"{field_name}: record {hit} is blocked by a validation rule (sandbox fail_records)", [field_name]
+        )
 
 
 def _resolve_lookups(obj: schema.SObject, data: dict) -> dict:
@@ -439,7 +456,9 @@ def _resolve_lookups(obj: schema.SObject, data: dict) -> dict:
                 raise SFError(400, "INVALID_FIELD", f"Cannot reference {key} by these fields", [key])
             found = find_by_field(target, target.field(pairs[0][0]), str(pairs[0][1]))
             if len(found) != 1:
-                raise SFError(400, "INVALID_FIELD", f"Foreign key external ID: {pairs[0][1]} not found for field {pairs[0][0]} in entity {target.name}", [rel.name])
+                raise SFError(
+                    400, "INVALID_FIELD", f"Foreign key external ID: {pairs[0][1]} not found for field {pairs[0][0]} in entity {target.name}", [rel.name]
+                )
             out[rel.name] = found[0].id
         else:
             out[key] = value
@@ -461,7 +480,12 @@ def _validated(obj: schema.SObject, data: dict, *, creating: bool) -> dict:
             continue
         clean[f.name] = coerce(obj, f, value)
     if readonly:
-        raise SFError(400, "INVALID_FIELD_FOR_INSERT_UPDATE", f"Unable to create/update fields: {', '.join(readonly)}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", readonly)
+        raise SFError(
+            400,
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            f"Unable to create/update fields: {', '.join(readonly)}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
+            readonly,
+        )
     return clean
 
 
@@ -507,7 +531,10 @@ def _rollup(ctx: Ctx, obj: schema.SObject, fields: dict) -> None:
     parent = SRecord.objects.select_for_update().filter(pk=fields[parent_field]).first()
     if parent is None:
         return
-    total = sum((Decimal(str(r.fields.get("TotalPrice") or 0)) for r in SRecord.objects.filter(field_eq(parent_field, parent.id), sobject=obj.name, is_deleted=False)), Decimal("0"))
+    total = sum(
+        (Decimal(str(r.fields.get("TotalPrice") or 0)) for r in SRecord.objects.filter(field_eq(parent_field, parent.id), sobject=obj.name, is_deleted=False)),
+        Decimal("0"),
+    )
     total = float(total.quantize(Decimal("0.01")))
     if parent.fields.get(total_field) != total:
         _apply(ctx, schema.sobject(parent.sobject), parent, {total_field: total}, creating=False)
@@ -580,10 +607,14 @@ def upsert(ctx: Ctx, obj: schema.SObject, field_name: str, value: str, data: dic
         raise SFError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field_name}")
     body_value = next((v for k, v in data.items() if k.lower() == f.name.lower()), None)
     if body_value is not None and str(body_value) != value:
-        raise SFError(400, "INVALID_FIELD", f"The value of the external ID field in the URL ({value}) does not match the value in the body ({body_value})", [f.name])
+        raise SFError(
+            400, "INVALID_FIELD", f"The value of the external ID field in the URL ({value}) does not match the value in the body ({body_value})", [f.name]
+        )
     found = find_by_field(obj, f, value)
     if len(found) > 1:
-        raise SFError(300, "MULTIPLE_CHOICES", "more than one record found for external id field", body=[f"{ctx.base}/sobjects/{obj.name}/{r.id}" for r in found])
+        raise SFError(
+            300, "MULTIPLE_CHOICES", "more than one record found for external id field", body=[f"{ctx.base}/sobjects/{obj.name}/{r.id}" for r in found]
+        )
     if found:
         return update(ctx, obj, found[0], data), False
     if update_only or f.type == "id":

@@ -67,18 +67,35 @@ def connected_app(consumer_key: str) -> ConnectedApp | None:
 
 
 def _users() -> dict[str, str]:
-    return {settings.CONNECTORS.get("salesforce", {}).get("username", "integration@q2c.example").lower(): schema.INTEGRATION_USER_ID, "rep@q2c.example": schema.REP_USER_ID}
+    return {
+        settings.CONNECTORS.get("salesforce", {}).get("username", "integration@q2c.example").lower(): schema.INTEGRATION_USER_ID,
+        "rep@q2c.example": schema.REP_USER_ID,
+    }
 
 
 def _issue(request: HttpRequest, app: ConnectedApp, user_id: str) -> JsonResponse:
     now = dj_timezone.now()
     token = f"{schema.ORG_ID[:15]}!{secrets.token_urlsafe(72)}"[:112]
-    AccessToken.objects.create(token=token, consumer_key=app.consumer_key, user_id=user_id, issued_at=now, expires_at=now + timedelta(seconds=OrgState.get().session_seconds))
+    AccessToken.objects.create(
+        token=token, consumer_key=app.consumer_key, user_id=user_id, issued_at=now, expires_at=now + timedelta(seconds=OrgState.get().session_seconds)
+    )
     instance_url = request.build_absolute_uri("/").rstrip("/")
     identity = f"{instance_url}/id/{schema.ORG_ID}/{user_id}"
     issued_at = str(int(now.timestamp() * 1000))
-    signature = base64.b64encode(hmac.new((app.consumer_secret or app.consumer_key).encode(), (identity + issued_at).encode(), hashlib.sha256).digest()).decode()
-    return JsonResponse({"access_token": token, "signature": signature, "scope": "api", "instance_url": instance_url, "id": identity, "token_type": "Bearer", "issued_at": issued_at})
+    signature = base64.b64encode(
+        hmac.new((app.consumer_secret or app.consumer_key).encode(), (identity + issued_at).encode(), hashlib.sha256).digest()
+    ).decode()
+    return JsonResponse(
+        {
+            "access_token": token,
+            "signature": signature,
+            "scope": "api",
+            "instance_url": instance_url,
+            "id": identity,
+            "token_type": "Bearer",
+            "issued_at": issued_at,
+        }
+    )
 
 
 @sandbox_endpoint(SYSTEM, sf_error)
@@ -112,8 +129,12 @@ def token(request: HttpRequest) -> HttpResponse:
         own = request.build_absolute_uri("/").rstrip("/")
         try:
             claims = jwt.decode(
-                assertion, _public_key(app.certificate_pem), algorithms=["RS256"], audience=sorted(JWT_AUDIENCES | {own}),
-                options={"require": ["iss", "sub", "aud", "exp"]}, leeway=5,
+                assertion,
+                _public_key(app.certificate_pem),
+                algorithms=["RS256"],
+                audience=sorted(JWT_AUDIENCES | {own}),
+                options={"require": ["iss", "sub", "aud", "exp"]},
+                leeway=5,
             )
         except jwt.ExpiredSignatureError:
             return _oauth_error("invalid_grant", "expired authorization code")
@@ -309,7 +330,9 @@ def collection(ctx: Ctx, body: dict, each, expected_type: str | None = None) -> 
         try:
             obj = store.sobject_or_404(type_name or "")
             if failed and all_or_none:
-                raise SFError(400, "ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records were valid and the request was using AllOrNone header")
+                raise SFError(
+                    400, "ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records were valid and the request was using AllOrNone header"
+                )
             with transaction.atomic(using=DB):
                 results.append(each(obj, {k: v for k, v in item.items() if k != "attributes"}))
         except SFError as exc:
@@ -317,7 +340,11 @@ def collection(ctx: Ctx, body: dict, each, expected_type: str | None = None) -> 
             results.append({"success": False, "errors": [{"statusCode": exc.code, "message": exc.message, "fields": exc.fields}]})
     if failed and all_or_none:
         transaction.savepoint_rollback(savepoint, using=DB)
-        rolled = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}
+        rolled = {
+            "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+            "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
+            "fields": [],
+        }
         results = [r if not r.get("success") else {"id": r.get("id"), "success": False, "errors": [rolled]} for r in results]
     else:
         transaction.savepoint_commit(savepoint, using=DB)
@@ -333,6 +360,7 @@ class _MissingReference(Exception):
 
 def _resolve_refs(value, refs: dict):
     if isinstance(value, str):
+
         def sub(m):
             ref, path = m.group(1), m.group(2)
             if ref not in refs:
@@ -341,6 +369,7 @@ def _resolve_refs(value, refs: dict):
             for part in re.findall(r"[A-Za-z0-9_]+|\[\d+\]", path):
                 node = node[int(part[1:-1])] if part.startswith("[") else (node or {}).get(part)
             return str(node)
+
         return _REF.sub(sub, value)
     if isinstance(value, dict):
         return {k: _resolve_refs(v, refs) for k, v in value.items()}
@@ -381,7 +410,10 @@ def composite(ctx: Ctx, body: dict) -> dict:
             with transaction.atomic(using=DB):
                 status, result = dispatch(ctx, sub.get("method", "GET"), m.group(2).strip("/"), QueryDict(m.group(3) or ""), payload)
         except _MissingReference as exc:
-            status, result = 400, [{"errorCode": "PROCESSING_HALTED", "message": f"Invalid reference specified. No value for {exc.args[0]} found in the previous results."}]
+            status, result = (
+                400,
+                [{"errorCode": "PROCESSING_HALTED", "message": f"Invalid reference specified. No value for {exc.args[0]} found in the previous results."}],
+            )
         except SFError as exc:
             status, result = exc.status, exc.as_body()
         headers_out = {}
@@ -409,9 +441,19 @@ def _type_of(record_id: str) -> str:
 
 def _describe_basic(obj: schema.SObject, ctx: Ctx) -> dict:
     return {
-        "name": obj.name, "label": obj.label or obj.name, "keyPrefix": obj.key_prefix, "custom": False,
-        "createable": obj.name != "User", "updateable": obj.name != "User", "deletable": obj.name != "User", "queryable": True,
-        "urls": {"sobject": f"{ctx.base}/sobjects/{obj.name}", "describe": f"{ctx.base}/sobjects/{obj.name}/describe", "rowTemplate": f"{ctx.base}/sobjects/{obj.name}/{{ID}}"},
+        "name": obj.name,
+        "label": obj.label or obj.name,
+        "keyPrefix": obj.key_prefix,
+        "custom": False,
+        "createable": obj.name != "User",
+        "updateable": obj.name != "User",
+        "deletable": obj.name != "User",
+        "queryable": True,
+        "urls": {
+            "sobject": f"{ctx.base}/sobjects/{obj.name}",
+            "describe": f"{ctx.base}/sobjects/{obj.name}/describe",
+            "rowTemplate": f"{ctx.base}/sobjects/{obj.name}/{{ID}}",
+        },
     }
 
 
@@ -424,10 +466,17 @@ def describe(obj: schema.SObject, ctx: Ctx) -> dict:
         **_describe_basic(obj, ctx),
         "fields": [
             {
-                "name": f.name, "type": f.type, "createable": f.createable, "updateable": f.updateable,
-                "nillable": not f.required and f.type != "boolean", "externalId": f.external_id, "idLookup": f.external_id or f.type == "id",
-                "custom": f.name.endswith("__c"), "referenceTo": [f.reference_to] if f.reference_to else [],
-                "relationshipName": f.relationship or None, "defaultValue": f.default,
+                "name": f.name,
+                "type": f.type,
+                "createable": f.createable,
+                "updateable": f.updateable,
+                "nillable": not f.required and f.type != "boolean",
+                "externalId": f.external_id,
+                "idLookup": f.external_id or f.type == "id",
+                "custom": f.name.endswith("__c"),
+                "referenceTo": [f.reference_to] if f.reference_to else [],
+                "relationshipName": f.relationship or None,
+                "defaultValue": f.default,
                 "picklistValues": [{"value": v, "label": v, "active": True} for v in f.picklist],
                 "restrictedPicklist": f.restricted,
             }

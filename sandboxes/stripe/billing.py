@@ -81,7 +81,12 @@ def now_ts() -> int:
 
 def require(params: dict, name: str, prefix: str = "") -> Any:
     if params.get(name) in (None, ""):
-        raise StripeError(400, f"Missing required param: {prefix}{'[' + name + ']' if prefix else name}.", code="parameter_missing", param=f"{prefix}[{name}]" if prefix else name)
+        raise StripeError(
+            400,
+            f"Missing required param: {prefix}{'[' + name + ']' if prefix else name}.",
+            code="parameter_missing",
+            param=f"{prefix}[{name}]" if prefix else name,
+        )
     return params[name]
 
 
@@ -94,7 +99,12 @@ def check_fail_records(param: str, *keys: str) -> None:
 def currency_of(value, param: str = "currency") -> str:
     code = str(value or "").lower()
     if not re.fullmatch(r"[a-z]{3}", code):
-        raise StripeError(400, f"Invalid currency: {value}. Stripe currently supports these currencies: usd, eur, gbp, jpy, …", code="parameter_invalid_empty" if not code else "", param=param)
+        raise StripeError(
+            400,
+            f"Invalid currency: {value}. Stripe currently supports these currencies: usd, eur, gbp, jpy, …",
+            code="parameter_invalid_empty" if not code else "",
+            param=param,
+        )
     return code
 
 
@@ -119,8 +129,16 @@ def save(row: StripeObject) -> StripeObject:
 
 
 def insert(object_type: str, data: dict, *, idempotency_key: str = "", subscription: str = "", lookup: str = "", state: dict | None = None) -> StripeObject:
-    row = StripeObject(id=data["id"], object=object_type, created=data.get("created") or now_ts(), data=data,
-                       idempotency_key=idempotency_key or "", subscription=subscription, lookup=lookup, state=state or {})
+    row = StripeObject(
+        id=data["id"],
+        object=object_type,
+        created=data.get("created") or now_ts(),
+        data=data,
+        idempotency_key=idempotency_key or "",
+        subscription=subscription,
+        lookup=lookup,
+        state=state or {},
+    )
     try:
         with transaction.atomic(using=DB):  # two concurrent creates of one custom id: the loser gets Stripe's 400, not a 500
             return save(row)
@@ -161,8 +179,9 @@ def record_event(event_type: str, obj: dict, request: RequestInfo, previous: dic
         "request": request.as_dict(),
         "type": event_type,
     }
-    SandboxEvent.objects.create(id=event["id"], type=event_type, created=event["created"], data=event,
-                                next_attempt_at=timezone.now())  # due now, even when the billing clock runs ahead
+    SandboxEvent.objects.create(
+        id=event["id"], type=event_type, created=event["created"], data=event, next_attempt_at=timezone.now()
+    )  # due now, even when the billing clock runs ahead
     return event["id"]
 
 
@@ -171,8 +190,20 @@ def event_json(row: SandboxEvent) -> dict:
 
 
 # --- customers --------------------------------------------------------------------------------
-CUSTOMER_PARAMS = {"name", "email", "description", "metadata", "phone", "address", "preferred_locales", "tax_exempt",
-                   "invoice_prefix", "shipping", "expand", "invoice_settings"}
+CUSTOMER_PARAMS = {
+    "name",
+    "email",
+    "description",
+    "metadata",
+    "phone",
+    "address",
+    "preferred_locales",
+    "tax_exempt",
+    "invoice_prefix",
+    "shipping",
+    "expand",
+    "invoice_settings",
+}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -201,13 +232,28 @@ def create_customer(params: dict, request: RequestInfo) -> dict:
         check_fail_records("name", params["name"])
     cid = new_id("cus", 14)
     data = {
-        "id": cid, "object": "customer", "address": None, "balance": 0, "created": now_ts(), "currency": None,
-        "default_source": None, "delinquent": False, "description": None, "discount": None, "email": None,
+        "id": cid,
+        "object": "customer",
+        "address": None,
+        "balance": 0,
+        "created": now_ts(),
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": None,
+        "discount": None,
+        "email": None,
         "invoice_prefix": params.get("invoice_prefix") or "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(8)),
         "invoice_settings": {"custom_fields": None, "default_payment_method": None, "footer": None, "rendering_options": None},
-        "livemode": False, "metadata": as_metadata(params.get("metadata")), "name": None, "next_invoice_sequence": 1,
-        "phone": None, "preferred_locales": as_list(params.get("preferred_locales"), "preferred_locales"), "shipping": None,
-        "tax_exempt": "none", "test_clock": None,
+        "livemode": False,
+        "metadata": as_metadata(params.get("metadata")),
+        "name": None,
+        "next_invoice_sequence": 1,
+        "phone": None,
+        "preferred_locales": as_list(params.get("preferred_locales"), "preferred_locales"),
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
     }
     _customer_fields(params, data)
     insert("customer", data, idempotency_key=request.idempotency_key or "")
@@ -272,7 +318,20 @@ def search_customers(query: str) -> list[dict]:
 
 
 # --- products and prices ------------------------------------------------------------------------
-PRODUCT_PARAMS = {"id", "name", "active", "description", "metadata", "tax_code", "unit_label", "images", "url", "statement_descriptor", "expand", "default_price_data"}
+PRODUCT_PARAMS = {
+    "id",
+    "name",
+    "active",
+    "description",
+    "metadata",
+    "tax_code",
+    "unit_label",
+    "images",
+    "url",
+    "statement_descriptor",
+    "expand",
+    "default_price_data",
+}
 
 
 def create_product(params: dict, request: RequestInfo) -> dict:
@@ -285,11 +344,25 @@ def create_product(params: dict, request: RequestInfo) -> dict:
         raise StripeError(400, "Product already exists.", code="resource_already_exists", param="id")
     ts = now_ts()
     data = {
-        "id": product_id, "object": "product", "active": as_bool(params.get("active", True), "active"), "created": ts,
-        "default_price": None, "description": params.get("description") or None, "images": as_list(params.get("images"), "images"),
-        "livemode": False, "marketing_features": [], "metadata": metadata, "name": name, "package_dimensions": None,
-        "shippable": None, "statement_descriptor": params.get("statement_descriptor") or None, "tax_code": params.get("tax_code") or None,
-        "type": "service", "unit_label": params.get("unit_label") or None, "updated": ts, "url": params.get("url") or None,
+        "id": product_id,
+        "object": "product",
+        "active": as_bool(params.get("active", True), "active"),
+        "created": ts,
+        "default_price": None,
+        "description": params.get("description") or None,
+        "images": as_list(params.get("images"), "images"),
+        "livemode": False,
+        "marketing_features": [],
+        "metadata": metadata,
+        "name": name,
+        "package_dimensions": None,
+        "shippable": None,
+        "statement_descriptor": params.get("statement_descriptor") or None,
+        "tax_code": params.get("tax_code") or None,
+        "type": "service",
+        "unit_label": params.get("unit_label") or None,
+        "updated": ts,
+        "url": params.get("url") or None,
     }
     insert("product", data, idempotency_key=request.idempotency_key or "")
     record_event("product.created", data, request)
@@ -323,21 +396,44 @@ def build_price(params: dict, param: str, request: RequestInfo, *, recurring_req
     recurring = None
     if params.get("recurring") not in (None, ""):
         raw = params["recurring"]
-        only(raw, {"interval", "interval_count", "usage_type", "meter", "aggregate_usage", "trial_period_days"}, f"{param}[recurring]" if param else "recurring")
+        only(
+            raw, {"interval", "interval_count", "usage_type", "meter", "aggregate_usage", "trial_period_days"}, f"{param}[recurring]" if param else "recurring"
+        )
         interval = require(raw, "interval", f"{param}[recurring]" if param else "recurring")
         if interval not in INTERVAL_SECONDS:
-            raise invalid("Invalid recurring[interval]: must be one of day, month, week, or year", f"{param}[recurring][interval]" if param else "recurring[interval]")
-        recurring = {"interval": interval, "interval_count": as_int(raw.get("interval_count", 1), "recurring[interval_count]", minimum=1),
-                     "meter": raw.get("meter") or None, "usage_type": raw.get("usage_type") or "licensed", "trial_period_days": None}
+            raise invalid(
+                "Invalid recurring[interval]: must be one of day, month, week, or year", f"{param}[recurring][interval]" if param else "recurring[interval]"
+            )
+        recurring = {
+            "interval": interval,
+            "interval_count": as_int(raw.get("interval_count", 1), "recurring[interval_count]", minimum=1),
+            "meter": raw.get("meter") or None,
+            "usage_type": raw.get("usage_type") or "licensed",
+            "trial_period_days": None,
+        }
     elif recurring_required:
         raise StripeError(400, f"Missing required param: {param}[recurring].", code="parameter_missing", param=f"{param}[recurring]")
     metadata = as_metadata(params.get("metadata")) if not inline else {}
     data = {
-        "id": new_id("price"), "object": "price", "active": not inline, "billing_scheme": "per_unit", "created": now_ts(),
-        "currency": currency, "custom_unit_amount": None, "livemode": False, "lookup_key": params.get("lookup_key") or None,
-        "metadata": metadata, "nickname": params.get("nickname") or None, "product": product, "recurring": recurring,
-        "tax_behavior": params.get("tax_behavior") or "unspecified", "tiers_mode": None, "transform_quantity": None,
-        "type": "recurring" if recurring else "one_time", "unit_amount": unit_amount, "unit_amount_decimal": unit_amount_decimal,
+        "id": new_id("price"),
+        "object": "price",
+        "active": not inline,
+        "billing_scheme": "per_unit",
+        "created": now_ts(),
+        "currency": currency,
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": params.get("lookup_key") or None,
+        "metadata": metadata,
+        "nickname": params.get("nickname") or None,
+        "product": product,
+        "recurring": recurring,
+        "tax_behavior": params.get("tax_behavior") or "unspecified",
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "recurring" if recurring else "one_time",
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": unit_amount_decimal,
     }
     insert("price", data, idempotency_key=request.idempotency_key or "")
     return data
@@ -351,14 +447,42 @@ def create_price(params: dict, request: RequestInfo) -> dict:
 
 # --- subscriptions ------------------------------------------------------------------------------
 SUBSCRIPTION_CREATE_PARAMS = {
-    "customer", "items", "metadata", "currency", "add_invoice_items", "proration_behavior", "payment_behavior",
-    "collection_method", "days_until_due", "description", "default_payment_method", "billing_cycle_anchor",
-    "cancel_at_period_end", "expand", "off_session", "automatic_tax", "default_tax_rates", "trial_period_days",
+    "customer",
+    "items",
+    "metadata",
+    "currency",
+    "add_invoice_items",
+    "proration_behavior",
+    "payment_behavior",
+    "collection_method",
+    "days_until_due",
+    "description",
+    "default_payment_method",
+    "billing_cycle_anchor",
+    "cancel_at_period_end",
+    "expand",
+    "off_session",
+    "automatic_tax",
+    "default_tax_rates",
+    "trial_period_days",
 }
 SUBSCRIPTION_UPDATE_PARAMS = {
-    "items", "metadata", "proration_behavior", "proration_date", "cancel_at_period_end", "cancellation_details",
-    "description", "payment_behavior", "collection_method", "days_until_due", "default_payment_method", "expand",
-    "off_session", "cancel_at", "default_tax_rates", "billing_cycle_anchor",
+    "items",
+    "metadata",
+    "proration_behavior",
+    "proration_date",
+    "cancel_at_period_end",
+    "cancellation_details",
+    "description",
+    "payment_behavior",
+    "collection_method",
+    "days_until_due",
+    "default_payment_method",
+    "expand",
+    "off_session",
+    "cancel_at",
+    "default_tax_rates",
+    "billing_cycle_anchor",
 }
 ITEM_PARAMS = {"id", "price", "price_data", "quantity", "metadata", "deleted", "clear_usage", "tax_rates", "discounts"}
 
@@ -377,15 +501,27 @@ def _price_for_item(raw: dict, param: str, currency: str | None, request: Reques
     if not price.get("recurring"):
         raise invalid("The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.", f"{param}[price]")
     if currency and price["currency"] != currency:
-        raise invalid(f"The price specified uses currency `{price['currency']}` but this subscription uses `{currency}`; all prices must use the same currency.", f"{param}[price]")
+        raise invalid(
+            f"The price specified uses currency `{price['currency']}` but this subscription uses `{currency}`; all prices must use the same currency.",
+            f"{param}[price]",
+        )
     return price
 
 
 def _new_item(subscription_id: str, price: dict, quantity: int, metadata: dict, period: tuple[int, int]) -> dict:
     return {
-        "id": new_id("si", 14), "object": "subscription_item", "billing_thresholds": None, "created": now_ts(),
-        "current_period_end": period[1], "current_period_start": period[0], "discounts": [], "metadata": metadata,
-        "price": price, "quantity": quantity, "subscription": subscription_id, "tax_rates": [],
+        "id": new_id("si", 14),
+        "object": "subscription_item",
+        "billing_thresholds": None,
+        "created": now_ts(),
+        "current_period_end": period[1],
+        "current_period_start": period[0],
+        "discounts": [],
+        "metadata": metadata,
+        "price": price,
+        "quantity": quantity,
+        "subscription": subscription_id,
+        "tax_rates": [],
     }
 
 
@@ -425,34 +561,69 @@ def create_subscription(params: dict, request: RequestInfo) -> dict:
         quantity = as_int(raw.get("quantity", 1), f"items[{i}][quantity]", minimum=0)
         items.append(_new_item(sub_id, price, quantity, as_metadata(raw.get("metadata"), f"items[{i}][metadata]"), (start, _period_end(start, price))))
     if customer.data.get("currency") and customer.data["currency"] != currency:
-        raise invalid(f"You cannot combine currencies on a single customer. This customer has had a subscription or payment in {customer.data['currency']}, but you are trying to pay in {currency}.", "currency")
+        raise invalid(
+            f"You cannot combine currencies on a single customer. This customer has had a subscription or payment in {customer.data['currency']}, but you are trying to pay in {currency}.",
+            "currency",
+        )
     extra_lines = []
     for i, raw in enumerate(as_list(params.get("add_invoice_items"), "add_invoice_items")):
         only(raw, {"price", "price_data", "quantity", "metadata"}, f"add_invoice_items[{i}]")
         if raw.get("price"):
             price = get("price", raw["price"], param=f"add_invoice_items[{i}][price]", label="price").data
         else:
-            price = build_price(require(raw, "price_data", f"add_invoice_items[{i}]"), f"add_invoice_items[{i}][price_data]", request, recurring_required=False, inline=True)
+            price = build_price(
+                require(raw, "price_data", f"add_invoice_items[{i}]"), f"add_invoice_items[{i}][price_data]", request, recurring_required=False, inline=True
+            )
         quantity = as_int(raw.get("quantity", 1), f"add_invoice_items[{i}][quantity]", minimum=1)
-        extra_lines.append({"price": price, "quantity": quantity, "amount": int(Decimal(price["unit_amount_decimal"]) * quantity), "description": None, "proration": False})
+        extra_lines.append(
+            {"price": price, "quantity": quantity, "amount": int(Decimal(price["unit_amount_decimal"]) * quantity), "description": None, "proration": False}
+        )
     collection = params.get("collection_method") or "charge_automatically"
     data = {
-        "id": sub_id, "object": "subscription", "application": None, "application_fee_percent": None,
+        "id": sub_id,
+        "object": "subscription",
+        "application": None,
+        "application_fee_percent": None,
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
-        "billing_cycle_anchor": start, "billing_cycle_anchor_config": None, "billing_mode": {"type": "classic"},
-        "billing_thresholds": None, "cancel_at": None, "cancel_at_period_end": False, "canceled_at": None,
+        "billing_cycle_anchor": start,
+        "billing_cycle_anchor_config": None,
+        "billing_mode": {"type": "classic"},
+        "billing_thresholds": None,
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
         "cancellation_details": {"comment": None, "feedback": None, "reason": None},
-        "collection_method": collection, "created": start, "currency": currency, "customer": customer_id,
+        "collection_method": collection,
+        "created": start,
+        "currency": currency,
+        "customer": customer_id,
         "days_until_due": as_int(params["days_until_due"], "days_until_due") if params.get("days_until_due") else None,
-        "default_payment_method": params.get("default_payment_method") or None, "default_source": None, "default_tax_rates": [],
-        "description": params.get("description") or None, "discounts": [], "ended_at": None,
-        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}}, "items": _items_list(sub_id, items),
-        "latest_invoice": None, "livemode": False, "metadata": metadata, "next_pending_invoice_item_invoice": None,
-        "on_behalf_of": None, "pause_collection": None,
+        "default_payment_method": params.get("default_payment_method") or None,
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": params.get("description") or None,
+        "discounts": [],
+        "ended_at": None,
+        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "items": _items_list(sub_id, items),
+        "latest_invoice": None,
+        "livemode": False,
+        "metadata": metadata,
+        "next_pending_invoice_item_invoice": None,
+        "on_behalf_of": None,
+        "pause_collection": None,
         "payment_settings": {"payment_method_options": None, "payment_method_types": None, "save_default_payment_method": "off"},
-        "pending_invoice_item_interval": None, "pending_setup_intent": None, "pending_update": None, "schedule": None,
-        "start_date": start, "status": "active", "test_clock": None, "transfer_data": None, "trial_end": None,
-        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}}, "trial_start": None,
+        "pending_invoice_item_interval": None,
+        "pending_setup_intent": None,
+        "pending_update": None,
+        "schedule": None,
+        "start_date": start,
+        "status": "active",
+        "test_clock": None,
+        "transfer_data": None,
+        "trial_end": None,
+        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_start": None,
     }
     if not customer.data.get("currency"):
         customer.data["currency"] = currency
@@ -477,13 +648,29 @@ def _proration_lines(old: dict | None, new: dict | None, now: int) -> list[dict]
     fraction = Decimal(max(0, end - now)) / Decimal(max(1, end - start))
     lines = []
     if old is not None and _item_amount(old):
-        lines.append({"price": old["price"], "quantity": old["quantity"], "proration": True, "subscription_item": old["id"],
-                      "description": f"Unused time on {old['quantity']} × {old['price']['product']}",
-                      "amount": -int((_item_amount(old) * fraction).quantize(Decimal(1), rounding=ROUND_HALF_UP)), "period": (now, end)})
+        lines.append(
+            {
+                "price": old["price"],
+                "quantity": old["quantity"],
+                "proration": True,
+                "subscription_item": old["id"],
+                "description": f"Unused time on {old['quantity']} × {old['price']['product']}",
+                "amount": -int((_item_amount(old) * fraction).quantize(Decimal(1), rounding=ROUND_HALF_UP)),
+                "period": (now, end),
+            }
+        )
     if new is not None and _item_amount(new):
-        lines.append({"price": new["price"], "quantity": new["quantity"], "proration": True, "subscription_item": new["id"],
-                      "description": f"Remaining time on {new['quantity']} × {new['price']['product']}",
-                      "amount": int((_item_amount(new) * fraction).quantize(Decimal(1), rounding=ROUND_HALF_UP)), "period": (now, end)})
+        lines.append(
+            {
+                "price": new["price"],
+                "quantity": new["quantity"],
+                "proration": True,
+                "subscription_item": new["id"],
+                "description": f"Remaining time on {new['quantity']} × {new['price']['product']}",
+                "amount": int((_item_amount(new) * fraction).quantize(Decimal(1), rounding=ROUND_HALF_UP)),
+                "period": (now, end),
+            }
+        )
     return lines
 
 
@@ -491,11 +678,19 @@ def update_subscription(subscription_id: str, params: dict, request: RequestInfo
     only(params, SUBSCRIPTION_UPDATE_PARAMS)
     row = get("subscription", subscription_id, label="subscription", lock=True)
     data = row.data
-    before = {"items": _items_list(subscription_id, [dict(i) for i in data["items"]["data"]]), "metadata": dict(data.get("metadata") or {}),
-              "cancel_at_period_end": data.get("cancel_at_period_end"), "cancel_at": data.get("cancel_at"),
-              "cancellation_details": dict(data.get("cancellation_details") or {}), "description": data.get("description")}
+    before = {
+        "items": _items_list(subscription_id, [dict(i) for i in data["items"]["data"]]),
+        "metadata": dict(data.get("metadata") or {}),
+        "cancel_at_period_end": data.get("cancel_at_period_end"),
+        "cancel_at": data.get("cancel_at"),
+        "cancellation_details": dict(data.get("cancellation_details") or {}),
+        "description": data.get("description"),
+    }
     if data["status"] in ("canceled", "incomplete_expired") and set(params) - {"metadata", "cancellation_details", "expand"}:
-        raise invalid("A canceled subscription can only update its cancellation_details and metadata.", next(iter(set(params) - {"metadata", "cancellation_details", "expand"})))
+        raise invalid(
+            "A canceled subscription can only update its cancellation_details and metadata.",
+            next(iter(set(params) - {"metadata", "cancellation_details", "expand"})),
+        )
     behavior = params.get("proration_behavior") or "create_prorations"
     if behavior not in ("create_prorations", "none", "always_invoice"):
         raise invalid("Invalid proration_behavior: must be one of always_invoice, create_prorations, or none", "proration_behavior")
@@ -523,7 +718,13 @@ def update_subscription(subscription_id: str, params: dict, request: RequestInfo
             check_fail_records(f"{param}[price_data][product]", price["product"])
             ref = items[0] if items else None
             period = (ref["current_period_start"], ref["current_period_end"]) if ref else (now, _period_end(now, price))
-            item = _new_item(subscription_id, price, as_int(raw.get("quantity", 1), f"{param}[quantity]", minimum=0), as_metadata(raw.get("metadata"), f"{param}[metadata]"), period)
+            item = _new_item(
+                subscription_id,
+                price,
+                as_int(raw.get("quantity", 1), f"{param}[quantity]", minimum=0),
+                as_metadata(raw.get("metadata"), f"{param}[metadata]"),
+                period,
+            )
             items.append(item)
             prorations += _proration_lines(None, item, now)
             continue
@@ -538,7 +739,9 @@ def update_subscription(subscription_id: str, params: dict, request: RequestInfo
             prorations += _proration_lines(current, updated, now)
         items[items.index(current)] = updated
     if not items and data["status"] != "canceled":
-        raise invalid("A subscription must have at least one active plan. To cancel a subscription, please use the cancel API endpoint on /v1/subscriptions.", "items")
+        raise invalid(
+            "A subscription must have at least one active plan. To cancel a subscription, please use the cancel API endpoint on /v1/subscriptions.", "items"
+        )
     data["items"] = _items_list(subscription_id, items)
     if "cancel_at_period_end" in params:
         data["cancel_at_period_end"] = as_bool(params["cancel_at_period_end"], "cancel_at_period_end")
@@ -555,7 +758,9 @@ def update_subscription(subscription_id: str, params: dict, request: RequestInfo
     row.data = data
     save(row)
     previous = {k: v for k, v in before.items() if data.get(k) != v}
-    if "items" in previous and [(i["id"], i["price"]["id"], i["quantity"]) for i in previous["items"]["data"]] == [(i["id"], i["price"]["id"], i["quantity"]) for i in items]:
+    if "items" in previous and [(i["id"], i["price"]["id"], i["quantity"]) for i in previous["items"]["data"]] == [
+        (i["id"], i["price"]["id"], i["quantity"]) for i in items
+    ]:
         previous.pop("items")
     if previous:
         record_event("customer.subscription.updated", data, request, previous)
@@ -592,26 +797,62 @@ def _line(invoice_id: str, subscription_id: str, source: dict, currency: str) ->
     item_id = source.get("subscription_item") or (source.get("id") if source.get("object") == "subscription_item" else None)
     amount = source["amount"] if "amount" in source else int(_item_amount(source))
     return {
-        "id": new_id("il"), "object": "line_item", "amount": amount, "currency": currency,
-        "description": source.get("description") or f"{source['quantity']} × {price['product']} (at {mapper.to_major(price['unit_amount_decimal'], currency)} {currency.upper()} / {(price.get('recurring') or {}).get('interval', 'once')})",
-        "discount_amounts": [], "discountable": True, "discounts": [], "invoice": invoice_id, "livemode": False,
+        "id": new_id("il"),
+        "object": "line_item",
+        "amount": amount,
+        "currency": currency,
+        "description": source.get("description")
+        or f"{source['quantity']} × {price['product']} (at {mapper.to_major(price['unit_amount_decimal'], currency)} {currency.upper()} / {(price.get('recurring') or {}).get('interval', 'once')})",
+        "discount_amounts": [],
+        "discountable": True,
+        "discounts": [],
+        "invoice": invoice_id,
+        "livemode": False,
         "metadata": dict(source.get("metadata") or {}) if source.get("object") == "subscription_item" else {},
         "parent": {
             "invoice_item_details": None,
-            "subscription_item_details": {"invoice_item": None, "proration": bool(source.get("proration")), "proration_details": {"credited_items": None},
-                                          "subscription": subscription_id, "subscription_item": item_id},
+            "subscription_item_details": {
+                "invoice_item": None,
+                "proration": bool(source.get("proration")),
+                "proration_details": {"credited_items": None},
+                "subscription": subscription_id,
+                "subscription_item": item_id,
+            },
             "type": "subscription_item_details",
-        } if item_id else {
-            "invoice_item_details": {"invoice_item": new_id("ii"), "proration": False, "proration_details": {"credited_items": None}, "subscription": subscription_id},
-            "subscription_item_details": None, "type": "invoice_item_details",
+        }
+        if item_id
+        else {
+            "invoice_item_details": {
+                "invoice_item": new_id("ii"),
+                "proration": False,
+                "proration_details": {"credited_items": None},
+                "subscription": subscription_id,
+            },
+            "subscription_item_details": None,
+            "type": "invoice_item_details",
         },
         "period": {"end": period[1], "start": period[0]},
-        "pretax_credit_amounts": [], "pricing": {"price_details": {"price": price["id"], "product": price["product"]}, "type": "price_details", "unit_amount_decimal": price["unit_amount_decimal"]},
-        "quantity": source["quantity"], "taxes": [],
+        "pretax_credit_amounts": [],
+        "pricing": {
+            "price_details": {"price": price["id"], "product": price["product"]},
+            "type": "price_details",
+            "unit_amount_decimal": price["unit_amount_decimal"],
+        },
+        "quantity": source["quantity"],
+        "taxes": [],
     }
 
 
-def create_invoice_for(sub_row: StripeObject, billing_reason: str, request: RequestInfo, *, period: tuple[int, int], extra_lines: list[dict] | None = None, recurring: bool = True, created: int | None = None) -> dict:
+def create_invoice_for(
+    sub_row: StripeObject,
+    billing_reason: str,
+    request: RequestInfo,
+    *,
+    period: tuple[int, int],
+    extra_lines: list[dict] | None = None,
+    recurring: bool = True,
+    created: int | None = None,
+) -> dict:
     """Create and finalize the subscription's invoice: recurring items (if `recurring`), pending
     prorations and one-off lines. Records invoice.created and invoice.finalized."""
     sub = sub_row.data
@@ -627,28 +868,84 @@ def create_invoice_for(sub_row: StripeObject, billing_reason: str, request: Requ
     number = f"{customer['invoice_prefix']}-{next_number('invoice:' + customer['invoice_prefix']):04d}"
     due = ts + int(sub.get("days_until_due") or 0) * 86400 if sub.get("collection_method") == "send_invoice" else None
     invoice = {
-        "id": invoice_id, "object": "invoice", "account_country": "US", "account_name": "Q2C Sandbox Inc.", "account_tax_ids": None,
-        "amount_due": max(total, 0), "amount_overpaid": 0, "amount_paid": 0, "amount_remaining": max(total, 0), "amount_shipping": 0,
-        "application": None, "attempt_count": 0, "attempted": False, "auto_advance": True,
+        "id": invoice_id,
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": "Q2C Sandbox Inc.",
+        "account_tax_ids": None,
+        "amount_due": max(total, 0),
+        "amount_overpaid": 0,
+        "amount_paid": 0,
+        "amount_remaining": max(total, 0),
+        "amount_shipping": 0,
+        "application": None,
+        "attempt_count": 0,
+        "attempted": False,
+        "auto_advance": True,
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None, "provider": None, "status": None},
-        "automatically_finalizes_at": None, "billing_reason": billing_reason, "collection_method": sub.get("collection_method", "charge_automatically"),
-        "confirmation_secret": None, "created": ts, "currency": currency, "custom_fields": None, "customer": sub["customer"],
-        "customer_address": customer.get("address"), "customer_email": customer.get("email"), "customer_name": customer.get("name"),
-        "customer_phone": customer.get("phone"), "customer_shipping": None, "customer_tax_exempt": customer.get("tax_exempt", "none"),
-        "customer_tax_ids": [], "default_payment_method": None, "default_source": None, "default_tax_rates": [], "description": None,
-        "discounts": [], "due_date": due, "effective_at": ts, "ending_balance": 0, "footer": None, "from_invoice": None,
-        "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_sandbox/test_{invoice_id}", "invoice_pdf": f"https://pay.stripe.com/invoice/acct_sandbox/test_{invoice_id}/pdf",
-        "issuer": {"type": "self"}, "last_finalization_error": None, "latest_revision": None,
+        "automatically_finalizes_at": None,
+        "billing_reason": billing_reason,
+        "collection_method": sub.get("collection_method", "charge_automatically"),
+        "confirmation_secret": None,
+        "created": ts,
+        "currency": currency,
+        "custom_fields": None,
+        "customer": sub["customer"],
+        "customer_address": customer.get("address"),
+        "customer_email": customer.get("email"),
+        "customer_name": customer.get("name"),
+        "customer_phone": customer.get("phone"),
+        "customer_shipping": None,
+        "customer_tax_exempt": customer.get("tax_exempt", "none"),
+        "customer_tax_ids": [],
+        "default_payment_method": None,
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discounts": [],
+        "due_date": due,
+        "effective_at": ts,
+        "ending_balance": 0,
+        "footer": None,
+        "from_invoice": None,
+        "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_sandbox/test_{invoice_id}",
+        "invoice_pdf": f"https://pay.stripe.com/invoice/acct_sandbox/test_{invoice_id}/pdf",
+        "issuer": {"type": "self"},
+        "last_finalization_error": None,
+        "latest_revision": None,
         "lines": {"object": "list", "data": lines, "has_more": False, "total_count": len(lines), "url": f"/v1/invoices/{invoice_id}/lines"},
-        "livemode": False, "metadata": {}, "next_payment_attempt": ts + 3600 if total > 0 else None, "number": number, "on_behalf_of": None,
-        "parent": {"quote_details": None, "subscription_details": {"metadata": dict(sub.get("metadata") or {}), "subscription": sub["id"]}, "type": "subscription_details"},
+        "livemode": False,
+        "metadata": {},
+        "next_payment_attempt": ts + 3600 if total > 0 else None,
+        "number": number,
+        "on_behalf_of": None,
+        "parent": {
+            "quote_details": None,
+            "subscription_details": {"metadata": dict(sub.get("metadata") or {}), "subscription": sub["id"]},
+            "type": "subscription_details",
+        },
         "payment_settings": {"default_mandate": None, "payment_method_options": None, "payment_method_types": None},
-        "period_end": period[1], "period_start": period[0], "post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0,
-        "receipt_number": None, "rendering": None, "shipping_cost": None, "shipping_details": None, "starting_balance": 0,
-        "statement_descriptor": None, "status": "draft",
+        "period_end": period[1],
+        "period_start": period[0],
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "receipt_number": None,
+        "rendering": None,
+        "shipping_cost": None,
+        "shipping_details": None,
+        "starting_balance": 0,
+        "statement_descriptor": None,
+        "status": "draft",
         "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None, "paid_at": None, "voided_at": None},
-        "subtotal": total, "subtotal_excluding_tax": total, "test_clock": None, "total": total, "total_discount_amounts": [],
-        "total_excluding_tax": total, "total_pretax_credit_amounts": [], "total_taxes": [], "webhooks_delivered_at": ts,
+        "subtotal": total,
+        "subtotal_excluding_tax": total,
+        "test_clock": None,
+        "total": total,
+        "total_discount_amounts": [],
+        "total_excluding_tax": total,
+        "total_pretax_credit_amounts": [],
+        "total_taxes": [],
+        "webhooks_delivered_at": ts,
     }
     record_event("invoice.created", dict(invoice), request, created=ts)
     invoice["status"] = "open"
@@ -696,7 +993,20 @@ def settle_invoice(invoice_id: str, *, succeed: bool, when: int | None = None, m
 
 
 # --- credit notes ----------------------------------------------------------------------------------
-CREDIT_NOTE_PARAMS = {"invoice", "amount", "lines", "reason", "memo", "metadata", "credit_amount", "refund_amount", "out_of_band_amount", "effective_at", "expand", "email_type"}
+CREDIT_NOTE_PARAMS = {
+    "invoice",
+    "amount",
+    "lines",
+    "reason",
+    "memo",
+    "metadata",
+    "credit_amount",
+    "refund_amount",
+    "out_of_band_amount",
+    "effective_at",
+    "expand",
+    "email_type",
+}
 CREDIT_REASONS = {"duplicate", "fraudulent", "order_change", "product_unsatisfactory"}
 
 
@@ -712,14 +1022,20 @@ def create_credit_note(params: dict, request: RequestInfo) -> dict:
     note_id = new_id("cn")
     lines, total = [], 0
     for i, raw in enumerate(as_list(params.get("lines"), "lines")):
-        only(raw, {"type", "invoice_line_item", "quantity", "amount", "unit_amount", "unit_amount_decimal", "description", "tax_rates", "metadata"}, f"lines[{i}]")
+        only(
+            raw,
+            {"type", "invoice_line_item", "quantity", "amount", "unit_amount", "unit_amount_decimal", "description", "tax_rates", "metadata"},
+            f"lines[{i}]",
+        )
         kind = require(raw, "type", f"lines[{i}]")
         if kind == "invoice_line_item":
             source = next((l for l in invoice["lines"]["data"] if l["id"] == raw.get("invoice_line_item")), None)
             if source is None:
                 raise invalid(f"No such invoice line item: '{raw.get('invoice_line_item')}'", f"lines[{i}][invoice_line_item]", code="resource_missing")
             quantity = as_int(raw.get("quantity", source["quantity"]), f"lines[{i}][quantity]", minimum=0)
-            amount = as_int(raw["amount"], f"lines[{i}][amount]") if raw.get("amount") else int(Decimal(source["amount"]) * quantity / max(1, source["quantity"]))
+            amount = (
+                as_int(raw["amount"], f"lines[{i}][amount]") if raw.get("amount") else int(Decimal(source["amount"]) * quantity / max(1, source["quantity"]))
+            )
             description = source["description"]
         elif kind == "custom_line_item":
             quantity = as_int(raw.get("quantity", 1), f"lines[{i}][quantity]", minimum=1)
@@ -728,38 +1044,96 @@ def create_credit_note(params: dict, request: RequestInfo) -> dict:
         else:
             raise invalid("Invalid type: must be one of invoice_line_item or custom_line_item", f"lines[{i}][type]")
         total += amount
-        lines.append({"id": new_id("cnli"), "object": "credit_note_line_item", "amount": amount, "description": description,
-                      "discount_amount": 0, "discount_amounts": [], "invoice_line_item": raw.get("invoice_line_item"), "livemode": False,
-                      "metadata": {}, "pretax_credit_amounts": [], "quantity": quantity, "tax_rates": [], "taxes": [], "type": kind,
-                      "unit_amount": amount // max(1, quantity), "unit_amount_decimal": str(amount // max(1, quantity))})
+        lines.append(
+            {
+                "id": new_id("cnli"),
+                "object": "credit_note_line_item",
+                "amount": amount,
+                "description": description,
+                "discount_amount": 0,
+                "discount_amounts": [],
+                "invoice_line_item": raw.get("invoice_line_item"),
+                "livemode": False,
+                "metadata": {},
+                "pretax_credit_amounts": [],
+                "quantity": quantity,
+                "tax_rates": [],
+                "taxes": [],
+                "type": kind,
+                "unit_amount": amount // max(1, quantity),
+                "unit_amount_decimal": str(amount // max(1, quantity)),
+            }
+        )
     if params.get("amount") not in (None, ""):
         amount = as_int(params["amount"], "amount", minimum=1)
         if lines and amount != total:
             raise invalid(f"The amount ({amount}) must equal the sum of the lines ({total}).", "amount")
         if not lines:
-            lines.append({"id": new_id("cnli"), "object": "credit_note_line_item", "amount": amount, "description": params.get("memo") or "Credit",
-                          "discount_amount": 0, "discount_amounts": [], "livemode": False, "metadata": {}, "pretax_credit_amounts": [],
-                          "quantity": 1, "tax_rates": [], "taxes": [], "type": "custom_line_item", "unit_amount": amount, "unit_amount_decimal": str(amount)})
+            lines.append(
+                {
+                    "id": new_id("cnli"),
+                    "object": "credit_note_line_item",
+                    "amount": amount,
+                    "description": params.get("memo") or "Credit",
+                    "discount_amount": 0,
+                    "discount_amounts": [],
+                    "livemode": False,
+                    "metadata": {},
+                    "pretax_credit_amounts": [],
+                    "quantity": 1,
+                    "tax_rates": [],
+                    "taxes": [],
+                    "type": "custom_line_item",
+                    "unit_amount": amount,
+                    "unit_amount_decimal": str(amount),
+                }
+            )
         total = amount
     if total <= 0:
         raise StripeError(400, "Missing required param: lines.", code="parameter_missing", param="lines")
     credited = invoice.get("pre_payment_credit_notes_amount", 0) + invoice.get("post_payment_credit_notes_amount", 0)
     if credited + total > invoice["total"]:
-        raise invalid(f"The credit note amount ({mapper.to_major(total, currency)} {currency.upper()}) exceeds the amount that can still be credited on invoice {invoice['number']} ({mapper.to_major(invoice['total'] - credited, currency)} {currency.upper()}).", "amount")
+        raise invalid(
+            f"The credit note amount ({mapper.to_major(total, currency)} {currency.upper()}) exceeds the amount that can still be credited on invoice {invoice['number']} ({mapper.to_major(invoice['total'] - credited, currency)} {currency.upper()}).",
+            "amount",
+        )
     ts = now_ts()
     post_payment = invoice["status"] == "paid"
     number = f"{invoice['number']}-CN-{next_number('credit_note:' + invoice['id']):02d}"
     note = {
-        "id": note_id, "object": "credit_note", "amount": total, "amount_shipping": 0, "created": ts, "currency": currency,
-        "customer": invoice["customer"], "customer_balance_transaction": None, "discount_amount": 0, "discount_amounts": [],
-        "effective_at": ts, "invoice": invoice["id"],
+        "id": note_id,
+        "object": "credit_note",
+        "amount": total,
+        "amount_shipping": 0,
+        "created": ts,
+        "currency": currency,
+        "customer": invoice["customer"],
+        "customer_balance_transaction": None,
+        "discount_amount": 0,
+        "discount_amounts": [],
+        "effective_at": ts,
+        "invoice": invoice["id"],
         "lines": {"object": "list", "data": lines, "has_more": False, "url": f"/v1/credit_notes/{note_id}/lines"},
-        "livemode": False, "memo": params.get("memo") or None, "metadata": as_metadata(params.get("metadata")), "number": number,
-        "out_of_band_amount": None, "pdf": f"https://pay.stripe.com/credit_notes/acct_sandbox/test_{note_id}/pdf",
-        "post_payment_amount": total if post_payment else 0, "pre_payment_amount": 0 if post_payment else total,
-        "pretax_credit_amounts": [], "reason": params.get("reason") or None, "refunds": [], "shipping_cost": None, "status": "issued",
-        "subtotal": total, "subtotal_excluding_tax": total, "total": total, "total_excluding_tax": total, "total_taxes": [],
-        "type": "post_payment" if post_payment else "pre_payment", "voided_at": None,
+        "livemode": False,
+        "memo": params.get("memo") or None,
+        "metadata": as_metadata(params.get("metadata")),
+        "number": number,
+        "out_of_band_amount": None,
+        "pdf": f"https://pay.stripe.com/credit_notes/acct_sandbox/test_{note_id}/pdf",
+        "post_payment_amount": total if post_payment else 0,
+        "pre_payment_amount": 0 if post_payment else total,
+        "pretax_credit_amounts": [],
+        "reason": params.get("reason") or None,
+        "refunds": [],
+        "shipping_cost": None,
+        "status": "issued",
+        "subtotal": total,
+        "subtotal_excluding_tax": total,
+        "total": total,
+        "total_excluding_tax": total,
+        "total_taxes": [],
+        "type": "post_payment" if post_payment else "pre_payment",
+        "voided_at": None,
     }
     insert("credit_note", note, idempotency_key=request.idempotency_key or "", subscription=invoice_row.subscription)
     key = "post_payment_credit_notes_amount" if post_payment else "pre_payment_credit_notes_amount"
@@ -796,9 +1170,23 @@ def create_meter_event(params: dict, request: RequestInfo) -> dict:
     existing = StripeObject.objects.filter(object="billing.meter_event", lookup=identifier).first()
     if existing is not None:
         return existing.data  # [U] duplicate identifiers are not counted twice
-    data = {"object": "billing.meter_event", "created": now_ts(), "event_name": event_name, "identifier": identifier,
-            "livemode": False, "payload": {k: str(v) for k, v in payload.items()}, "timestamp": ts}
-    row = StripeObject(id=f"mev:{identifier}", object="billing.meter_event", created=data["created"], data=data, customer=customer,
-                       lookup=identifier, idempotency_key=request.idempotency_key or "")
+    data = {
+        "object": "billing.meter_event",
+        "created": now_ts(),
+        "event_name": event_name,
+        "identifier": identifier,
+        "livemode": False,
+        "payload": {k: str(v) for k, v in payload.items()},
+        "timestamp": ts,
+    }
+    row = StripeObject(
+        id=f"mev:{identifier}",
+        object="billing.meter_event",
+        created=data["created"],
+        data=data,
+        customer=customer,
+        lookup=identifier,
+        idempotency_key=request.idempotency_key or "",
+    )
     row.save()
     return data

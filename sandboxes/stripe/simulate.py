@@ -67,7 +67,9 @@ def advance_billing(now: datetime | None = None, pay_failure_rate: float = 0.05,
     ts = _ts(now)
     events: list[str] = []
     open_invoices = list(
-        StripeObject.objects.filter(object="invoice", data__status="open").order_by("seq").values_list("id", "data__attempt_count", "data__next_payment_attempt")[:limit]
+        StripeObject.objects.filter(object="invoice", data__status="open")
+        .order_by("seq")
+        .values_list("id", "data__attempt_count", "data__next_payment_attempt")[:limit]
     )
     for invoice_id, attempts, next_attempt in open_invoices:
         if attempts and next_attempt and int(next_attempt) > ts:
@@ -120,14 +122,26 @@ def _events_after(seq: int) -> list[str]:
     return list(SandboxEvent.objects.filter(seq__gt=seq).order_by("seq").values_list("id", flat=True))
 
 
-def issue_credit_note(invoice_id: str | None = None, *, amount: int | None = None, share: float = 0.1, reason: str = "product_unsatisfactory", memo: str | None = None, rng: random.Random | None = None) -> dict | None:
+def issue_credit_note(
+    invoice_id: str | None = None,
+    *,
+    amount: int | None = None,
+    share: float = 0.1,
+    reason: str = "product_unsatisfactory",
+    memo: str | None = None,
+    rng: random.Random | None = None,
+) -> dict | None:
     """Issue a credit note as a billing clerk would in the Dashboard (credit_note.created).
 
     `amount` in minor units; default `share` of the invoice total. Without `invoice_id`, a random
     finalized invoice with room left to credit. Returns the credit note, or None if none fits."""
     rng = rng or random.Random()
     if invoice_id is None:
-        candidates = list(StripeObject.objects.filter(object="invoice", data__status__in=["open", "paid"], data__total__gt=0).order_by("-seq").values_list("id", flat=True)[:200])
+        candidates = list(
+            StripeObject.objects.filter(object="invoice", data__status__in=["open", "paid"], data__total__gt=0)
+            .order_by("-seq")
+            .values_list("id", flat=True)[:200]
+        )
         if not candidates:
             return None
         invoice_id = rng.choice(candidates)
@@ -146,7 +160,9 @@ def issue_credit_note(invoice_id: str | None = None, *, amount: int | None = Non
         return billing.create_credit_note(params, RequestInfo(new_id("req", 14), None))
 
 
-def change_subscription_in_dashboard(subscription_id: str, *, sku: str | None = None, quantity: int | None = None, proration_behavior: str = "create_prorations") -> dict:
+def change_subscription_in_dashboard(
+    subscription_id: str, *, sku: str | None = None, quantity: int | None = None, proration_behavior: str = "create_prorations"
+) -> dict:
     """A change made by a person in the Stripe Dashboard (not our echo): set one item's
     quantity (default: the first item, +1). Emits customer.subscription.updated."""
     row = billing.get("subscription", subscription_id, label="subscription")
@@ -156,14 +172,19 @@ def change_subscription_in_dashboard(subscription_id: str, *, sku: str | None = 
         raise ValueError(f"subscription {subscription_id} has no item for {sku}")
     quantity = item["quantity"] + 1 if quantity is None else quantity
     with transaction.atomic(using=DB):
-        return billing.update_subscription(subscription_id, {"items": [{"id": item["id"], "quantity": str(quantity)}], "proration_behavior": proration_behavior},
-                                           RequestInfo(new_id("req", 14), None))
+        return billing.update_subscription(
+            subscription_id,
+            {"items": [{"id": item["id"], "quantity": str(quantity)}], "proration_behavior": proration_behavior},
+            RequestInfo(new_id("req", 14), None),
+        )
 
 
 def cancel_subscription_in_dashboard(subscription_id: str, *, feedback: str = "too_expensive", comment: str = "") -> dict:
     """A cancellation made in the Dashboard (customer.subscription.deleted, not our echo)."""
     with transaction.atomic(using=DB):
-        return billing.cancel_subscription(subscription_id, {"cancellation_details": {"feedback": feedback, "comment": comment}}, RequestInfo(new_id("req", 14), None))
+        return billing.cancel_subscription(
+            subscription_id, {"cancellation_details": {"feedback": feedback, "comment": comment}}, RequestInfo(new_id("req", 14), None)
+        )
 
 
 # --- webhooks ---------------------------------------------------------------------------------------
@@ -189,8 +210,11 @@ def deliver_pending_webhooks(max_events: int = 100, *, url: str | None = None, s
             continue
         attempts = event.attempts + 1
         body = json.dumps({**event.data, "pending_webhooks": 1}, indent=2).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": mapper.signature_header(body, secret),
-                   "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Stripe-Signature": mapper.signature_header(body, secret),
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        }
         status, error = None, ""
         try:
             response = session.post(url, data=body, headers=headers, timeout=timeout)
@@ -200,13 +224,17 @@ def deliver_pending_webhooks(max_events: int = 100, *, url: str | None = None, s
         except requests.RequestException as exc:
             error = f"{exc.__class__.__name__}: {exc}"[:500]
         if status is not None and 200 <= status < 300:
-            SandboxEvent.objects.filter(pk=event.pk).update(delivery=SandboxEvent.Delivery.DELIVERED, delivered_at=timezone.now(), last_status=status, last_error="")
+            SandboxEvent.objects.filter(pk=event.pk).update(
+                delivery=SandboxEvent.Delivery.DELIVERED, delivered_at=timezone.now(), last_status=status, last_error=""
+            )
             delivered += 1
             continue
         gave_up = attempts >= MAX_DELIVERY_ATTEMPTS
         SandboxEvent.objects.filter(pk=event.pk).update(
             delivery=SandboxEvent.Delivery.FAILED if gave_up else SandboxEvent.Delivery.PENDING,
-            next_attempt_at=timezone.now() + timedelta(seconds=min(3600, 5 * 2 ** (attempts - 1))), last_status=status, last_error=error,
+            next_attempt_at=timezone.now() + timedelta(seconds=min(3600, 5 * 2 ** (attempts - 1))),
+            last_status=status,
+            last_error=error,
         )
         log.info("stripe sandbox webhook %s failed (attempt %s): %s %s", event.id, attempts, status, error[:100])
     return delivered

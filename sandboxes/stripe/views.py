@@ -118,8 +118,9 @@ def api(handler: Callable[..., dict]):
             f"Try using a key other than '{key}' if you meant to execute a different request.",
             type="idempotency_error",
         )
-        response = idempotent(SYSTEM, request, key, produce, mismatch=lambda: error_response(mismatch, request),
-                              store_status=lambda status: status < 400 or status >= 500)  # Stripe keeps 500s, not 4xx
+        response = idempotent(
+            SYSTEM, request, key, produce, mismatch=lambda: error_response(mismatch, request), store_status=lambda status: status < 400 or status >= 500
+        )  # Stripe keeps 500s, not 4xx
         response["Idempotency-Key"] = key
         return response
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from django.utils.dateparse import parse_datetime
@@ -19,17 +19,17 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 _FORMATS = FormatChecker()
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema(name: str) -> dict:
     return json.loads((SCHEMA_DIR / f"{name}.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def event_types() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in SCHEMA_DIR.glob("*.v*.json")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema(name), format_checker=_FORMATS)
 

@@ -26,14 +26,18 @@ def ref_set(*, system: str, object_type: str, external_id: str, canonical_type: 
     # concurrent writers of the same reference simply agree (the last one's mapping wins)
     ExternalRef.objects.bulk_create(
         [ExternalRef(system=system, object_type=object_type, external_id=str(external_id), canonical_type=canonical_type, canonical_id=canonical_id)],
-        update_conflicts=True, unique_fields=["system", "object_type", "external_id"], update_fields=["canonical_type", "canonical_id"],
+        update_conflicts=True,
+        unique_fields=["system", "object_type", "external_id"],
+        update_fields=["canonical_type", "canonical_id"],
     )
 
 
 def ref_external(*, system: str, object_type: str, canonical_type: str, canonical_id) -> str | None:
     return (
         ExternalRef.objects.filter(system=system, object_type=object_type, canonical_type=canonical_type, canonical_id=canonical_id)
-        .order_by("-created_at").values_list("external_id", flat=True).first()
+        .order_by("-created_at")
+        .values_list("external_id", flat=True)
+        .first()
     )
 
 
@@ -60,8 +64,12 @@ def customer_from_account(*, source: str, account: dict, currency: str, entity: 
     canonical_id = ref_canonical(system=source, object_type="Account", external_id=account["external_id"])
     customer = Customer.objects.filter(pk=canonical_id).first() if canonical_id else None
     fields = {
-        "name": account["name"][:255], "email": account.get("email", "") or "", "tax_id": account.get("tax_id", "") or "",
-        "segment": account.get("segment", "") or "", "account_owner": account.get("owner", "") or "", "currency": currency,
+        "name": account["name"][:255],
+        "email": account.get("email", "") or "",
+        "tax_id": account.get("tax_id", "") or "",
+        "segment": account.get("segment", "") or "",
+        "account_owner": account.get("owner", "") or "",
+        "currency": currency,
         "legal_entity": entity,
     }
     if customer is None:
@@ -76,21 +84,31 @@ def customer_from_account(*, source: str, account: dict, currency: str, entity: 
 
 
 def order_upsert(*, source: str, data: dict, customer: Customer, entity: LegalEntity | None) -> Order:
-    total = money(data.get("total_amount")) if data.get("total_amount") else sum(
-        (money(line["unit_price"]) * Decimal(str(line["quantity"])) for line in data["lines"]), Decimal("0")
+    total = (
+        money(data.get("total_amount"))
+        if data.get("total_amount")
+        else sum((money(line["unit_price"]) * Decimal(str(line["quantity"])) for line in data["lines"]), Decimal("0"))
     )
     order, _ = Order.objects.update_or_create(
         number=data["order_number"],
         defaults={
-            "customer": customer, "legal_entity": entity, "currency": data["currency"], "total_amount": total,
-            "effective_date": data.get("effective_date") or None, "closed_won_at": when(data.get("closed_won_at")),
+            "customer": customer,
+            "legal_entity": entity,
+            "currency": data["currency"],
+            "total_amount": total,
+            "effective_date": data.get("effective_date") or None,
+            "closed_won_at": when(data.get("closed_won_at")),
         },
     )
     order.lines.all().delete()
     OrderLine.objects.bulk_create(
         OrderLine(
-            order=order, sku=line["sku"], description=line.get("description", "")[:255], quantity=Decimal(str(line["quantity"])),
-            unit_price=money(line["unit_price"]), amount=money(line["unit_price"]) * Decimal(str(line["quantity"])),
+            order=order,
+            sku=line["sku"],
+            description=line.get("description", "")[:255],
+            quantity=Decimal(str(line["quantity"])),
+            unit_price=money(line["unit_price"]),
+            amount=money(line["unit_price"]) * Decimal(str(line["quantity"])),
             product=Product.objects.get_or_create(sku=line["sku"], defaults={"name": line.get("description") or line["sku"]})[0],
         )
         for line in data["lines"]
@@ -104,9 +122,15 @@ def invoice_upsert(*, data: dict, customer: Customer, order: Order | None) -> In
     invoice, _ = Invoice.objects.update_or_create(
         number=data["invoice_number"],
         defaults={
-            "customer": customer, "legal_entity": order.legal_entity if order else customer.legal_entity, "currency": data["currency"],
-            "subtotal": money(data.get("subtotal") or data["total"]), "tax": money(data.get("tax")), "total": money(data["total"]),
-            "due_date": data.get("due_date") or None, "finalized_at": when(data.get("finalized_at")), "status": Invoice.Status.OPEN,
+            "customer": customer,
+            "legal_entity": order.legal_entity if order else customer.legal_entity,
+            "currency": data["currency"],
+            "subtotal": money(data.get("subtotal") or data["total"]),
+            "tax": money(data.get("tax")),
+            "total": money(data["total"]),
+            "due_date": data.get("due_date") or None,
+            "finalized_at": when(data.get("finalized_at")),
+            "status": Invoice.Status.OPEN,
         },
     )
     return invoice

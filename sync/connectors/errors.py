@@ -72,8 +72,13 @@ STATUS_CLASSES: Mapping[int, ErrorClass] = {
 # When the status and the code point to different classes, the one listed first wins:
 # a 403 that says REQUEST_LIMIT_EXCEEDED is a rate limit, a 409 that says DUPLICATE_VALUE a conflict.
 PRECEDENCE: tuple[ErrorClass, ...] = (
-    ErrorClass.RATE_LIMIT, ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.CONFLICT, ErrorClass.DUPLICATE,
-    ErrorClass.TIMEOUT, ErrorClass.UNAVAILABLE,
+    ErrorClass.RATE_LIMIT,
+    ErrorClass.AUTH,
+    ErrorClass.NOT_FOUND,
+    ErrorClass.CONFLICT,
+    ErrorClass.DUPLICATE,
+    ErrorClass.TIMEOUT,
+    ErrorClass.UNAVAILABLE,
 )
 
 

@@ -16,13 +16,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
-from sync.retry import RetryPolicy
 from sync.models import ConnectorCall, ErrorClass
+from sync.retry import RetryPolicy
 
 from .errors import STATUS_ONLY, CodeTable, ConnectorError, classify
 
@@ -71,15 +71,18 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt_timezone.utc)
-    return max(0.0, (when - datetime.now(dt_timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def record_call(system: str, operation: str, status_code: int | None, error_class: str, started: float) -> None:
     """One row per outbound call, for the Connectors page (rate, errors, latency)."""
     try:
         ConnectorCall.objects.create(
-            system=system, operation=operation[:96], status_code=status_code, error_class=error_class or "",
+            system=system,
+            operation=operation[:96],
+            status_code=status_code,
+            error_class=error_class or "",
             latency_ms=int((time.monotonic() - started) * 1000),
         )
     except Exception:  # noqa: BLE001 — telemetry must never break a sync
@@ -130,7 +133,6 @@ def send(
         delay = waits.wait_before_next(attempt, parse_retry_after(response.headers.get("Retry-After")), waited)
         if delay is None:
             return response  # a long wait belongs to the engine's retry schedule
-        log.info("%s answered %s; waiting %.1fs before trying again", system, response.status_code, delay,
-                 extra={"system": system, "operation": operation})
+        log.info("%s answered %s; waiting %.1fs before trying again", system, response.status_code, delay, extra={"system": system, "operation": operation})
         time.sleep(delay)
         waited += delay

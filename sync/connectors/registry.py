@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import import_module
 
 from django.conf import settings
 
-from .roles import BillingConnector, CRMConnector, Connector, ERPConnector
+from .roles import BillingConnector, Connector, CRMConnector, ERPConnector
 
 CONNECTOR_CLASSES = {
     "salesforce": "sync.connectors.salesforce.client:SalesforceConnector",
@@ -21,7 +21,7 @@ def connector_class(system: str) -> type[Connector]:
     return getattr(import_module(module), name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached(system: str, _settings_key: str) -> Connector:
     return connector_class(system).from_settings()
 

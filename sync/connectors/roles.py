@@ -15,9 +15,9 @@ ISO 4217 currency; times are ISO 8601 strings or aware datetimes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, Mapping
 
 from sync.models import ErrorClass
 
@@ -49,7 +49,7 @@ class Connector(ABC):
 
     @classmethod
     @abstractmethod
-    def from_settings(cls) -> "Connector":
+    def from_settings(cls) -> Connector:
         """Build from settings.CONNECTORS[system] (environment-driven)."""
 
     def health(self) -> dict:

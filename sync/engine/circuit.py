@@ -51,8 +51,10 @@ def circuit_record_success(system: str) -> None:
         return
     _success_written_until[system] = time.monotonic() + SUCCESS_WRITE_SECONDS
     now = timezone.now()
-    changed = ConnectorState.objects.filter(system=system).exclude(circuit=ConnectorState.Circuit.CLOSED).update(
-        circuit=ConnectorState.Circuit.CLOSED, consecutive_failures=0, opened_at=None, last_success_at=now
+    changed = (
+        ConnectorState.objects.filter(system=system)
+        .exclude(circuit=ConnectorState.Circuit.CLOSED)
+        .update(circuit=ConnectorState.Circuit.CLOSED, consecutive_failures=0, opened_at=None, last_success_at=now)
     )
     if changed:
         audit_record(object_type="connector", object_id=system, action="circuit_closed", after={"circuit": ConnectorState.Circuit.CLOSED})
@@ -68,11 +70,11 @@ def circuit_record_failure(system: str, error_class: str, message: str) -> None:
     if error_class != ErrorClass.UNAVAILABLE:
         ConnectorState.objects.filter(system=system).update(last_error_at=now, last_error=message[:2000])
         return
-    ConnectorState.objects.filter(system=system).update(
-        consecutive_failures=F("consecutive_failures") + 1, last_error_at=now, last_error=message[:2000]
+    ConnectorState.objects.filter(system=system).update(consecutive_failures=F("consecutive_failures") + 1, last_error_at=now, last_error=message[:2000])
+    opened = (
+        ConnectorState.objects.filter(system=system, consecutive_failures__gte=THRESHOLD)
+        .exclude(circuit=ConnectorState.Circuit.OPEN)
+        .update(circuit=ConnectorState.Circuit.OPEN, opened_at=now)
     )
-    opened = ConnectorState.objects.filter(system=system, consecutive_failures__gte=THRESHOLD).exclude(
-        circuit=ConnectorState.Circuit.OPEN
-    ).update(circuit=ConnectorState.Circuit.OPEN, opened_at=now)
     if opened:
         audit_record(object_type="connector", object_id=system, action="circuit_opened", after={"circuit": ConnectorState.Circuit.OPEN}, note=message[:500])

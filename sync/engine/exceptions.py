@@ -75,14 +75,20 @@ def open_exception(
             cause_text = cause_text.replace(own, "#")
     cause = cause_key_for(system, error_class, cause_text, field)
     step_name = step.name if step else ""
-    fingerprint = fingerprint_for(flow_run_id=flow_run.pk if flow_run else None, step_name=step_name, error_class=error_class, cause_key=cause, extra=fingerprint_extra)
+    fingerprint = fingerprint_for(
+        flow_run_id=flow_run.pk if flow_run else None, step_name=step_name, error_class=error_class, cause_key=cause, extra=fingerprint_extra
+    )
     amount = amount or Decimal("0")
     at_risk = flow_run.amount_reporting if flow_run is not None and flow_run.amount_reporting else to_reporting(amount, currency)
 
     existing = SyncException.objects.filter(fingerprint=fingerprint, status__in=SyncException.OPEN_STATUSES)
     updated = existing.update(
-        occurrences=F("occurrences") + 1, last_seen=now, status=SyncException.Status.OPEN, message=message[:5000],
-        payload=payload or {}, response=response or {},
+        occurrences=F("occurrences") + 1,
+        last_seen=now,
+        status=SyncException.Status.OPEN,
+        message=message[:5000],
+        payload=payload or {},
+        response=response or {},
     )
     if updated:
         exc = existing.get()
@@ -91,26 +97,55 @@ def open_exception(
     try:
         with transaction.atomic():
             exc = SyncException.objects.create(
-                fingerprint=fingerprint, cause_key=cause, flow_run=flow_run, step=step, inbox_event_id=inbox_event_id,
-                flow_type=flow_run.flow_type if flow_run else "", step_name=step_name, system=system, error_class=error_class,
-                message=message[:5000], field=field[:255], payload=payload or {}, response=response or {},
-                correlation_id=flow_run.correlation_id if flow_run else None, account_name=account_name[:255],
-                document_number=document_number[:64], amount=amount, currency=currency, revenue_at_risk=at_risk,
-                first_seen=now, last_seen=now,
+                fingerprint=fingerprint,
+                cause_key=cause,
+                flow_run=flow_run,
+                step=step,
+                inbox_event_id=inbox_event_id,
+                flow_type=flow_run.flow_type if flow_run else "",
+                step_name=step_name,
+                system=system,
+                error_class=error_class,
+                message=message[:5000],
+                field=field[:255],
+                payload=payload or {},
+                response=response or {},
+                correlation_id=flow_run.correlation_id if flow_run else None,
+                account_name=account_name[:255],
+                document_number=document_number[:64],
+                amount=amount,
+                currency=currency,
+                revenue_at_risk=at_risk,
+                first_seen=now,
+                last_seen=now,
             )
     except IntegrityError:  # a concurrent worker opened it first: count this one on it
         return open_exception(
-            system=system, error_class=error_class, message=message, flow_run=flow_run, step=step, field=field, payload=payload,
-            response=response, account_name=account_name, document_number=document_number, amount=amount, currency=currency,
-            inbox_event_id=inbox_event_id, fingerprint_extra=fingerprint_extra,
+            system=system,
+            error_class=error_class,
+            message=message,
+            flow_run=flow_run,
+            step=step,
+            field=field,
+            payload=payload,
+            response=response,
+            account_name=account_name,
+            document_number=document_number,
+            amount=amount,
+            currency=currency,
+            inbox_event_id=inbox_event_id,
+            fingerprint_extra=fingerprint_extra,
         )
     if flow_run is not None and not flow_run.had_exception:
         FlowRun.objects.filter(pk=flow_run.pk).update(had_exception=True)
         flow_run.had_exception = True
     audit_record(
-        object_type="exception", object_id=exc.pk, action="open",
+        object_type="exception",
+        object_id=exc.pk,
+        action="open",
         after={"status": exc.status, "error_class": error_class, "system": system, "step": step_name},
-        note=message[:500], correlation_id=exc.correlation_id,
+        note=message[:500],
+        correlation_id=exc.correlation_id,
     )
     return exc
 
@@ -125,7 +160,15 @@ def resolve_for_step(step: FlowStep, *, note: str = "The step succeeded on a lat
             status=SyncException.Status.RESOLVED, resolved_at=now, resolution_note=note
         ):
             resolved += 1
-            audit_record(object_type="exception", object_id=exc.pk, action="auto_resolve", before=before, after={"status": SyncException.Status.RESOLVED}, note=note, correlation_id=exc.correlation_id)
+            audit_record(
+                object_type="exception",
+                object_id=exc.pk,
+                action="auto_resolve",
+                before=before,
+                after={"status": SyncException.Status.RESOLVED},
+                note=note,
+                correlation_id=exc.correlation_id,
+            )
     return resolved
 
 
@@ -134,7 +177,17 @@ def resolve_by_fingerprint(fingerprint: str, *, note: str) -> int:
     now = timezone.now()
     resolved = 0
     for exc in SyncException.objects.filter(fingerprint=fingerprint, status__in=SyncException.OPEN_STATUSES):
-        if SyncException.objects.filter(pk=exc.pk, status__in=SyncException.OPEN_STATUSES).update(status=SyncException.Status.RESOLVED, resolved_at=now, resolution_note=note):
+        if SyncException.objects.filter(pk=exc.pk, status__in=SyncException.OPEN_STATUSES).update(
+            status=SyncException.Status.RESOLVED, resolved_at=now, resolution_note=note
+        ):
             resolved += 1
-            audit_record(object_type="exception", object_id=exc.pk, action="auto_resolve", before={"status": exc.status}, after={"status": SyncException.Status.RESOLVED}, note=note, correlation_id=exc.correlation_id)
+            audit_record(
+                object_type="exception",
+                object_id=exc.pk,
+                action="auto_resolve",
+                before={"status": exc.status},
+                after={"status": SyncException.Status.RESOLVED},
+                note=note,
+                correlation_id=exc.correlation_id,
+            )
     return resolved

@@ -36,7 +36,15 @@ def _insert(rows: list[dict]) -> dict[str, int]:
     values, params = [], []
     for row in rows:
         values.append("(%s, %s, %s, %s, %s, %s, %s::jsonb, 'received', 0, '')")
-        params += [row["source"], row["source_event_id"], row["event_type"], row["occurred_at"], now, row["correlation_id"], json.dumps(row["envelope"], default=str)]
+        params += [
+            row["source"],
+            row["source_event_id"],
+            row["event_type"],
+            row["occurred_at"],
+            now,
+            row["correlation_id"],
+            json.dumps(row["envelope"], default=str),
+        ]
     sql = (
         f"INSERT INTO {InboxEvent._meta.db_table} (source, source_event_id, event_type, occurred_at, received_at, correlation_id, envelope, status, attempts, error) "
         f"VALUES {', '.join(values)} ON CONFLICT (source, source_event_id) DO NOTHING RETURNING id, source_event_id"
@@ -48,8 +56,11 @@ def _insert(rows: list[dict]) -> dict[str, int]:
 
 def _row(*, source: str, source_event_id: str, event_type: str, occurred_at, envelope: dict, correlation_id=None) -> dict:
     return {
-        "source": source[:64], "source_event_id": str(source_event_id)[:255], "event_type": event_type[:96],
-        "occurred_at": when(occurred_at) or timezone.now(), "envelope": envelope,
+        "source": source[:64],
+        "source_event_id": str(source_event_id)[:255],
+        "event_type": event_type[:96],
+        "occurred_at": when(occurred_at) or timezone.now(),
+        "envelope": envelope,
         "correlation_id": str(correlation_id or uuid.uuid4()),
     }
 
@@ -76,11 +87,16 @@ def inbox_accept(rows: list[dict]) -> list[tuple[str, int | None]]:
 def accept_canonical(envelopes: list[dict]) -> list[dict]:
     """Validated canonical envelopes (from the events API) → inbox rows."""
     rows = [
-        _row(source=e["source"], source_event_id=e["id"], event_type=e["type"], occurred_at=e["occurred_at"], envelope=e, correlation_id=e.get("correlation_id"))
+        _row(
+            source=e["source"], source_event_id=e["id"], event_type=e["type"], occurred_at=e["occurred_at"], envelope=e, correlation_id=e.get("correlation_id")
+        )
         for e in envelopes
     ]
     results = inbox_accept(rows)
-    return [{"id": sid, "status": "accepted" if pk else "duplicate", "inbox_id": pk, "correlation_id": row["correlation_id"] if pk else None} for (sid, pk), row in zip(results, rows)]
+    return [
+        {"id": sid, "status": "accepted" if pk else "duplicate", "inbox_id": pk, "correlation_id": row["correlation_id"] if pk else None}
+        for (sid, pk), row in zip(results, rows)
+    ]
 
 
 def accept_raw(system: str, raw_events: list[dict]) -> list[tuple[str, int | None]]:
@@ -93,10 +109,24 @@ def _dead_letter(event: InboxEvent, *, system: str, error_class: str, message: s
     with transaction.atomic():
         InboxEvent.objects.filter(pk=event.pk).update(status=InboxEvent.Status.DEAD, error=message[:5000], processed_at=timezone.now())
         open_exception(
-            system=system, error_class=error_class, message=message, field=field, payload=event.envelope, response=response or {},
-            document_number=event.source_event_id[:64], inbox_event_id=event.pk, fingerprint_extra=f"inbox:{event.pk}",
+            system=system,
+            error_class=error_class,
+            message=message,
+            field=field,
+            payload=event.envelope,
+            response=response or {},
+            document_number=event.source_event_id[:64],
+            inbox_event_id=event.pk,
+            fingerprint_extra=f"inbox:{event.pk}",
         )
-        audit_record(object_type="inbox", object_id=event.pk, action="dead_lettered", after={"status": InboxEvent.Status.DEAD}, note=message[:500], correlation_id=event.correlation_id)
+        audit_record(
+            object_type="inbox",
+            object_id=event.pk,
+            action="dead_lettered",
+            after={"status": InboxEvent.Status.DEAD},
+            note=message[:500],
+            correlation_id=event.correlation_id,
+        )
 
 
 def inbox_process(inbox_id: int) -> str:
@@ -114,7 +144,14 @@ def inbox_process(inbox_id: int) -> str:
         except ConnectorError as exc:
             if exc.transient:
                 raise
-            _dead_letter(event, system=event.source, error_class=exc.error_class, message=exc.message, field=exc.field, response=exc.response if isinstance(exc.response, dict) else {})
+            _dead_letter(
+                event,
+                system=event.source,
+                error_class=exc.error_class,
+                message=exc.message,
+                field=exc.field,
+                response=exc.response if isinstance(exc.response, dict) else {},
+            )
             return InboxEvent.Status.DEAD
         except KeyError as exc:
             _dead_letter(event, system=event.source, error_class=ErrorClass.MAPPING, message=f"The {event.source} event lacks {exc} needed to map it.")
@@ -125,7 +162,14 @@ def inbox_process(inbox_id: int) -> str:
         problems = validate_envelope(envelope)
         if problems:
             first = problems[0]
-            _dead_letter(event, system=event.source, error_class=ErrorClass.MAPPING, message=f"Mapped event is invalid: {first['field']}: {first['message']}", field=first["field"] or "", response={"errors": problems})
+            _dead_letter(
+                event,
+                system=event.source,
+                error_class=ErrorClass.MAPPING,
+                message=f"Mapped event is invalid: {first['field']}: {first['message']}",
+                field=first["field"] or "",
+                response={"errors": problems},
+            )
             return InboxEvent.Status.DEAD
         flow = flow_for_event(envelope["type"])
         if flow is None:
@@ -143,7 +187,16 @@ def inbox_replay(*, inbox_id: int, actor=None) -> InboxEvent:
         event = InboxEvent.objects.select_for_update().get(pk=inbox_id)
         before = event.status
         InboxEvent.objects.filter(pk=inbox_id).update(status=InboxEvent.Status.RECEIVED, error="", processed_at=None)
-        audit_record(object_type="inbox", object_id=inbox_id, action="replay", before={"status": before}, after={"status": InboxEvent.Status.RECEIVED}, user=actor, actor_label="operator", correlation_id=event.correlation_id)
+        audit_record(
+            object_type="inbox",
+            object_id=inbox_id,
+            action="replay",
+            before={"status": before},
+            after={"status": InboxEvent.Status.RECEIVED},
+            user=actor,
+            actor_label="operator",
+            correlation_id=event.correlation_id,
+        )
         transaction.on_commit(lambda: dispatch_inbox([inbox_id], {inbox_id: inbox_queue(event.event_type)}))
     event.refresh_from_db()
     return event

@@ -19,9 +19,9 @@ from django.utils import timezone
 from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import crm
 from sync.models import FlowStep, OutboxMessage
+from sync.retry import outbox_policy
 
 from .exceptions import open_exception
-from sync.retry import outbox_policy
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 60
@@ -38,9 +38,7 @@ def _claim(batch: int) -> list[OutboxMessage]:
             .order_by("created_at")[:batch]
         )
         if rows:
-            OutboxMessage.objects.filter(pk__in=[r.pk for r in rows]).update(
-                attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=LEASE_SECONDS)
-            )
+            OutboxMessage.objects.filter(pk__in=[r.pk for r in rows]).update(attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))
     return rows
 
 
@@ -91,8 +89,13 @@ def _fail(message: OutboxMessage, exc: ConnectorError) -> None:
     with transaction.atomic():
         OutboxMessage.objects.filter(pk=message.pk).update(failed_at=timezone.now(), last_error=str(exc)[:2000])
         open_exception(
-            system=exc.system or "crm", error_class=exc.error_class, message=f"Status write-back refused: {exc.message}", field=exc.field,
-            flow_run=step.flow_run if step else None, step=step, payload=message.payload,
+            system=exc.system or "crm",
+            error_class=exc.error_class,
+            message=f"Status write-back refused: {exc.message}",
+            field=exc.field,
+            flow_run=step.flow_run if step else None,
+            step=step,
+            payload=message.payload,
             response=exc.response if isinstance(exc.response, dict) else {"body": str(exc.response)[:2000]},
             fingerprint_extra=f"outbox:{message.pk}",
         )

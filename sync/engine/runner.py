@@ -27,11 +27,11 @@ from sync.flows.base import Flow, Park, StepContext, StepValidationError
 from sync.flows.registry import flow_for, provided
 from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, OutboxMessage, SyncException
 from sync.outbox import outbox_add
+from sync.retry import RetryPolicy
 
 from . import circuit
 from .exceptions import open_exception, resolve_for_step
 from .money import to_reporting
-from sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,23 @@ def flow_start(*, flow: Flow, envelope: dict, inbox_event: InboxEvent | None = N
         with transaction.atomic():
             run.save()
             FlowStep.objects.bulk_create(
-                FlowStep(flow_run=run, seq=i, name=s.name, system=system_for(s.role), idempotency_key=f"q2c-{run.idempotency_key}:{s.name}"[:255], compensation=s.compensation_label)
+                FlowStep(
+                    flow_run=run,
+                    seq=i,
+                    name=s.name,
+                    system=system_for(s.role),
+                    idempotency_key=f"q2c-{run.idempotency_key}:{s.name}"[:255],
+                    compensation=s.compensation_label,
+                )
                 for i, s in enumerate(flow.steps, start=1)
             )
-            audit_record(object_type="flow", object_id=run.pk, action="start", after={"status": run.status, "flow_type": run.flow_type, "document": run.document_number}, correlation_id=run.correlation_id)
+            audit_record(
+                object_type="flow",
+                object_id=run.pk,
+                action="start",
+                after={"status": run.status, "flow_type": run.flow_type, "document": run.document_number},
+                correlation_id=run.correlation_id,
+            )
             transaction.on_commit(lambda: dispatch_flow(run.pk, queue=flow.queue))
     except IntegrityError:  # a concurrent worker started it
         return FlowRun.objects.get(idempotency_key=key), False
@@ -107,7 +120,15 @@ def _set_status(run: FlowRun, status: str, *, note: str = "", **fields) -> None:
         setattr(run, name, value)
     FlowRun.objects.filter(pk=run.pk).update(status=status, **fields)
     if before != status:
-        audit_record(object_type="flow", object_id=run.pk, action=status, before={"status": before}, after={"status": status}, note=note, correlation_id=run.correlation_id)
+        audit_record(
+            object_type="flow",
+            object_id=run.pk,
+            action=status,
+            before={"status": before},
+            after={"status": status},
+            note=note,
+            correlation_id=run.correlation_id,
+        )
 
 
 def _set_step(step: FlowStep, status: str, **fields) -> None:
@@ -118,7 +139,10 @@ def _set_step(step: FlowStep, status: str, **fields) -> None:
     FlowStep.objects.filter(pk=step.pk).update(status=status, **fields)
     if before != status:
         audit_record(
-            object_type="step", object_id=step.pk, action=status, before={"status": before},
+            object_type="step",
+            object_id=step.pk,
+            action=status,
+            before={"status": before},
             after={"status": status, "step": step.name, "attempts": step.attempts, "error_class": step.error_class},
             correlation_id=step.flow_run.correlation_id if step.flow_run_id else None,
         )
@@ -170,7 +194,13 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
         wait = circuit.circuit_wait_seconds(system)
         if wait > 0:
             # the connector is paused: wait without spending an attempt
-            _set_step(step, FlowStep.Status.RETRY, next_attempt_at=timezone.now() + timedelta(seconds=wait), error_class=ErrorClass.UNAVAILABLE, error_message=f"{system} circuit open: waiting")
+            _set_step(
+                step,
+                FlowStep.Status.RETRY,
+                next_attempt_at=timezone.now() + timedelta(seconds=wait),
+                error_class=ErrorClass.UNAVAILABLE,
+                error_message=f"{system} circuit open: waiting",
+            )
             _release(run, FlowRun.Status.WAITING, current_step=step.name)
             dispatch_flow(run.pk, queue=flow.queue, countdown=wait + 0.5)
             return FlowRun.Status.WAITING
@@ -201,7 +231,15 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
     with transaction.atomic():
         run.context.setdefault("steps", {})[step.name] = result
         FlowRun.objects.filter(pk=run.pk).update(context=run.context)
-        _set_step(step, FlowStep.Status.SUCCEEDED, finished_at=timezone.now(), response_summary=_summary(result), request_summary=step.request_summary, error_class="", error_message="")
+        _set_step(
+            step,
+            FlowStep.Status.SUCCEEDED,
+            finished_at=timezone.now(),
+            response_summary=_summary(result),
+            request_summary=step.request_summary,
+            error_class="",
+            error_message="",
+        )
         resolve_for_step(step)
     return FlowStep.Status.SUCCEEDED
 
@@ -214,8 +252,13 @@ def _schedule_retry(run: FlowRun, step: FlowStep, flow: Flow, exc: ConnectorErro
     delay = policy.delay(step.attempts, exc.retry_after)
     with transaction.atomic():
         _set_step(
-            step, FlowStep.Status.RETRY, next_attempt_at=timezone.now() + timedelta(seconds=delay), error_class=exc.error_class,
-            error_message=exc.message[:5000], request_summary=step.request_summary, response_summary=_response_body(exc),
+            step,
+            FlowStep.Status.RETRY,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            error_class=exc.error_class,
+            error_message=exc.message[:5000],
+            request_summary=step.request_summary,
+            response_summary=_response_body(exc),
         )
         FlowRun.objects.filter(pk=run.pk).update(retries=run.retries + 1)
         run.retries += 1
@@ -235,13 +278,24 @@ def _fail(run: FlowRun, step: FlowStep, flow: Flow, exc: ConnectorError) -> str:
     """Permanent error or retries spent: dead-letter the step and open an exception."""
     with transaction.atomic():
         _set_step(
-            step, FlowStep.Status.FAILED, finished_at=timezone.now(), error_class=exc.error_class, error_message=exc.message[:5000],
-            request_summary=step.request_summary, response_summary=_response_body(exc),
+            step,
+            FlowStep.Status.FAILED,
+            finished_at=timezone.now(),
+            error_class=exc.error_class,
+            error_message=exc.message[:5000],
+            request_summary=step.request_summary,
+            response_summary=_response_body(exc),
         )
         _release(run, FlowRun.Status.FAILED, current_step=step.name)
         open_exception(
-            system=step.system, error_class=exc.error_class, message=exc.message, flow_run=run, step=step, field=exc.field,
-            payload=step.request_summary or {"data": StepContext(run, step).data}, response=_response_body(exc),
+            system=step.system,
+            error_class=exc.error_class,
+            message=exc.message,
+            flow_run=run,
+            step=step,
+            field=exc.field,
+            payload=step.request_summary or {"data": StepContext(run, step).data},
+            response=_response_body(exc),
         )
     return FlowRun.Status.FAILED
 
@@ -249,7 +303,14 @@ def _fail(run: FlowRun, step: FlowStep, flow: Flow, exc: ConnectorError) -> str:
 def _park(run: FlowRun, step: FlowStep, park: Park) -> str:
     with transaction.atomic():
         _set_step(step, FlowStep.Status.PENDING, attempts=max(step.attempts - 1, 0))
-        _release(run, FlowRun.Status.PARKED, parked_at=run.parked_at or timezone.now(), parked_reason=park.reason[:255], waits_for=park.waits_for[:128], current_step=step.name)
+        _release(
+            run,
+            FlowRun.Status.PARKED,
+            parked_at=run.parked_at or timezone.now(),
+            parked_reason=park.reason[:255],
+            waits_for=park.waits_for[:128],
+            current_step=step.name,
+        )
     # the prerequisite may have completed while we were looking: check once more
     if _prerequisite_done(park.waits_for):
         flow_resume_waiting(park.waits_for)
@@ -268,14 +329,28 @@ def _complete(run: FlowRun, flow: Flow) -> None:
             flow.on_complete(run, now)
         breached = bool(run.sla_due_at and run.business_completed_at > run.sla_due_at)
         _release(
-            run, FlowRun.Status.COMPLETED, finished_at=now, business_completed_at=run.business_completed_at,
-            activated_at=run.activated_at, posted_at=run.posted_at, sla_breached=breached or run.sla_breached, current_step="",
+            run,
+            FlowRun.Status.COMPLETED,
+            finished_at=now,
+            business_completed_at=run.business_completed_at,
+            activated_at=run.activated_at,
+            posted_at=run.posted_at,
+            sla_breached=breached or run.sla_breached,
+            current_step="",
             context=run.context,
         )
         outbox_add(
-            topic=OutboxMessage.Topic.ANALYTICS, key=f"flow.completed:{run.pk}",
-            payload={"event": "flow.completed", "flow_type": run.flow_type, "document": run.document_number, "completed_at": now.isoformat(),
-                     "duration_seconds": run.business_duration_seconds, "amount": str(run.amount), "currency": run.currency},
+            topic=OutboxMessage.Topic.ANALYTICS,
+            key=f"flow.completed:{run.pk}",
+            payload={
+                "event": "flow.completed",
+                "flow_type": run.flow_type,
+                "document": run.document_number,
+                "completed_at": now.isoformat(),
+                "duration_seconds": run.business_duration_seconds,
+                "amount": str(run.amount),
+                "currency": run.currency,
+            },
             correlation_id=run.correlation_id,
         )
     for key in flow.provides(run.context["event"]["data"]):
@@ -287,7 +362,15 @@ def flow_resume_waiting(key: str) -> int:
     resumed = 0
     for run in FlowRun.objects.filter(status=FlowRun.Status.PARKED, waits_for=key):
         if FlowRun.objects.filter(pk=run.pk, status=FlowRun.Status.PARKED).update(status=FlowRun.Status.PENDING, waits_for="", parked_reason=""):
-            audit_record(object_type="flow", object_id=run.pk, action="resume", before={"status": FlowRun.Status.PARKED}, after={"status": FlowRun.Status.PENDING}, note=f"{key} is done", correlation_id=run.correlation_id)
+            audit_record(
+                object_type="flow",
+                object_id=run.pk,
+                action="resume",
+                before={"status": FlowRun.Status.PARKED},
+                after={"status": FlowRun.Status.PENDING},
+                note=f"{key} is done",
+                correlation_id=run.correlation_id,
+            )
             dispatch_flow(run.pk, queue=flow_for(run.flow_type).queue)
             resumed += 1
     return resumed
@@ -303,7 +386,16 @@ def step_retry(*, step_id: int, actor=None) -> FlowStep:
             return step
         _set_step(step, FlowStep.Status.PENDING, next_attempt_at=None)
         FlowRun.objects.filter(pk=run.pk).update(status=FlowRun.Status.PENDING, lease_expires_at=None, finished_at=None)
-        audit_record(object_type="flow", object_id=run.pk, action="retry_requested", before={"status": run.status}, after={"status": FlowRun.Status.PENDING, "step": step.name}, user=actor, actor_label="operator", correlation_id=run.correlation_id)
+        audit_record(
+            object_type="flow",
+            object_id=run.pk,
+            action="retry_requested",
+            before={"status": run.status},
+            after={"status": FlowRun.Status.PENDING, "step": step.name},
+            user=actor,
+            actor_label="operator",
+            correlation_id=run.correlation_id,
+        )
         queue = flow_for(run.flow_type).queue
         transaction.on_commit(lambda: dispatch_flow(run.pk, queue=queue))
     return step
@@ -317,7 +409,15 @@ def step_override_payload(*, step_id: int, payload: dict, actor=None) -> FlowSte
         before = (run.context.get("payload_overrides") or {}).get(step.name)
         run.context.setdefault("payload_overrides", {})[step.name] = payload
         FlowRun.objects.filter(pk=run.pk).update(context=run.context)
-        audit_record(object_type="step", object_id=step.pk, action="payload_edited", before={"payload": before}, after={"payload": payload}, user=actor, correlation_id=run.correlation_id)
+        audit_record(
+            object_type="step",
+            object_id=step.pk,
+            action="payload_edited",
+            before={"payload": before},
+            after={"payload": payload},
+            user=actor,
+            correlation_id=run.correlation_id,
+        )
     return step
 
 
@@ -327,7 +427,9 @@ def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
     if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
         return run
     flow = flow_for(run.flow_type)
-    audit_record(object_type="flow", object_id=run.pk, action="cancel_requested", user=actor, actor_label="operator", note=reason, correlation_id=run.correlation_id)
+    audit_record(
+        object_type="flow", object_id=run.pk, action="cancel_requested", user=actor, actor_label="operator", note=reason, correlation_id=run.correlation_id
+    )
     steps = {s.name: s for s in run.steps.all()}
     for definition in reversed(flow.steps):
         step = steps[definition.name]
@@ -336,13 +438,33 @@ def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
         try:
             result = definition.compensate(StepContext(run=run, step=step)) or {}
         except ConnectorError as exc:
-            open_exception(system=step.system, error_class=exc.error_class, message=f"Compensation of {step.name} failed: {exc.message}", flow_run=run, step=step, field=exc.field, response=_response_body(exc), fingerprint_extra="compensation")
+            open_exception(
+                system=step.system,
+                error_class=exc.error_class,
+                message=f"Compensation of {step.name} failed: {exc.message}",
+                flow_run=run,
+                step=step,
+                field=exc.field,
+                response=_response_body(exc),
+                fingerprint_extra="compensation",
+            )
             raise
         _set_step(step, FlowStep.Status.COMPENSATED, response_summary={**step.response_summary, "compensation": _summary(result)})
     with transaction.atomic():
         _release(run, FlowRun.Status.CANCELLED, finished_at=timezone.now(), note=reason)
         for exc in SyncException.objects.filter(flow_run=run, status__in=SyncException.OPEN_STATUSES):
-            SyncException.objects.filter(pk=exc.pk).update(status=SyncException.Status.RESOLVED, resolved_at=timezone.now(), resolution_note=f"Flow cancelled: {reason}".strip())
-            audit_record(object_type="exception", object_id=exc.pk, action="resolve", after={"status": SyncException.Status.RESOLVED}, user=actor, actor_label="operator", note="flow cancelled; compensation ran", correlation_id=run.correlation_id)
+            SyncException.objects.filter(pk=exc.pk).update(
+                status=SyncException.Status.RESOLVED, resolved_at=timezone.now(), resolution_note=f"Flow cancelled: {reason}".strip()
+            )
+            audit_record(
+                object_type="exception",
+                object_id=exc.pk,
+                action="resolve",
+                after={"status": SyncException.Status.RESOLVED},
+                user=actor,
+                actor_label="operator",
+                note="flow cancelled; compensation ran",
+                correlation_id=run.correlation_id,
+            )
     run.refresh_from_db()
     return run

@@ -30,10 +30,15 @@ def sweep(inbox_grace_seconds: float = 10) -> dict:
             | Q(status=FlowRun.Status.PENDING, created_at__lt=now - timedelta(seconds=30))
             | Q(status=FlowRun.Status.RUNNING, lease_expires_at__lt=now)
         )
-        .values_list("pk", "flow_type").distinct()[:500]
+        .values_list("pk", "flow_type")
+        .distinct()[:500]
     )
     stats["flows"] = sum(dispatch_flow(pk, queue=flow_for(ft).queue) for pk, ft in due)
-    if OutboxMessage.objects.filter(published_at__isnull=True, failed_at__isnull=True).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).exists():
+    if (
+        OutboxMessage.objects.filter(published_at__isnull=True, failed_at__isnull=True)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .exists()
+    ):
         dispatch_outbox()
     parked = FlowRun.objects.filter(status=FlowRun.Status.PARKED, parked_at__lt=now - PARK_LIMIT)[:200]
     for run in parked:

@@ -24,8 +24,13 @@ def validate(ctx: StepContext) -> dict:
     subscription_id = subscription_id_for(order)
     Amendment.objects.get_or_create(
         id=ctx.run.context.setdefault("amendment_uuid", str(uuid.uuid4())),
-        defaults={"arr_delta": money(ctx.data.get("arr_delta")), "currency": ctx.data["currency"], "changes": {"items": ctx.data["changes"]},
-                  "requested_at": when(ctx.data["requested_at"]), "effective_date": ctx.data.get("effective_date") or None},
+        defaults={
+            "arr_delta": money(ctx.data.get("arr_delta")),
+            "currency": ctx.data["currency"],
+            "changes": {"items": ctx.data["changes"]},
+            "requested_at": when(ctx.data["requested_at"]),
+            "effective_date": ctx.data.get("effective_date") or None,
+        },
     )
     return {"order_id": str(order.pk), "customer_id": str(order.customer_id), "subscription_id": subscription_id}
 
@@ -38,7 +43,16 @@ def billing_change(ctx: StepContext) -> dict:
     ctx.run.context.setdefault("steps", {})["billing_change"] = {"before": before}
     FlowRun.objects.filter(pk=ctx.run.pk).update(context=ctx.run.context)
     items = [{"sku": c["sku"], "quantity": c["quantity"], "unit_price": c["unit_price"]} for c in ctx.data["changes"]]
-    ctx.request({"system": billing.system, "operation": "update subscription", "subscription_id": sub_id, "items": items, "idempotency_key": ctx.idempotency_key, "prorate": True})
+    ctx.request(
+        {
+            "system": billing.system,
+            "operation": "update subscription",
+            "subscription_id": sub_id,
+            "items": items,
+            "idempotency_key": ctx.idempotency_key,
+            "prorate": True,
+        }
+    )
     result = billing.update_subscription(subscription_id=sub_id, items=items, idempotency_key=ctx.idempotency_key, prorate=True)
     return {"before": before, "subscription_id": result.external_id}
 

@@ -19,13 +19,13 @@ for a prerequisite. A step that needs another schedule says so: `Step(…, retry
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from q2c_portal.celery import Queue
-from sync.retry import RetryPolicy, policy_for
 from sync.models import FlowRun, FlowStep
+from sync.retry import RetryPolicy, policy_for
 
 
 class Park(Exception):

@@ -3,7 +3,7 @@ queue a status write-back to the CRM through the outbox."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from django.db import transaction
 
@@ -18,9 +18,14 @@ from .base import Park, StepContext, StepValidationError
 def customer_payload(customer: Customer, crm_account_id: str = "") -> dict:
     entity = customer.legal_entity
     return {
-        "hub_id": str(customer.pk), "name": customer.name, "email": customer.email, "tax_id": customer.tax_id,
-        "currency": customer.currency, "legal_entity": entity.code if entity else "",
-        "erp_subsidiary_id": entity.erp_subsidiary_id if entity else "", "crm_account_id": crm_account_id,
+        "hub_id": str(customer.pk),
+        "name": customer.name,
+        "email": customer.email,
+        "tax_id": customer.tax_id,
+        "currency": customer.currency,
+        "legal_entity": entity.code if entity else "",
+        "erp_subsidiary_id": entity.erp_subsidiary_id if entity else "",
+        "crm_account_id": crm_account_id,
         "payment_terms": customer.payment_terms,
     }
 
@@ -70,7 +75,8 @@ def crm_status(fields_for: Callable[[StepContext], dict], object_type: str = "Or
         ctx.request({"outbox": "crm.status", "object_type": object_type, "external_id": record_id, "fields": fields})
         with transaction.atomic():
             outbox_add(
-                topic="crm.status", key=ctx.idempotency_key,
+                topic="crm.status",
+                key=ctx.idempotency_key,
                 payload={"object_type": object_type, "external_id": record_id, "fields": fields},
                 correlation_id=ctx.run.correlation_id,
             )

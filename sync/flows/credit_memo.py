@@ -25,7 +25,14 @@ def map_credit_memo(ctx: StepContext) -> dict:
         raise StepValidationError("mapping", "The credit memo's customer is not known to the hub.", "billing_customer_id")
     CreditMemo.objects.update_or_create(
         number=data["credit_memo_number"],
-        defaults={"invoice": invoice, "customer": customer, "amount": money(data["amount"]), "currency": data["currency"], "reason": data.get("reason", "")[:255], "issued_at": when(data["issued_at"])},
+        defaults={
+            "invoice": invoice,
+            "customer": customer,
+            "amount": money(data["amount"]),
+            "currency": data["currency"],
+            "reason": data.get("reason", "")[:255],
+            "issued_at": when(data["issued_at"]),
+        },
     )
     return {"customer_id": str(customer.pk), "crm_account_id": ""}
 

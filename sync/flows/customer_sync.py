@@ -32,10 +32,14 @@ def match(ctx: StepContext) -> dict:
             same |= Q(tax_id=account["tax_id"])
         twin = Customer.objects.filter(same).first()
         if twin is not None:
-            raise StepValidationError("duplicate", f"Possible duplicate of customer {twin.name} (same name or tax id). Merge the CRM accounts or link this one to it.", "account.name")
+            raise StepValidationError(
+                "duplicate", f"Possible duplicate of customer {twin.name} (same name or tax id). Merge the CRM accounts or link this one to it.", "account.name"
+            )
     entity = legal_entity(data.get("legal_entity"), data["currency"])
     if entity is None:
-        raise StepValidationError("validation", f"Unknown legal entity: {data.get('legal_entity') or data['currency']}. Add it under Admin › Legal entities.", "legal_entity")
+        raise StepValidationError(
+            "validation", f"Unknown legal entity: {data.get('legal_entity') or data['currency']}. Add it under Admin › Legal entities.", "legal_entity"
+        )
     customer = customer_from_account(source=source, account=account, currency=data["currency"], entity=entity)
     return {"customer_id": str(customer.pk), "crm_account_id": account["external_id"]}
 
@@ -56,10 +60,18 @@ FLOW = Flow(
         Step("match", "hub", match),
         Step("erp_customer", "erp", lambda ctx: ensure_erp_customer(ctx, key="match")),
         Step("billing_customer", "billing", lambda ctx: ensure_billing_customer(ctx, key="match")),
-        Step("crm_ids", "hub", crm_status(
-            lambda ctx: {"ERP_Customer_Id__c": ctx.state["erp_customer"]["erp_customer_id"], "Billing_Customer_Id__c": ctx.state["billing_customer"]["billing_customer_id"]},
-            object_type="Account", record_for=lambda ctx: ctx.data["account"]["external_id"],
-        )),
+        Step(
+            "crm_ids",
+            "hub",
+            crm_status(
+                lambda ctx: {
+                    "ERP_Customer_Id__c": ctx.state["erp_customer"]["erp_customer_id"],
+                    "Billing_Customer_Id__c": ctx.state["billing_customer"]["billing_customer_id"],
+                },
+                object_type="Account",
+                record_for=lambda ctx: ctx.data["account"]["external_id"],
+            ),
+        ),
     ],
     prepare=prepare,
     description="CRM account → ERP customer → billing customer → ids back to the CRM",

@@ -26,13 +26,22 @@ def map_invoice(ctx: StepContext) -> dict:
     if customer is None:
         if data.get("order_number"):
             raise Park(f"Waiting for order {data['order_number']} to reach the hub before posting its invoice.", f"order:{data['order_number']}")
-        raise StepValidationError("mapping", f"Billing customer {data.get('billing_customer_id') or '(none)'} is not linked to any hub customer.", "billing_customer_id")
+        raise StepValidationError(
+            "mapping", f"Billing customer {data.get('billing_customer_id') or '(none)'} is not linked to any hub customer.", "billing_customer_id"
+        )
     entity = (order.legal_entity if order else None) or customer.legal_entity
     if entity is None:
         raise StepValidationError("validation", "The invoice's legal entity is unknown (no order entity, no customer entity).", "legal_entity")
     invoice = invoice_upsert(data=data, customer=customer, order=order)
     sales_order = ref_external(system=registry.system_of("erp"), object_type="salesOrder", canonical_type="order", canonical_id=order.pk) if order else None
-    return {"customer_id": str(customer.pk), "invoice_id": str(invoice.pk), "legal_entity": entity.code, "erp_subsidiary_id": entity.erp_subsidiary_id, "sales_order_id": sales_order or "", "crm_account_id": ""}
+    return {
+        "customer_id": str(customer.pk),
+        "invoice_id": str(invoice.pk),
+        "legal_entity": entity.code,
+        "erp_subsidiary_id": entity.erp_subsidiary_id,
+        "sales_order_id": sales_order or "",
+        "crm_account_id": "",
+    }
 
 
 def erp_invoice(ctx: StepContext) -> dict:

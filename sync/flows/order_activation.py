@@ -33,7 +33,13 @@ def validate(ctx: StepContext) -> dict:
     customer = customer_from_account(source=source, account=data["account"], currency=data["currency"], entity=entity)
     order = order_upsert(source=source, data=data, customer=customer, entity=entity)
     ctx.request({"checked": ["legal_entity", "currency", "lines"], "order_number": data["order_number"]})
-    return {"customer_id": str(customer.pk), "order_id": str(order.pk), "legal_entity": entity.code, "erp_subsidiary_id": entity.erp_subsidiary_id, "crm_account_id": data["account"]["external_id"]}
+    return {
+        "customer_id": str(customer.pk),
+        "order_id": str(order.pk),
+        "legal_entity": entity.code,
+        "erp_subsidiary_id": entity.erp_subsidiary_id,
+        "crm_account_id": data["account"]["external_id"],
+    }
 
 
 def erp_sales_order(ctx: StepContext) -> dict:
@@ -62,7 +68,9 @@ def billing_subscription(ctx: StepContext) -> dict:
     billing = registry.billing()
     customer_id = ctx.state["billing_customer"]["billing_customer_id"]
     order = {**ctx.data, "lines": recurring}
-    ctx.request({"system": billing.system, "operation": "create subscription", "customer_id": customer_id, "idempotency_key": ctx.idempotency_key, "order": order})
+    ctx.request(
+        {"system": billing.system, "operation": "create subscription", "customer_id": customer_id, "idempotency_key": ctx.idempotency_key, "order": order}
+    )
     result = billing.create_subscription(customer_id=customer_id, order=order, idempotency_key=ctx.idempotency_key)
     _record_subscription(ctx, recurring, result.external_id)
     return {"subscription_id": result.external_id, "created": result.created}
@@ -70,14 +78,21 @@ def billing_subscription(ctx: StepContext) -> dict:
 
 def _record_subscription(ctx: StepContext, recurring: list[dict], external_id: str) -> None:
     """The hub's own view of the subscription (ARR in the order currency), for unbilled-ARR and missing-invoice checks."""
-    arr = sum(
-        (money(l["unit_price"]) * Decimal(str(l["quantity"])) * (1 if l.get("interval") == "year" else 12) for l in recurring), Decimal("0")
-    )
+    arr = sum((money(l["unit_price"]) * Decimal(str(l["quantity"])) * (1 if l.get("interval") == "year" else 12) for l in recurring), Decimal("0"))
     order = Order.objects.get(pk=ctx.state["validate"]["order_id"])
     subscription, _ = Subscription.objects.update_or_create(
-        order=order, defaults={"customer_id": order.customer_id, "currency": order.currency, "arr": arr, "status": Subscription.Status.ACTIVE, "start_date": order.effective_date},
+        order=order,
+        defaults={
+            "customer_id": order.customer_id,
+            "currency": order.currency,
+            "arr": arr,
+            "status": Subscription.Status.ACTIVE,
+            "start_date": order.effective_date,
+        },
     )
-    ref_set(system=registry.system_of("billing"), object_type="subscription", external_id=external_id, canonical_type="subscription", canonical_id=subscription.pk)
+    ref_set(
+        system=registry.system_of("billing"), object_type="subscription", external_id=external_id, canonical_type="subscription", canonical_id=subscription.pk
+    )
     subscription.items.all().delete()
     SubscriptionItem.objects.bulk_create(
         SubscriptionItem(subscription=subscription, sku=l["sku"], quantity=Decimal(str(l["quantity"])), unit_amount=money(l["unit_price"])) for l in recurring
@@ -95,7 +110,8 @@ def cancel_subscription(ctx: StepContext) -> dict:
 
 def crm_fields(ctx: StepContext) -> dict:
     return {
-        "Status": "Activated", "Q2C_Status__c": "Activated",
+        "Status": "Activated",
+        "Q2C_Status__c": "Activated",
         "ERP_Order_Id__c": ctx.state.get("erp_sales_order", {}).get("sales_order_id", ""),
         "Billing_Subscription_Id__c": ctx.state.get("billing_subscription", {}).get("subscription_id", ""),
     }
@@ -106,7 +122,11 @@ def prepare(run: FlowRun, data: dict) -> None:
     run.account_name = data["account"]["name"][:255]
     run.currency = data["currency"]
     run.legal_entity = data.get("legal_entity", "") or ""
-    total = money(data.get("total_amount")) if data.get("total_amount") else sum((money(l["unit_price"]) * Decimal(str(l["quantity"])) for l in data["lines"]), Decimal("0"))
+    total = (
+        money(data.get("total_amount"))
+        if data.get("total_amount")
+        else sum((money(l["unit_price"]) * Decimal(str(l["quantity"])) for l in data["lines"]), Decimal("0"))
+    )
     run.amount = total
     run.closed_won_at = when(data["closed_won_at"])
     run.business_started_at = run.closed_won_at or timezone.now()

@@ -30,14 +30,21 @@ def map_payment(ctx: StepContext) -> dict:
     erp_system = registry.system_of("erp")
     Payment.objects.update_or_create(
         id=ctx.run.context.setdefault("payment_uuid", str(uuid.uuid4())),
-        defaults={"invoice": invoice, "customer": invoice.customer, "status": "received" if _received(ctx.data) else "failed",
-                  "amount": money(ctx.data["amount"]), "currency": ctx.data["currency"],
-                  "occurred_at": when(ctx.data.get("received_at") or ctx.data.get("failed_at")), "failure_reason": ctx.data.get("reason", "")[:255]},
+        defaults={
+            "invoice": invoice,
+            "customer": invoice.customer,
+            "status": "received" if _received(ctx.data) else "failed",
+            "amount": money(ctx.data["amount"]),
+            "currency": ctx.data["currency"],
+            "occurred_at": when(ctx.data.get("received_at") or ctx.data.get("failed_at")),
+            "failure_reason": ctx.data.get("reason", "")[:255],
+        },
     )
     if _received(ctx.data):
         Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.PAID, paid_at=when(ctx.data["received_at"]))
     return {
-        "invoice_id": str(invoice.pk), "customer_id": str(invoice.customer_id),
+        "invoice_id": str(invoice.pk),
+        "customer_id": str(invoice.customer_id),
         "erp_customer_id": ref_external(system=erp_system, object_type="customer", canonical_type="customer", canonical_id=invoice.customer_id) or "",
         "erp_invoice_id": ref_external(system=erp_system, object_type="invoice", canonical_type="invoice", canonical_id=invoice.pk) or "",
     }
@@ -49,7 +56,9 @@ def erp_payment(ctx: StepContext) -> dict:
     erp = registry.erp()
     mapped = ctx.state["map_payment"]
     external_id = safe_external_id("PAY", ctx.data["payment_id"])
-    ctx.request({"system": erp.system, "operation": "upsert customer payment", "external_id": external_id, "payment": ctx.data, "invoice_id": mapped["erp_invoice_id"]})
+    ctx.request(
+        {"system": erp.system, "operation": "upsert customer payment", "external_id": external_id, "payment": ctx.data, "invoice_id": mapped["erp_invoice_id"]}
+    )
     result = erp.upsert_payment(payment=ctx.data, customer_id=mapped["erp_customer_id"], invoice_id=mapped["erp_invoice_id"] or None, external_id=external_id)
     return {"erp_payment_id": result.external_id}
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from sync.models import FlowRun
 
 from . import amendment, cancellation, credit_memo, customer_sync, invoice_posting, order_activation, payment_status, renewal, usage_close
 from .base import Flow
 
-FLOWS: list[Flow] = [m.FLOW for m in (customer_sync, order_activation, amendment, renewal, cancellation, invoice_posting, payment_status, usage_close, credit_memo)]
+FLOWS: list[Flow] = [
+    m.FLOW for m in (customer_sync, order_activation, amendment, renewal, cancellation, invoice_posting, payment_status, usage_close, credit_memo)
+]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _by_type() -> dict[str, Flow]:
     return {f.flow_type: f for f in FLOWS}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _by_event() -> dict[str, Flow]:
     return {event_type: f for f in FLOWS for event_type in f.event_types}
 

@@ -35,7 +35,9 @@ def erp_renewal(ctx: StepContext) -> dict:
     external_id = safe_external_id("RN", ctx.data["renewal_id"])
     so = sales_order_id_for(order)
     ctx.request({"system": erp.system, "operation": "record renewal order", "external_id": external_id, "sales_order_id": so, "change": ctx.data})
-    result = erp.record_order_change(change=ctx.data, sales_order_id=so, customer_id=registry_customer_id(erp.system, order.customer_id), external_id=external_id)
+    result = erp.record_order_change(
+        change=ctx.data, sales_order_id=so, customer_id=registry_customer_id(erp.system, order.customer_id), external_id=external_id
+    )
     return {"renewal_order_id": result.external_id}
 
 

@@ -25,12 +25,19 @@ def aggregate(ctx: StepContext) -> dict:
     if end <= start:
         raise StepValidationError("validation", "period_end must be after period_start.", "period_end")
     record, created = UsageRecord.objects.get_or_create(
-        subscription=subscription, metric=data["metric"], period_start=start, period_end=end,
+        subscription=subscription,
+        metric=data["metric"],
+        period_start=start,
+        period_end=end,
         defaults={"quantity": Decimal(data["quantity"]), "closed_at": timezone.now()},
     )
     if not created and record.quantity != Decimal(data["quantity"]):
-        raise StepValidationError("reconciliation", f"{data['metric']} for this period was already closed at {record.quantity}; the new close says {data['quantity']}.", "quantity")
-    totals = UsageRecord.objects.filter(subscription__order=order, metric=data["metric"], period_start=start, period_end=end).aggregate(q=Sum("quantity"), n=Count("id"))
+        raise StepValidationError(
+            "reconciliation", f"{data['metric']} for this period was already closed at {record.quantity}; the new close says {data['quantity']}.", "quantity"
+        )
+    totals = UsageRecord.objects.filter(subscription__order=order, metric=data["metric"], period_start=start, period_end=end).aggregate(
+        q=Sum("quantity"), n=Count("id")
+    )
     billing_customer = ref_external(system=registry.system_of("billing"), object_type="customer", canonical_type="customer", canonical_id=order.customer_id)
     if not billing_customer:
         raise StepValidationError("not_found", f"Order {order.number}'s customer has no billing account.", "order_number")
@@ -40,8 +47,22 @@ def aggregate(ctx: StepContext) -> dict:
 def billing_usage(ctx: StepContext) -> dict:
     billing = registry.billing()
     agg = ctx.state["aggregate"]
-    ctx.request({"system": billing.system, "operation": "report usage", "metric": ctx.data["metric"], "quantity": agg["quantity"], "idempotency_key": ctx.idempotency_key})
-    result = billing.report_usage(customer_id=agg["billing_customer_id"], metric=ctx.data["metric"], quantity=agg["quantity"], timestamp=when(ctx.data["period_end"]), idempotency_key=ctx.idempotency_key)
+    ctx.request(
+        {
+            "system": billing.system,
+            "operation": "report usage",
+            "metric": ctx.data["metric"],
+            "quantity": agg["quantity"],
+            "idempotency_key": ctx.idempotency_key,
+        }
+    )
+    result = billing.report_usage(
+        customer_id=agg["billing_customer_id"],
+        metric=ctx.data["metric"],
+        quantity=agg["quantity"],
+        timestamp=when(ctx.data["period_end"]),
+        idempotency_key=ctx.idempotency_key,
+    )
     return {"usage_id": result.external_id, "reported": agg["quantity"]}
 
 

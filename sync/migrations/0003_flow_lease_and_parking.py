@@ -4,28 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sync', '0002_audit_append_only_and_ownership'),
+        ("sync", "0002_audit_append_only_and_ownership"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='flowrun',
-            name='lease_expires_at',
-            field=models.DateTimeField(blank=True, help_text='a worker holds the flow until then', null=True),
+            model_name="flowrun",
+            name="lease_expires_at",
+            field=models.DateTimeField(blank=True, help_text="a worker holds the flow until then", null=True),
         ),
         migrations.AddField(
-            model_name='flowrun',
-            name='waits_for',
-            field=models.CharField(blank=True, help_text='what a parked flow waits on, e.g. order:ORD-1042', max_length=128),
+            model_name="flowrun",
+            name="waits_for",
+            field=models.CharField(blank=True, help_text="what a parked flow waits on, e.g. order:ORD-1042", max_length=128),
         ),
         migrations.AddIndex(
-            model_name='flowrun',
-            index=models.Index(condition=models.Q(('status', 'parked')), fields=['waits_for'], name='flowrun_parked_idx'),
+            model_name="flowrun",
+            index=models.Index(condition=models.Q(("status", "parked")), fields=["waits_for"], name="flowrun_parked_idx"),
         ),
         migrations.AddIndex(
-            model_name='flowrun',
-            index=models.Index(condition=models.Q(('status', 'running')), fields=['lease_expires_at'], name='flowrun_running_idx'),
+            model_name="flowrun",
+            index=models.Index(condition=models.Q(("status", "running")), fields=["lease_expires_at"], name="flowrun_running_idx"),
         ),
     ]

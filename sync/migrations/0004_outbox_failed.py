@@ -4,23 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sync', '0003_flow_lease_and_parking'),
+        ("sync", "0003_flow_lease_and_parking"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='outboxmessage',
-            name='outbox_unpublished_idx',
+            model_name="outboxmessage",
+            name="outbox_unpublished_idx",
         ),
         migrations.AddField(
-            model_name='outboxmessage',
-            name='failed_at',
-            field=models.DateTimeField(blank=True, help_text='refused for good by the target; an exception is open', null=True),
+            model_name="outboxmessage",
+            name="failed_at",
+            field=models.DateTimeField(blank=True, help_text="refused for good by the target; an exception is open", null=True),
         ),
         migrations.AddIndex(
-            model_name='outboxmessage',
-            index=models.Index(condition=models.Q(('failed_at__isnull', True), ('published_at__isnull', True)), fields=['created_at'], name='outbox_unpublished_idx'),
+            model_name="outboxmessage",
+            index=models.Index(
+                condition=models.Q(("failed_at__isnull", True), ("published_at__isnull", True)), fields=["created_at"], name="outbox_unpublished_idx"
+            ),
         ),
     ]

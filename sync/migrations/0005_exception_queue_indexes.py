@@ -8,44 +8,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sync', '0004_outbox_failed'),
+        ("sync", "0004_outbox_failed"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         TrigramExtension(),  # pg_trgm: substring search over exception messages
         migrations.AddIndex(
-            model_name='syncexception',
-            index=models.Index(fields=['step_name', 'status'], name='exc_step_status_idx'),
+            model_name="syncexception",
+            index=models.Index(fields=["step_name", "status"], name="exc_step_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='syncexception',
-            index=models.Index(fields=['currency', 'status'], name='exc_currency_status_idx'),
+            model_name="syncexception",
+            index=models.Index(fields=["currency", "status"], name="exc_currency_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='syncexception',
-            index=models.Index(fields=['amount'], name='exc_amount_idx'),
+            model_name="syncexception",
+            index=models.Index(fields=["amount"], name="exc_amount_idx"),
         ),
         migrations.AddIndex(
-            model_name='syncexception',
-            index=models.Index(fields=['retries', 'status'], name='exc_retries_status_idx'),
+            model_name="syncexception",
+            index=models.Index(fields=["retries", "status"], name="exc_retries_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='syncexception',
-            index=models.Index(fields=['-occurrences'], name='exc_occurrences_idx'),
+            model_name="syncexception",
+            index=models.Index(fields=["-occurrences"], name="exc_occurrences_idx"),
         ),
         migrations.AddIndex(
-            model_name='syncexception',
-            index=models.Index(django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper('account_name'), name='text_pattern_ops'), name='exc_account_prefix_idx'),
+            model_name="syncexception",
+            index=models.Index(
+                django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper("account_name"), name="text_pattern_ops"),
+                name="exc_account_prefix_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='syncexception',
-            index=models.Index(django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper('document_number'), name='text_pattern_ops'), name='exc_document_prefix_idx'),
+            model_name="syncexception",
+            index=models.Index(
+                django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper("document_number"), name="text_pattern_ops"),
+                name="exc_document_prefix_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='syncexception',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper('message'), name='gin_trgm_ops'), name='exc_message_trgm_idx'),
+            model_name="syncexception",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.indexes.OpClass(django.db.models.functions.text.Upper("message"), name="gin_trgm_ops"), name="exc_message_trgm_idx"
+            ),
         ),
     ]

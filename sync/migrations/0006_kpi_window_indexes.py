@@ -4,22 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sync', '0005_exception_queue_indexes'),
+        ("sync", "0005_exception_queue_indexes"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='flowrun',
-            index=models.Index(fields=['flow_type', 'sla_due_at'], name='flowrun_type_sla_due_idx'),
+            model_name="flowrun",
+            index=models.Index(fields=["flow_type", "sla_due_at"], name="flowrun_type_sla_due_idx"),
         ),
         migrations.AddIndex(
-            model_name='flowrun',
-            index=models.Index(fields=['business_started_at'], name='flowrun_started_idx'),
+            model_name="flowrun",
+            index=models.Index(fields=["business_started_at"], name="flowrun_started_idx"),
         ),
         migrations.AddIndex(
-            model_name='flowstep',
-            index=models.Index(condition=models.Q(('attempts__gt', 1)), fields=['started_at'], name='step_retried_idx'),
+            model_name="flowstep",
+            index=models.Index(condition=models.Q(("attempts__gt", 1)), fields=["started_at"], name="step_retried_idx"),
         ),
     ]

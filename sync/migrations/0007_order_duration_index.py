@@ -13,7 +13,6 @@ CREATE INDEX IF NOT EXISTS flowrun_order_duration_idx ON sync_flowrun
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("sync", "0006_kpi_window_indexes"),
     ]

@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sync', '0007_order_duration_index'),
+        ("sync", "0007_order_duration_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='syncexception',
-            index=models.Index(fields=['first_seen'], name='exc_first_seen_idx'),
+            model_name="syncexception",
+            index=models.Index(fields=["first_seen"], name="exc_first_seen_idx"),
         ),
     ]

@@ -5,14 +5,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sync', '0008_exception_first_seen_index'),
+        ("sync", "0008_exception_first_seen_index"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='connectorcall',
-            index=django.contrib.postgres.indexes.BrinIndex(autosummarize=True, fields=['at'], name='connectorcall_at_brin'),
+            model_name="connectorcall",
+            index=django.contrib.postgres.indexes.BrinIndex(autosummarize=True, fields=["at"], name="connectorcall_at_brin"),
         ),
     ]

@@ -119,9 +119,7 @@ class Price(CanonicalBase):
     metered = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["product", "currency", "interval", "metered"], name="uniq_price_per_product_currency")
-        ]
+        constraints = [models.UniqueConstraint(fields=["product", "currency", "interval", "metered"], name="uniq_price_per_product_currency")]
 
 
 class Contract(CanonicalBase):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import models
 from django.contrib.postgres.indexes import BrinIndex, GinIndex, OpClass
+from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
 

@@ -83,7 +83,9 @@ def test_an_executive_sees_no_action_buttons_and_action_urls_answer_403(login, e
     assert page.locator("#actions button").count() == 0
     csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     for action in ("retry", "resolve", "ignore", "assign", "cancel"):
-        response = page.request.post(f"{live_server.url}/exceptions/{target.pk}/{action}/", form={"note": "x", "reason": "x"}, headers={"X-CSRFToken": csrf, "Referer": live_server.url})
+        response = page.request.post(
+            f"{live_server.url}/exceptions/{target.pk}/{action}/", form={"note": "x", "reason": "x"}, headers={"X-CSRFToken": csrf, "Referer": live_server.url}
+        )
         assert response.status == 403, action
     target.refresh_from_db()
     assert target.status == "open" and target.retries == 0
@@ -101,7 +103,10 @@ def test_retry_after_the_sandbox_is_healed_resolves_the_exception(login, itops, 
     account = f"001{uuid.uuid4().hex[:12]}"
     netsuite.faults(fail_records=[safe_external_id("CUST", account)])  # NetSuite refuses this customer
     envelope = {
-        "id": str(uuid.uuid4()), "type": "customer.upserted.v1", "source": "salesforce", "occurred_at": "2026-11-20T10:00:00Z",
+        "id": str(uuid.uuid4()),
+        "type": "customer.upserted.v1",
+        "source": "salesforce",
+        "occurred_at": "2026-11-20T10:00:00Z",
         "data": {"account": {"external_id": account, "name": f"Vandelay Industries {account[-4:]}"}, "currency": "USD", "legal_entity": "US01"},
     }
     run, _ = flow_start(flow=flow_for("customer_sync"), envelope=envelope)

@@ -48,7 +48,9 @@ BILLING_CASES = [
 
 def _order(number: str, currency: str) -> dict:
     return {
-        "order_number": number, "currency": currency, "closed_won_at": "2025-04-01T10:00:00Z",
+        "order_number": number,
+        "currency": currency,
+        "closed_won_at": "2025-04-01T10:00:00Z",
         "account": {"external_id": "001-CONTRACT", "name": "Contract Co"},
         "lines": [
             {"sku": "CT-SEAT", "description": "Seat", "quantity": "5", "unit_price": "20.00", "billing": "recurring", "interval": "month"},
@@ -80,12 +82,16 @@ class BillingConnectorContract:
 
     @pytest.fixture
     def customer_id(self, billing, case) -> str:
-        return billing.upsert_customer(customer={"hub_id": "hub-contract", "name": "Contract Co", "email": "ap@contract.example", "currency": case.currency},
-                                       idempotency_key="contract-customer").external_id
+        return billing.upsert_customer(
+            customer={"hub_id": "hub-contract", "name": "Contract Co", "email": "ap@contract.example", "currency": case.currency},
+            idempotency_key="contract-customer",
+        ).external_id
 
     def test_upsert_customer_is_idempotent_by_hub_id(self, billing, customer_id, case):
-        again = billing.upsert_customer(customer={"hub_id": "hub-contract", "name": "Contract Co", "email": "ap@contract.example", "currency": case.currency},
-                                        idempotency_key="contract-customer-2")
+        again = billing.upsert_customer(
+            customer={"hub_id": "hub-contract", "name": "Contract Co", "email": "ap@contract.example", "currency": case.currency},
+            idempotency_key="contract-customer-2",
+        )
         assert again.external_id == customer_id and again.created is False
 
     def test_create_subscription_twice_makes_one(self, billing, customer_id, case):
@@ -99,16 +105,22 @@ class BillingConnectorContract:
         sub = billing.get_subscription(subscription_id=sub_id)
         assert sub["id"] == sub_id and sub["currency"] == case.currency and sub["customer_id"] == customer_id
         assert {(i["sku"], Decimal(i["quantity"]), Decimal(i["unit_price"])) for i in sub["items"]} == {
-            ("CT-SEAT", Decimal(5), Decimal(20)), ("CT-PLATFORM", Decimal(1), Decimal(1200))}
+            ("CT-SEAT", Decimal(5), Decimal(20)),
+            ("CT-PLATFORM", Decimal(1), Decimal(1200)),
+        }
         assert Decimal(sub["arr"]) == Decimal(2400)  # 5 × 20 × 12 + 1200
 
     def test_update_subscription_changes_adds_and_removes_by_sku(self, billing, customer_id, case):
         sub_id = billing.create_subscription(customer_id=customer_id, order=_order("CT-3", case.currency), idempotency_key="s").external_id
-        billing.update_subscription(subscription_id=sub_id, idempotency_key="u", items=[
-            {"sku": "CT-SEAT", "quantity": "8", "unit_price": "20.00"},
-            {"sku": "CT-PLATFORM", "quantity": "0", "unit_price": "1200.00"},
-            {"sku": "CT-ADDON", "quantity": "2", "unit_price": "5.00"},
-        ])
+        billing.update_subscription(
+            subscription_id=sub_id,
+            idempotency_key="u",
+            items=[
+                {"sku": "CT-SEAT", "quantity": "8", "unit_price": "20.00"},
+                {"sku": "CT-PLATFORM", "quantity": "0", "unit_price": "1200.00"},
+                {"sku": "CT-ADDON", "quantity": "2", "unit_price": "5.00"},
+            ],
+        )
         items = {i["sku"]: Decimal(i["quantity"]) for i in billing.get_subscription(subscription_id=sub_id)["items"]}
         assert items == {"CT-SEAT": 8, "CT-ADDON": 2}
 
@@ -137,7 +149,12 @@ class BillingConnectorContract:
         assert caught.value.transient
 
     def test_irrelevant_raw_events_normalize_to_nothing_and_the_rest_validate(self, billing):
-        assert billing.normalize({"id": "x-1", "type": "something.unrelated", "occurred_at": "2025-04-01T00:00:00Z", "payload": {"id": "x-1", "type": "something.unrelated"}}) == []
+        assert (
+            billing.normalize(
+                {"id": "x-1", "type": "something.unrelated", "occurred_at": "2025-04-01T00:00:00Z", "payload": {"id": "x-1", "type": "something.unrelated"}}
+            )
+            == []
+        )
         for raw in billing.fetch_changes(object_type="", since=None, limit=200):
             for envelope in billing.normalize(raw):
                 assert validate_envelope(envelope) == []

@@ -15,10 +15,10 @@ the canonical schemas.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 import pytest
 
@@ -49,7 +49,7 @@ def _salesforce_push(url: str) -> int:
     from sandboxes.salesforce.simulate import relay_pending_events
 
     total = 0
-    while (sent := relay_pending_events(url=url)):
+    while sent := relay_pending_events(url=url):
         total += sent
     return total
 
@@ -60,7 +60,11 @@ def _salesforce_read(connector, order_id: str) -> dict:
 
 CRM_CASES: list[CRMCase] = [
     CRMCase(
-        system="salesforce", order_object_type="Order", close_deal=_salesforce_close_deal, push_events=_salesforce_push, read_order=_salesforce_read,
+        system="salesforce",
+        order_object_type="Order",
+        close_deal=_salesforce_close_deal,
+        push_events=_salesforce_push,
+        read_order=_salesforce_read,
         status_fields={"Status": "Activated", "Q2C_Status__c": "Activated", "ERP_Order_Id__c": "SO-4242", "Billing_Subscription_Id__c": "sub_4242"},
         missing_order_id="8015g000000ZZZZAAA",
     ),
@@ -175,8 +179,12 @@ class CRMContract:
         deal = crm.case.close_deal()
         crm.inbound()
 
-        first = crm.connector.set_status(object_type=crm.case.order_object_type, external_id=deal["order_id"], fields=crm.case.status_fields, idempotency_key=f"status-{deal['order_id']}")
-        second = crm.connector.set_status(object_type=crm.case.order_object_type, external_id=deal["order_id"], fields=crm.case.status_fields, idempotency_key=f"status-{deal['order_id']}")
+        first = crm.connector.set_status(
+            object_type=crm.case.order_object_type, external_id=deal["order_id"], fields=crm.case.status_fields, idempotency_key=f"status-{deal['order_id']}"
+        )
+        second = crm.connector.set_status(
+            object_type=crm.case.order_object_type, external_id=deal["order_id"], fields=crm.case.status_fields, idempotency_key=f"status-{deal['order_id']}"
+        )
         echo = self.canonical(crm, crm.inbound())
 
         assert first.external_id == second.external_id
@@ -198,7 +206,9 @@ class CRMContract:
 
     def test_writing_to_a_missing_record_is_not_found(self, crm):
         with pytest.raises(ConnectorError) as caught:
-            crm.connector.set_status(object_type=crm.case.order_object_type, external_id=crm.case.missing_order_id, fields=crm.case.status_fields, idempotency_key="missing")
+            crm.connector.set_status(
+                object_type=crm.case.order_object_type, external_id=crm.case.missing_order_id, fields=crm.case.status_fields, idempotency_key="missing"
+            )
 
         assert caught.value.error_class == "not_found" and not caught.value.transient
 
@@ -211,11 +221,15 @@ class CRMContract:
         assert caught.value.transient
 
     def test_polling_finds_the_same_order_as_the_webhook(self, crm):
-        since = datetime.now(timezone.utc) - timedelta(seconds=2)
+        since = datetime.now(UTC) - timedelta(seconds=2)
         deal = crm.case.close_deal()
         pushed = {e["id"] for e in self.canonical(crm, crm.inbound()) if e["type"] == "order.closed_won.v1"}
 
-        polled = {e["id"]: e for e in self.canonical(crm, list(crm.connector.fetch_changes(object_type=crm.case.order_object_type, since=since))) if e["type"] == "order.closed_won.v1"}
+        polled = {
+            e["id"]: e
+            for e in self.canonical(crm, list(crm.connector.fetch_changes(object_type=crm.case.order_object_type, since=since)))
+            if e["type"] == "order.closed_won.v1"
+        }
 
         assert set(polled) == pushed and len(polled) == 1
         assert next(iter(polled.values()))["data"]["crm_record_id"] == deal["order_id"]

@@ -36,7 +36,10 @@ class ERPCase:
 
 ERP_CASES: list[ERPCase] = [
     ERPCase(
-        system="netsuite", skus=("PLAT-SEAT", "SUPPORT-PREM"), subsidiary_id="1", currency="USD",
+        system="netsuite",
+        skus=("PLAT-SEAT", "SUPPORT-PREM"),
+        subsidiary_id="1",
+        currency="USD",
         customer_query=lambda eid: f"SELECT id, externalid FROM customer WHERE externalid = '{eid}'",
         query_external_id_field="externalid",
     ),
@@ -74,18 +77,26 @@ class ERPContract:
     # --- builders ---------------------------------------------------------------------------
     @staticmethod
     def customer(erp: ERPUnderTest) -> dict:
-        return {"account": {"external_id": _key("ACC"), "name": "Initech GmbH", "email": "ap@initech.example"},
-                "currency": erp.case.currency, "erp_subsidiary_id": erp.case.subsidiary_id}
+        return {
+            "account": {"external_id": _key("ACC"), "name": "Initech GmbH", "email": "ap@initech.example"},
+            "currency": erp.case.currency,
+            "erp_subsidiary_id": erp.case.subsidiary_id,
+        }
 
     @staticmethod
     def order(erp: ERPUnderTest, *, seats: str = "10", price: str = "45.00") -> dict:
         sku_a, sku_b = erp.case.skus
         return {
-            "order_number": _key("ORD"), "account": {"external_id": _key("ACC"), "name": "Initech GmbH"},
-            "currency": erp.case.currency, "closed_won_at": "2026-03-02T15:30:00Z", "effective_date": "2026-03-02",
+            "order_number": _key("ORD"),
+            "account": {"external_id": _key("ACC"), "name": "Initech GmbH"},
+            "currency": erp.case.currency,
+            "closed_won_at": "2026-03-02T15:30:00Z",
+            "effective_date": "2026-03-02",
             "erp_subsidiary_id": erp.case.subsidiary_id,
-            "lines": [{"sku": sku_a, "quantity": seats, "unit_price": price, "description": "Seats"},
-                      {"sku": sku_b, "quantity": "1", "unit_price": "1200.00", "description": "Support"}],
+            "lines": [
+                {"sku": sku_a, "quantity": seats, "unit_price": price, "description": "Seats"},
+                {"sku": sku_b, "quantity": "1", "unit_price": "1200.00", "description": "Support"},
+            ],
         }
 
     def customer_id(self, erp: ERPUnderTest) -> str:
@@ -140,8 +151,15 @@ class ERPContract:
     def test_an_order_change_recorded_twice_is_one_record(self, erp):
         customer_id = self.customer_id(erp)
         original = erp.connector.upsert_sales_order(order=self.order(erp), customer_id=customer_id, external_id=_key("SO"))
-        change = {"amendment_id": _key("AMD"), "order_number": "ORD-1", "currency": erp.case.currency, "requested_at": "2026-04-01T09:00:00Z",
-                  "effective_date": "2026-04-01", "arr_delta": "1080.00", "changes": [{"sku": erp.case.skus[0], "quantity": "2", "unit_price": "45.00"}]}
+        change = {
+            "amendment_id": _key("AMD"),
+            "order_number": "ORD-1",
+            "currency": erp.case.currency,
+            "requested_at": "2026-04-01T09:00:00Z",
+            "effective_date": "2026-04-01",
+            "arr_delta": "1080.00",
+            "changes": [{"sku": erp.case.skus[0], "quantity": "2", "unit_price": "45.00"}],
+        }
         external_id = _key("CHG")
         first = erp.connector.record_order_change(change=change, sales_order_id=original.external_id, customer_id=customer_id, external_id=external_id)
         second = erp.connector.record_order_change(change=change, sales_order_id=original.external_id, customer_id=customer_id, external_id=external_id)
@@ -150,19 +168,35 @@ class ERPContract:
     def test_invoice_payment_and_credit_memo_upserts_are_idempotent(self, erp):
         customer_id = self.customer_id(erp)
         sku = erp.case.skus[0]
-        invoice = {"invoice_number": _key("INV"), "currency": erp.case.currency, "total": "450.00", "finalized_at": "2026-03-03T00:00:00Z",
-                   "erp_subsidiary_id": erp.case.subsidiary_id,
-                   "lines": [{"sku": sku, "description": "Seats", "quantity": "10", "unit_amount": "45.00", "amount": "450.00"}]}
+        invoice = {
+            "invoice_number": _key("INV"),
+            "currency": erp.case.currency,
+            "total": "450.00",
+            "finalized_at": "2026-03-03T00:00:00Z",
+            "erp_subsidiary_id": erp.case.subsidiary_id,
+            "lines": [{"sku": sku, "description": "Seats", "quantity": "10", "unit_amount": "45.00", "amount": "450.00"}],
+        }
         inv_eid = _key("INV")
         inv = [erp.connector.upsert_invoice(invoice=invoice, customer_id=customer_id, external_id=inv_eid) for _ in range(2)]
         assert inv[0].external_id == inv[1].external_id
-        payment = {"payment_id": _key("PAY"), "invoice_number": invoice["invoice_number"], "amount": "450.00",
-                   "currency": erp.case.currency, "received_at": "2026-03-05T12:00:00Z"}
+        payment = {
+            "payment_id": _key("PAY"),
+            "invoice_number": invoice["invoice_number"],
+            "amount": "450.00",
+            "currency": erp.case.currency,
+            "received_at": "2026-03-05T12:00:00Z",
+        }
         pay_eid = _key("PAY")
         pays = [erp.connector.upsert_payment(payment=payment, customer_id=customer_id, invoice_id=inv[0].external_id, external_id=pay_eid) for _ in range(2)]
         assert pays[0].external_id == pays[1].external_id
-        memo = {"credit_memo_number": _key("CM"), "amount": "45.00", "currency": erp.case.currency, "issued_at": "2026-03-06T00:00:00Z",
-                "reason": "One seat credited", "erp_subsidiary_id": erp.case.subsidiary_id}
+        memo = {
+            "credit_memo_number": _key("CM"),
+            "amount": "45.00",
+            "currency": erp.case.currency,
+            "issued_at": "2026-03-06T00:00:00Z",
+            "reason": "One seat credited",
+            "erp_subsidiary_id": erp.case.subsidiary_id,
+        }
         cm_eid = _key("CM")
         memos = [erp.connector.upsert_credit_memo(credit_memo=memo, customer_id=customer_id, external_id=cm_eid) for _ in range(2)]
         assert memos[0].external_id == memos[1].external_id

@@ -97,8 +97,7 @@ def codes(*known: set[str]) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(sorted(set().union(*known))), st.just(""), st.text(alphabet="ABCDEFGHIJ_", max_size=12))
 
 
-STATUSES = st.one_of(st.sampled_from([300, 400, 401, 403, 404, 405, 408, 409, 415, 422, 429, 500, 502, 503, 504]),
-                     st.integers(min_value=400, max_value=599))
+STATUSES = st.one_of(st.sampled_from([300, 400, 401, 403, 404, 405, 408, 409, 415, 422, 429, 500, 502, 503, 504]), st.integers(min_value=400, max_value=599))
 
 # --- same results as the ladders ----------------------------------------------------------------
 SALESFORCE_CODES = GENERIC_RATE | GENERIC_AUTH | GENERIC_CONFLICT | GENERIC_DUPLICATE
@@ -122,9 +121,13 @@ def test_netsuite_classifies_as_its_ladder_did(status, code):
     assert classify(status, code, NETSUITE) == old_netsuite(status, code)
 
 
-@given(status=STATUSES.filter(lambda s: s >= 400), code=st.sampled_from(["", "rate_limit", "lock_timeout", "resource_missing", "resource_already_exists",
-                                                                        "parameter_invalid_empty", "card_declined", "idempotency_key_in_use"]),
-       kind=st.sampled_from(["", "api_error", "card_error", "idempotency_error", "invalid_request_error"]))
+@given(
+    status=STATUSES.filter(lambda s: s >= 400),
+    code=st.sampled_from(
+        ["", "rate_limit", "lock_timeout", "resource_missing", "resource_already_exists", "parameter_invalid_empty", "card_declined", "idempotency_key_in_use"]
+    ),
+    kind=st.sampled_from(["", "api_error", "card_error", "idempotency_error", "invalid_request_error"]),
+)
 def test_stripe_classifies_as_its_ladder_did(status, code, kind):
     assert classify(status, (code, kind), STRIPE) == old_stripe(status, code, kind)
 
@@ -136,37 +139,40 @@ def test_a_status_alone_means_the_same_to_every_table(status):
 
 
 # --- the rules, case by case --------------------------------------------------------------------
-@pytest.mark.parametrize("table, status, code, expected", [
-    (SALESFORCE, 403, "REQUEST_LIMIT_EXCEEDED", "rate_limit"),  # the org's daily API limit
-    (SALESFORCE, 403, "INSUFFICIENT_ACCESS", "auth"),
-    (SALESFORCE, 401, "REQUEST_LIMIT_EXCEEDED", "auth"),  # a 401 is decisive
-    (SALESFORCE, 300, "DUPLICATE_VALUE", "duplicate"),
-    (SALESFORCE, 400, "DUPLICATE_VALUE", "duplicate"),
-    (SALESFORCE, 400, "duplicates_detected", "duplicate"),  # codes compare without regard to case
-    (SALESFORCE, 409, "DUPLICATE_VALUE", "conflict"),
-    (SALESFORCE, 400, "UNABLE_TO_LOCK_ROW", "conflict"),
-    (SALESFORCE, 400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "validation"),
-    (SALESFORCE, 503, "SERVER_UNAVAILABLE", "unavailable"),
-    (NETSUITE, 429, "REQUEST_LIMIT_EXCEEDED", "rate_limit"),
-    (NETSUITE, 400, "SSS_REQUEST_LIMIT_EXCEEDED", "rate_limit"),  # RESTlet concurrency
-    (NETSUITE, 400, "WS_REQUEST_BLOCKED", "rate_limit"),
-    (NETSUITE, 401, "INVALID_LOGIN", "auth"),
-    (NETSUITE, 409, "DUP_RCRD", "duplicate"),  # NetSuite ranks a duplicate above a 409
-    (NETSUITE, 400, "IDEMPOTENCY_ERROR", "conflict"),
-    (NETSUITE, 400, "INVALID_CONTENT", "validation"),
-    (NETSUITE, 500, "UNEXPECTED_ERROR", "unavailable"),
-    (STRIPE, 429, ("rate_limit", "invalid_request_error"), "rate_limit"),
-    (STRIPE, 400, ("lock_timeout", "invalid_request_error"), "rate_limit"),
-    (STRIPE, 400, ("", "idempotency_error"), "conflict"),
-    (STRIPE, 404, ("resource_missing", "invalid_request_error"), "not_found"),
-    (STRIPE, 400, ("resource_already_exists", "invalid_request_error"), "duplicate"),
-    (STRIPE, 402, ("card_declined", "card_error"), "validation"),
-    (STRIPE, 401, ("", "invalid_request_error"), "auth"),
-    (STATUS_ONLY, 408, None, "timeout"),
-    (STATUS_ONLY, 504, None, "timeout"),
-    (STATUS_ONLY, 599, None, "unavailable"),
-    (STATUS_ONLY, 418, None, "validation"),
-])
+@pytest.mark.parametrize(
+    "table, status, code, expected",
+    [
+        (SALESFORCE, 403, "REQUEST_LIMIT_EXCEEDED", "rate_limit"),  # the org's daily API limit
+        (SALESFORCE, 403, "INSUFFICIENT_ACCESS", "auth"),
+        (SALESFORCE, 401, "REQUEST_LIMIT_EXCEEDED", "auth"),  # a 401 is decisive
+        (SALESFORCE, 300, "DUPLICATE_VALUE", "duplicate"),
+        (SALESFORCE, 400, "DUPLICATE_VALUE", "duplicate"),
+        (SALESFORCE, 400, "duplicates_detected", "duplicate"),  # codes compare without regard to case
+        (SALESFORCE, 409, "DUPLICATE_VALUE", "conflict"),
+        (SALESFORCE, 400, "UNABLE_TO_LOCK_ROW", "conflict"),
+        (SALESFORCE, 400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "validation"),
+        (SALESFORCE, 503, "SERVER_UNAVAILABLE", "unavailable"),
+        (NETSUITE, 429, "REQUEST_LIMIT_EXCEEDED", "rate_limit"),
+        (NETSUITE, 400, "SSS_REQUEST_LIMIT_EXCEEDED", "rate_limit"),  # RESTlet concurrency
+        (NETSUITE, 400, "WS_REQUEST_BLOCKED", "rate_limit"),
+        (NETSUITE, 401, "INVALID_LOGIN", "auth"),
+        (NETSUITE, 409, "DUP_RCRD", "duplicate"),  # NetSuite ranks a duplicate above a 409
+        (NETSUITE, 400, "IDEMPOTENCY_ERROR", "conflict"),
+        (NETSUITE, 400, "INVALID_CONTENT", "validation"),
+        (NETSUITE, 500, "UNEXPECTED_ERROR", "unavailable"),
+        (STRIPE, 429, ("rate_limit", "invalid_request_error"), "rate_limit"),
+        (STRIPE, 400, ("lock_timeout", "invalid_request_error"), "rate_limit"),
+        (STRIPE, 400, ("", "idempotency_error"), "conflict"),
+        (STRIPE, 404, ("resource_missing", "invalid_request_error"), "not_found"),
+        (STRIPE, 400, ("resource_already_exists", "invalid_request_error"), "duplicate"),
+        (STRIPE, 402, ("card_declined", "card_error"), "validation"),
+        (STRIPE, 401, ("", "invalid_request_error"), "auth"),
+        (STATUS_ONLY, 408, None, "timeout"),
+        (STATUS_ONLY, 504, None, "timeout"),
+        (STATUS_ONLY, 599, None, "unavailable"),
+        (STATUS_ONLY, 418, None, "validation"),
+    ],
+)
 def test_status_and_code_pick_the_class(table, status, code, expected):
     assert classify(status, code, table) == expected
 

@@ -44,7 +44,9 @@ class FakeSession:
 @pytest.fixture
 def recorded(monkeypatch):
     calls, sleeps = [], []
-    monkeypatch.setattr(http, "record_call", lambda system, operation, status, error_class, started: calls.append((system, operation, status, str(error_class))))
+    monkeypatch.setattr(
+        http, "record_call", lambda system, operation, status, error_class, started: calls.append((system, operation, status, str(error_class)))
+    )
     monkeypatch.setattr(http.time, "sleep", sleeps.append)
     return calls, sleeps
 

@@ -32,13 +32,20 @@ def with_database(url: str, name: str) -> str:
 def production_env(**extra: str) -> dict[str, str]:
     """The environment of a production start: DEBUG off, real-looking secrets, no test settings."""
     env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "SANDBOX_URLCONF"}}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "q2c_portal.settings", "DEBUG": "0", "SECRET_KEY": "x" * 64 + "-prod-like-secret-key",
-        "ALLOWED_HOSTS": "q2c.example.com",
-        "SALESFORCE_CLIENT_SECRET": "prod-sf-client-secret", "SALESFORCE_WEBHOOK_SECRET": "prod-sf-relay-secret",
-        "NETSUITE_CONSUMER_SECRET": "prod-ns-consumer-secret", "NETSUITE_TOKEN_SECRET": "prod-ns-token-secret",
-        "STRIPE_API_KEY": "sk_live_prod_like", "STRIPE_WEBHOOK_SECRET": "whsec_prod_like",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "q2c_portal.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "x" * 64 + "-prod-like-secret-key",
+            "ALLOWED_HOSTS": "q2c.example.com",
+            "SALESFORCE_CLIENT_SECRET": "prod-sf-client-secret",
+            "SALESFORCE_WEBHOOK_SECRET": "prod-sf-relay-secret",
+            "NETSUITE_CONSUMER_SECRET": "prod-ns-consumer-secret",
+            "NETSUITE_TOKEN_SECRET": "prod-ns-token-secret",
+            "STRIPE_API_KEY": "sk_live_prod_like",
+            "STRIPE_WEBHOOK_SECRET": "whsec_prod_like",
+        }
+    )
     env.update(extra)
     return env
 
@@ -131,16 +138,25 @@ def test_the_simulators_keep_their_tables_and_transactions_on_their_own_database
     sandboxes.settings, with the hub unreachable (relayed events stay pending)."""
     product_db, sandbox_db = scratch_databases("product"), scratch_databases("sandboxes")
     env = production_env(DATABASE_URL=product_db)
-    sandbox_env = {**env, "SANDBOX_DATABASE_URL": sandbox_db, "SECURE_SSL_REDIRECT": "0",
-                   "SALESFORCE_SANDBOX_RELAY_URL": "http://127.0.0.1:9/", "STRIPE_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:9/"}
+    sandbox_env = {
+        **env,
+        "SANDBOX_DATABASE_URL": sandbox_db,
+        "SECURE_SSL_REDIRECT": "0",
+        "SALESFORCE_SANDBOX_RELAY_URL": "http://127.0.0.1:9/",
+        "STRIPE_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:9/",
+    }
     run([sys.executable, "manage.py", "migrate", "--no-input", "-v0", "--settings", "sandboxes.settings", "--database", "sandboxes"], sandbox_env)
     assert tables(product_db) == set()
     run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env)
     product_tables_before = tables(product_db)
 
-    traffic = run([sys.executable, "manage.py", "demo_traffic", "--settings", "sandboxes.settings", "--ticks", "2", "--interval", "0", "--seed", "7"], sandbox_env)
-    api_call = run([sys.executable, "manage.py", "shell", "--no-imports", "--settings", "sandboxes.settings", "-c", STRIPE_IDEMPOTENT_CREATE],
-                   {**sandbox_env, "SANDBOX_URLCONF": "sandboxes.stripe.urls", "ALLOWED_HOSTS": "testserver"})
+    traffic = run(
+        [sys.executable, "manage.py", "demo_traffic", "--settings", "sandboxes.settings", "--ticks", "2", "--interval", "0", "--seed", "7"], sandbox_env
+    )
+    api_call = run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "--settings", "sandboxes.settings", "-c", STRIPE_IDEMPOTENT_CREATE],
+        {**sandbox_env, "SANDBOX_URLCONF": "sandboxes.stripe.urls", "ALLOWED_HOSTS": "testserver"},
+    )
 
     assert "demo tick" not in traffic.stderr, traffic.stderr
     assert api_call.stdout.strip().splitlines()[-1].split() == ["200", "200", "true", "True"], api_call.stdout + api_call.stderr
@@ -194,8 +210,12 @@ def test_simulator_code_runs_its_transactions_and_sql_on_the_simulators_database
             where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.ImportFrom) and node.module in {"django.db", "django.db.transaction"}:
                 offenders += [f"{where} imports {node.module}.{a.name}" for a in node.names if a.name in {"connection", "atomic"}]
-            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "transaction"
-                  and node.attr in {"atomic", "savepoint", "savepoint_commit", "savepoint_rollback", "on_commit", "get_connection"}
-                  and id(node) not in named):
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "transaction"
+                and node.attr in {"atomic", "savepoint", "savepoint_commit", "savepoint_rollback", "on_commit", "get_connection"}
+                and id(node) not in named
+            ):
                 offenders.append(f"{where} transaction.{node.attr} without using=DB")
     assert offenders == []

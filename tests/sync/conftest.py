@@ -24,12 +24,14 @@ def stack(sandbox_servers, point_connector, start_worker, settings):
     for name, server in s.sandboxes.items():
         server.faults()
         point_connector(name, server)
-    env.update({
-        "SALESFORCE_INSTANCE_URL": s.sandboxes["salesforce"].url,
-        "SALESFORCE_TOKEN_URL": f"{s.sandboxes['salesforce'].url}/services/oauth2/token",
-        "NETSUITE_BASE_URL": s.sandboxes["netsuite"].url,
-        "STRIPE_API_BASE": s.sandboxes["stripe"].url,
-    })
+    env.update(
+        {
+            "SALESFORCE_INSTANCE_URL": s.sandboxes["salesforce"].url,
+            "SALESFORCE_TOKEN_URL": f"{s.sandboxes['salesforce'].url}/services/oauth2/token",
+            "NETSUITE_BASE_URL": s.sandboxes["netsuite"].url,
+            "STRIPE_API_BASE": s.sandboxes["stripe"].url,
+        }
+    )
     s.env = env
     s.start_worker = lambda **extra: start_worker(extra_env={**env, **extra})
     return s

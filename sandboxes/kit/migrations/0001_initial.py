@@ -5,45 +5,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='FaultConfig',
+            name="FaultConfig",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('system', models.CharField(max_length=32, unique=True)),
-                ('error_rate', models.FloatField(default=0.0, help_text='share of write requests answered with a 500', validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)])),
-                ('latency_ms', models.PositiveIntegerField(default=0, help_text='added to every request')),
-                ('outage', models.BooleanField(default=False, help_text='every request answers 503')),
-                ('rate_limit_retry_after', models.PositiveIntegerField(default=0, help_text='> 0: answer 429 with this Retry-After (seconds)')),
-                ('rate_limit_requests', models.IntegerField(default=0, help_text='how many requests get the 429 before passing again (-1: all)')),
-                ('fail_records', models.JSONField(blank=True, default=list, help_text='record keys (ids, external ids, SKUs) that fail with a validation error')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("system", models.CharField(max_length=32, unique=True)),
+                (
+                    "error_rate",
+                    models.FloatField(
+                        default=0.0,
+                        help_text="share of write requests answered with a 500",
+                        validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)],
+                    ),
+                ),
+                ("latency_ms", models.PositiveIntegerField(default=0, help_text="added to every request")),
+                ("outage", models.BooleanField(default=False, help_text="every request answers 503")),
+                ("rate_limit_retry_after", models.PositiveIntegerField(default=0, help_text="> 0: answer 429 with this Retry-After (seconds)")),
+                ("rate_limit_requests", models.IntegerField(default=0, help_text="how many requests get the 429 before passing again (-1: all)")),
+                (
+                    "fail_records",
+                    models.JSONField(blank=True, default=list, help_text="record keys (ids, external ids, SKUs) that fail with a validation error"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'sandbox fault',
+                "verbose_name": "sandbox fault",
             },
         ),
         migrations.CreateModel(
-            name='IdempotencyRecord',
+            name="IdempotencyRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('system', models.CharField(max_length=32)),
-                ('key', models.CharField(max_length=255)),
-                ('request_fingerprint', models.CharField(max_length=64)),
-                ('status_code', models.PositiveSmallIntegerField()),
-                ('body', models.TextField()),
-                ('content_type', models.CharField(default='application/json', max_length=100)),
-                ('headers', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("system", models.CharField(max_length=32)),
+                ("key", models.CharField(max_length=255)),
+                ("request_fingerprint", models.CharField(max_length=64)),
+                ("status_code", models.PositiveSmallIntegerField()),
+                ("body", models.TextField()),
+                ("content_type", models.CharField(default="application/json", max_length=100)),
+                ("headers", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('system', 'key'), name='uniq_sandbox_idem_key')],
+                "constraints": [models.UniqueConstraint(fields=("system", "key"), name="uniq_sandbox_idem_key")],
             },
         ),
     ]

@@ -7,73 +7,78 @@ import sync.connectors.netsuite.wire
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Currency',
+            name="Currency",
             fields=[
-                ('id', models.PositiveIntegerField(primary_key=True, serialize=False)),
-                ('symbol', models.CharField(max_length=3, unique=True)),
-                ('name', models.CharField(max_length=64)),
+                ("id", models.PositiveIntegerField(primary_key=True, serialize=False)),
+                ("symbol", models.CharField(max_length=3, unique=True)),
+                ("name", models.CharField(max_length=64)),
             ],
         ),
         migrations.CreateModel(
-            name='ExternalIdLedger',
+            name="ExternalIdLedger",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('record_type', models.CharField(max_length=32)),
-                ('external_id', models.CharField(max_length=255)),
-                ('creates', models.PositiveIntegerField(default=0)),
-                ('updates', models.PositiveIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("record_type", models.CharField(max_length=32)),
+                ("external_id", models.CharField(max_length=255)),
+                ("creates", models.PositiveIntegerField(default=0)),
+                ("updates", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('record_type', 'external_id'), name='uniq_netsuite_sandbox_ledger')],
+                "constraints": [models.UniqueConstraint(fields=("record_type", "external_id"), name="uniq_netsuite_sandbox_ledger")],
             },
         ),
         migrations.CreateModel(
-            name='OAuthNonce',
+            name="OAuthNonce",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('consumer_key', models.CharField(max_length=255)),
-                ('token', models.CharField(max_length=255)),
-                ('nonce', models.CharField(max_length=255)),
-                ('timestamp', models.BigIntegerField()),
-                ('seen_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("consumer_key", models.CharField(max_length=255)),
+                ("token", models.CharField(max_length=255)),
+                ("nonce", models.CharField(max_length=255)),
+                ("timestamp", models.BigIntegerField()),
+                ("seen_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('consumer_key', 'token', 'nonce', 'timestamp'), name='uniq_netsuite_sandbox_nonce')],
+                "constraints": [models.UniqueConstraint(fields=("consumer_key", "token", "nonce", "timestamp"), name="uniq_netsuite_sandbox_nonce")],
             },
         ),
         migrations.CreateModel(
-            name='Record',
+            name="Record",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('record_type', models.CharField(max_length=32)),
-                ('external_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('data', models.JSONField(decoder=sync.connectors.netsuite.wire.ExactDecoder, default=dict, encoder=sync.connectors.netsuite.wire.ExactEncoder)),
-                ('created_at', models.DateTimeField()),
-                ('last_modified', models.DateTimeField(db_index=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("record_type", models.CharField(max_length=32)),
+                ("external_id", models.CharField(blank=True, max_length=255, null=True)),
+                (
+                    "data",
+                    models.JSONField(decoder=sync.connectors.netsuite.wire.ExactDecoder, default=dict, encoder=sync.connectors.netsuite.wire.ExactEncoder),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("last_modified", models.DateTimeField(db_index=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['record_type', 'last_modified'], name='netsuite_sa_record__265f7f_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('external_id__isnull', False)), fields=('record_type', 'external_id'), name='uniq_netsuite_sandbox_eid')],
+                "indexes": [models.Index(fields=["record_type", "last_modified"], name="netsuite_sa_record__265f7f_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("external_id__isnull", False)), fields=("record_type", "external_id"), name="uniq_netsuite_sandbox_eid"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Subsidiary',
+            name="Subsidiary",
             fields=[
-                ('id', models.PositiveIntegerField(primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=128)),
-                ('country', models.CharField(max_length=2)),
-                ('currency', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='netsuite_sandbox.currency')),
+                ("id", models.PositiveIntegerField(primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=128)),
+                ("country", models.CharField(max_length=2)),
+                ("currency", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to="netsuite_sandbox.currency")),
             ],
             options={
-                'verbose_name_plural': 'subsidiaries',
+                "verbose_name_plural": "subsidiaries",
             },
         ),
     ]

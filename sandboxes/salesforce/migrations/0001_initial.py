@@ -5,94 +5,95 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AccessToken',
+            name="AccessToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token', models.CharField(max_length=128, unique=True)),
-                ('consumer_key', models.CharField(max_length=255)),
-                ('user_id', models.CharField(max_length=18)),
-                ('issued_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("token", models.CharField(max_length=128, unique=True)),
+                ("consumer_key", models.CharField(max_length=255)),
+                ("user_id", models.CharField(max_length=18)),
+                ("issued_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
             ],
         ),
         migrations.CreateModel(
-            name='ConnectedApp',
+            name="ConnectedApp",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('consumer_key', models.CharField(max_length=255, unique=True)),
-                ('consumer_secret', models.CharField(blank=True, max_length=255)),
-                ('certificate_pem', models.TextField(blank=True, help_text='public key / certificate (PEM) for JWT bearer')),
-                ('run_as_user_id', models.CharField(max_length=18)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("consumer_key", models.CharField(max_length=255, unique=True)),
+                ("consumer_secret", models.CharField(blank=True, max_length=255)),
+                ("certificate_pem", models.TextField(blank=True, help_text="public key / certificate (PEM) for JWT bearer")),
+                ("run_as_user_id", models.CharField(max_length=18)),
             ],
         ),
         migrations.CreateModel(
-            name='Counter',
+            name="Counter",
             fields=[
-                ('name', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('value', models.BigIntegerField(default=0)),
+                ("name", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("value", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='OrgState',
+            name="OrgState",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('api_requests_used', models.PositiveIntegerField(default=0)),
-                ('api_requests_limit', models.PositiveIntegerField(default=100000)),
-                ('query_batch_size', models.PositiveIntegerField(default=2000, help_text='[sandbox] default page size of query results')),
-                ('unavailable_requests', models.IntegerField(default=0, help_text='[sandbox] next N API requests get 503 with Retry-After')),
-                ('unavailable_retry_after', models.PositiveIntegerField(default=0)),
-                ('session_seconds', models.PositiveIntegerField(default=7200)),
+                ("id", models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ("api_requests_used", models.PositiveIntegerField(default=0)),
+                ("api_requests_limit", models.PositiveIntegerField(default=100000)),
+                ("query_batch_size", models.PositiveIntegerField(default=2000, help_text="[sandbox] default page size of query results")),
+                ("unavailable_requests", models.IntegerField(default=0, help_text="[sandbox] next N API requests get 503 with Retry-After")),
+                ("unavailable_retry_after", models.PositiveIntegerField(default=0)),
+                ("session_seconds", models.PositiveIntegerField(default=7200)),
             ],
         ),
         migrations.CreateModel(
-            name='QueryCursor',
+            name="QueryCursor",
             fields=[
-                ('locator', models.CharField(max_length=18, primary_key=True, serialize=False)),
-                ('sobject', models.CharField(max_length=64)),
-                ('soql', models.TextField()),
-                ('record_ids', models.JSONField(default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("locator", models.CharField(max_length=18, primary_key=True, serialize=False)),
+                ("sobject", models.CharField(max_length=64)),
+                ("soql", models.TextField()),
+                ("record_ids", models.JSONField(default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='ChangeEvent',
+            name="ChangeEvent",
             fields=[
-                ('replay_id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('entity_name', models.CharField(max_length=64)),
-                ('change_type', models.CharField(max_length=16)),
-                ('record_ids', models.JSONField(default=list)),
-                ('message', models.JSONField()),
-                ('status', models.CharField(db_index=True, default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
+                ("replay_id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("entity_name", models.CharField(max_length=64)),
+                ("change_type", models.CharField(max_length=16)),
+                ("record_ids", models.JSONField(default=list)),
+                ("message", models.JSONField()),
+                ("status", models.CharField(db_index=True, default="pending", max_length=16)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['status', 'next_attempt_at'], name='sf_sandbox_event_due')],
+                "indexes": [models.Index(fields=["status", "next_attempt_at"], name="sf_sandbox_event_due")],
             },
         ),
         migrations.CreateModel(
-            name='SRecord',
+            name="SRecord",
             fields=[
-                ('id', models.CharField(max_length=18, primary_key=True, serialize=False)),
-                ('sobject', models.CharField(db_index=True, max_length=64)),
-                ('fields', models.JSONField(default=dict)),
-                ('is_deleted', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField()),
-                ('modstamp', models.DateTimeField(db_index=True)),
+                ("id", models.CharField(max_length=18, primary_key=True, serialize=False)),
+                ("sobject", models.CharField(db_index=True, max_length=64)),
+                ("fields", models.JSONField(default=dict)),
+                ("is_deleted", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField()),
+                ("modstamp", models.DateTimeField(db_index=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['sobject', 'modstamp'], name='sf_sandbox_obj_modstamp'), django.contrib.postgres.indexes.GinIndex(fields=['fields'], name='sf_sandbox_fields_gin')],
+                "indexes": [
+                    models.Index(fields=["sobject", "modstamp"], name="sf_sandbox_obj_modstamp"),
+                    django.contrib.postgres.indexes.GinIndex(fields=["fields"], name="sf_sandbox_fields_gin"),
+                ],
             },
         ),
     ]

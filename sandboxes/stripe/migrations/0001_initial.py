@@ -4,59 +4,70 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Counter',
+            name="Counter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255, unique=True)),
-                ('value', models.BigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=255, unique=True)),
+                ("value", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='SandboxEvent',
+            name="SandboxEvent",
             fields=[
-                ('seq', models.BigAutoField(primary_key=True, serialize=False)),
-                ('id', models.CharField(max_length=255, unique=True)),
-                ('type', models.CharField(max_length=96)),
-                ('created', models.BigIntegerField()),
-                ('data', models.JSONField()),
-                ('delivery', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('last_status', models.PositiveIntegerField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
+                ("seq", models.BigAutoField(primary_key=True, serialize=False)),
+                ("id", models.CharField(max_length=255, unique=True)),
+                ("type", models.CharField(max_length=96)),
+                ("created", models.BigIntegerField()),
+                ("data", models.JSONField()),
+                (
+                    "delivery",
+                    models.CharField(choices=[("pending", "Pending"), ("delivered", "Delivered"), ("failed", "Failed")], default="pending", max_length=16),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("last_status", models.PositiveIntegerField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('delivery', 'pending')), fields=['next_attempt_at'], name='stripe_sbx_evt_pending_idx'), models.Index(fields=['type', '-seq'], name='stripe_sand_type_850bf3_idx')],
+                "indexes": [
+                    models.Index(condition=models.Q(("delivery", "pending")), fields=["next_attempt_at"], name="stripe_sbx_evt_pending_idx"),
+                    models.Index(fields=["type", "-seq"], name="stripe_sand_type_850bf3_idx"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='StripeObject',
+            name="StripeObject",
             fields=[
-                ('seq', models.BigAutoField(primary_key=True, serialize=False)),
-                ('id', models.CharField(max_length=255, unique=True)),
-                ('object', models.CharField(max_length=64)),
-                ('created', models.BigIntegerField()),
-                ('customer', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('subscription', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('email', models.CharField(blank=True, max_length=512)),
-                ('hub_id', models.CharField(blank=True, max_length=255)),
-                ('lookup', models.CharField(blank=True, max_length=255)),
-                ('idempotency_key', models.CharField(blank=True, max_length=255)),
-                ('data', models.JSONField()),
-                ('state', models.JSONField(blank=True, default=dict)),
+                ("seq", models.BigAutoField(primary_key=True, serialize=False)),
+                ("id", models.CharField(max_length=255, unique=True)),
+                ("object", models.CharField(max_length=64)),
+                ("created", models.BigIntegerField()),
+                ("customer", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("subscription", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("email", models.CharField(blank=True, max_length=512)),
+                ("hub_id", models.CharField(blank=True, max_length=255)),
+                ("lookup", models.CharField(blank=True, max_length=255)),
+                ("idempotency_key", models.CharField(blank=True, max_length=255)),
+                ("data", models.JSONField()),
+                ("state", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'indexes': [models.Index(fields=['object', '-seq'], name='stripe_sand_object_fd5b25_idx'), models.Index(fields=['object', 'hub_id'], name='stripe_sand_object_2a567e_idx'), models.Index(fields=['object', 'email'], name='stripe_sand_object_f754d5_idx'), models.Index(fields=['object', 'idempotency_key'], name='stripe_sand_object_c64f2f_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('lookup', ''), _negated=True), fields=('object', 'lookup'), name='uniq_stripe_sandbox_lookup')],
+                "indexes": [
+                    models.Index(fields=["object", "-seq"], name="stripe_sand_object_fd5b25_idx"),
+                    models.Index(fields=["object", "hub_id"], name="stripe_sand_object_2a567e_idx"),
+                    models.Index(fields=["object", "email"], name="stripe_sand_object_f754d5_idx"),
+                    models.Index(fields=["object", "idempotency_key"], name="stripe_sand_object_c64f2f_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(condition=models.Q(("lookup", ""), _negated=True), fields=("object", "lookup"), name="uniq_stripe_sandbox_lookup")
+                ],
             },
         ),
     ]

@@ -44,8 +44,15 @@ ERROR_CODES = CodeTable(
         ErrorClass.CONFLICT: {"IDEMPOTENCY_ERROR", "RCRD_HAS_BEEN_CHANGED", "RCRD_LOCKED_BY_WF"},
     },
     # a duplicate-record code outranks a 409: the record exists, trying again will not help
-    precedence=(ErrorClass.RATE_LIMIT, ErrorClass.AUTH, ErrorClass.NOT_FOUND, ErrorClass.DUPLICATE, ErrorClass.CONFLICT,
-                ErrorClass.TIMEOUT, ErrorClass.UNAVAILABLE),
+    precedence=(
+        ErrorClass.RATE_LIMIT,
+        ErrorClass.AUTH,
+        ErrorClass.NOT_FOUND,
+        ErrorClass.DUPLICATE,
+        ErrorClass.CONFLICT,
+        ErrorClass.TIMEOUT,
+        ErrorClass.UNAVAILABLE,
+    ),
 )
 TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS'  # TO_CHAR format for exact times (ASSUMPTION: account time zone UTC)
 DEFAULT_CREDIT_ITEM_SKU = "ADJUSTMENT"  # the item a credit memo without lines is booked on
@@ -80,16 +87,33 @@ def error_from_response(response: requests.Response, *, system: str = "netsuite"
     code = str(first.get("o:errorCode") or "")
     message = str(first.get("detail") or body.get("title") or f"HTTP {response.status_code} from NetSuite")
     return ConnectorError(
-        classify(response.status_code, code, ERROR_CODES), message, system=system, field=str(first.get("o:errorPath") or ""), code=code,
-        status_code=response.status_code, retry_after=parse_retry_after(response.headers.get("Retry-After")), response=body,
+        classify(response.status_code, code, ERROR_CODES),
+        message,
+        system=system,
+        field=str(first.get("o:errorPath") or ""),
+        code=code,
+        status_code=response.status_code,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        response=body,
     )
 
 
 class NetSuiteConnector(ERPConnector):
     system = "netsuite"
 
-    def __init__(self, *, base_url: str, account_id: str, consumer_key: str, consumer_secret: str, token_id: str,
-                 token_secret: str, timeout: float = 20.0, max_rate_limit_wait: float = 30.0, tax_item: str = "SALES-TAX"):
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        account_id: str,
+        consumer_key: str,
+        consumer_secret: str,
+        token_id: str,
+        token_secret: str,
+        timeout: float = 20.0,
+        max_rate_limit_wait: float = 30.0,
+        tax_item: str = "SALES-TAX",
+    ):
         self.base_url = base_url.rstrip("/")
         self.tax_item = tax_item  # SKU (itemId) of the item billing-calculated tax is posted on
         self.account_id = account_id
@@ -97,8 +121,12 @@ class NetSuiteConnector(ERPConnector):
         self.max_rate_limit_wait = max_rate_limit_wait
         self.session = requests.Session()
         self.session.auth = OAuth1(
-            consumer_key, client_secret=consumer_secret, resource_owner_key=token_id, resource_owner_secret=token_secret,
-            signature_method="HMAC-SHA256", realm=account_id,
+            consumer_key,
+            client_secret=consumer_secret,
+            resource_owner_key=token_id,
+            resource_owner_secret=token_secret,
+            signature_method="HMAC-SHA256",
+            realm=account_id,
         )
         self.session.headers.update({"Accept": "application/json"})
         self._item_ids: dict[str, str] = {}  # SKU → internal id
@@ -109,22 +137,38 @@ class NetSuiteConnector(ERPConnector):
     def from_settings(cls) -> NetSuiteConnector:
         config = settings.CONNECTORS["netsuite"]
         return cls(
-            base_url=config["base_url"], account_id=config["account_id"], consumer_key=config["consumer_key"],
-            consumer_secret=config["consumer_secret"], token_id=config["token_id"], token_secret=config["token_secret"],
-            timeout=getattr(settings, "CONNECTOR_TIMEOUT_SECONDS", 20.0), tax_item=config.get("tax_item", "SALES-TAX"),
+            base_url=config["base_url"],
+            account_id=config["account_id"],
+            consumer_key=config["consumer_key"],
+            consumer_secret=config["consumer_secret"],
+            token_id=config["token_id"],
+            token_secret=config["token_secret"],
+            timeout=getattr(settings, "CONNECTOR_TIMEOUT_SECONDS", 20.0),
+            tax_item=config.get("tax_item", "SALES-TAX"),
         )
 
     # --- HTTP ---------------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, operation: str, body: Any = None, params: dict | None = None,
-                headers: dict | None = None) -> requests.Response:
+    def request(
+        self, method: str, path: str, *, operation: str, body: Any = None, params: dict | None = None, headers: dict | None = None
+    ) -> requests.Response:
         """One signed call; a NetSuite error response raises ConnectorError."""
         headers = dict(headers or {})
         kwargs: dict[str, Any] = {"params": params, "headers": headers}
         if body is not None:
             headers["Content-Type"] = "application/json"
             kwargs["data"] = wire.dumps(body).encode()
-        response = send(self.session, method, f"{self.base_url}{path}", system=self.system, operation=operation, timeout=self.timeout,
-                        table=ERROR_CODES, code_of=error_code, waits=WaitPolicy(max_wait=self.max_rate_limit_wait), **kwargs)
+        response = send(
+            self.session,
+            method,
+            f"{self.base_url}{path}",
+            system=self.system,
+            operation=operation,
+            timeout=self.timeout,
+            table=ERROR_CODES,
+            code_of=error_code,
+            waits=WaitPolicy(max_wait=self.max_rate_limit_wait),
+            **kwargs,
+        )
         if response.status_code >= 400:
             raise error_from_response(response, system=self.system)
         return response
@@ -133,8 +177,12 @@ class NetSuiteConnector(ERPConnector):
         try:
             return wire.loads(response.text) if response.text else {}
         except ValueError as exc:
-            raise ConnectorError(ErrorClass.UNAVAILABLE, f"NetSuite answered {response.status_code} with a body that is not JSON",
-                                 system=self.system, status_code=response.status_code) from exc
+            raise ConnectorError(
+                ErrorClass.UNAVAILABLE,
+                f"NetSuite answered {response.status_code} with a body that is not JSON",
+                system=self.system,
+                status_code=response.status_code,
+            ) from exc
 
     @staticmethod
     def _eid(external_id: str) -> str:
@@ -160,8 +208,7 @@ class NetSuiteConnector(ERPConnector):
             raise ConnectorError(ErrorClass.UNAVAILABLE, "NetSuite created a record but sent no Location header", system=self.system)
         return CallResult(external_id=internal_id, created=True, status_code=response.status_code)
 
-    def get_record(self, record_type: str, *, internal_id: str | None = None, external_id: str | None = None,
-                   expand: bool = True) -> dict:
+    def get_record(self, record_type: str, *, internal_id: str | None = None, external_id: str | None = None, expand: bool = True) -> dict:
         key = self._eid(external_id) if external_id is not None else quote(str(internal_id), safe="")
         params = {"expandSubResources": "true"} if expand else None
         return self._json(self.request("GET", f"{RECORD_PATH}/{record_type}/{key}", operation=f"get {record_type}", params=params))
@@ -196,8 +243,13 @@ class NetSuiteConnector(ERPConnector):
         for sku in skus:
             if not sku or sku not in self._item_ids:
                 field = (field_of or {}).get(sku, "sku")
-                raise ConnectorError(ErrorClass.MAPPING, f"No NetSuite item has itemId {sku!r} (SKU in {field}); add the item or fix the SKU",
-                                     system=self.system, field=field, code="UNKNOWN_SKU")
+                raise ConnectorError(
+                    ErrorClass.MAPPING,
+                    f"No NetSuite item has itemId {sku!r} (SKU in {field}); add the item or fix the SKU",
+                    system=self.system,
+                    field=field,
+                    code="UNKNOWN_SKU",
+                )
         return {sku: self._item_ids[sku] for sku in skus}
 
     def sku_for(self, item_id: str | None) -> str | None:
@@ -288,8 +340,14 @@ class NetSuiteConnector(ERPConnector):
         def write() -> CallResult:
             item_ids = self.item_ids([line.get("sku") for line in lines], field_of=field_of)
             try:
-                body = mapper.sales_order_body(order, customer_id=customer_id, item_ids=item_ids, currency_id=self.currency_id(order.get("currency")),
-                                               subsidiary_id=self.subsidiary_id(order), external_id=external_id)
+                body = mapper.sales_order_body(
+                    order,
+                    customer_id=customer_id,
+                    item_ids=item_ids,
+                    currency_id=self.currency_id(order.get("currency")),
+                    subsidiary_id=self.subsidiary_id(order),
+                    external_id=external_id,
+                )
             except mapper.MappingError as exc:
                 raise self._mapping(exc) from exc
             return self.upsert_record("salesOrder", external_id=external_id, body=body, replace="item")
@@ -299,8 +357,7 @@ class NetSuiteConnector(ERPConnector):
     def _sales_order_view(self, record: dict) -> dict:
         for line in (record.get("item") or {}).get("items", []):
             self.sku_for(mapper.ref_id(line.get("item")))
-        return mapper.sales_order_from_netsuite(record, skus_by_item_id=self._skus,
-                                                currency_code=self.currency_code(mapper.ref_id(record.get("currency"))))
+        return mapper.sales_order_from_netsuite(record, skus_by_item_id=self._skus, currency_code=self.currency_code(mapper.ref_id(record.get("currency"))))
 
     def get_sales_order(self, *, external_id: str) -> dict | None:
         record = self.find_record("salesOrder", external_id=external_id)
@@ -322,8 +379,9 @@ class NetSuiteConnector(ERPConnector):
             item_ids = self.item_ids([line.get("sku") for line in changes], field_of=field_of) if changes else {}
             currency = self.currency_id(change["currency"]) if change.get("currency") else None
             try:
-                body = mapper.change_order_body(change, original=original, customer_id=customer_id, item_ids=item_ids,
-                                                currency_id=currency, external_id=external_id)
+                body = mapper.change_order_body(
+                    change, original=original, customer_id=customer_id, item_ids=item_ids, currency_id=currency, external_id=external_id
+                )
             except mapper.MappingError as exc:
                 raise self._mapping(exc) from exc
             return self.upsert_record("salesOrder", external_id=external_id, body=body, replace="item")
@@ -335,8 +393,12 @@ class NetSuiteConnector(ERPConnector):
         field_of = {line.get("sku"): f"lines[{i}].sku" for i, line in reversed(list(enumerate(lines)))}
         for i, line in enumerate(lines):
             if not line.get("sku"):
-                raise ConnectorError(ErrorClass.MAPPING, f"Invoice line {i + 1} ({line.get('description', '')!r}) has no SKU, so no NetSuite item",
-                                     system=self.system, field=f"lines[{i}].sku")
+                raise ConnectorError(
+                    ErrorClass.MAPPING,
+                    f"Invoice line {i + 1} ({line.get('description', '')!r}) has no SKU, so no NetSuite item",
+                    system=self.system,
+                    field=f"lines[{i}].sku",
+                )
 
         taxed = bool(invoice.get("tax")) and mapper.to_decimal(invoice["tax"], "tax") != 0
         tax_sku = self.tax_item if taxed else None
@@ -346,9 +408,16 @@ class NetSuiteConnector(ERPConnector):
         def write() -> CallResult:
             item_ids = self.item_ids([line["sku"] for line in lines] + ([tax_sku] if tax_sku else []), field_of=field_of)
             try:
-                body = mapper.invoice_body(invoice, customer_id=customer_id, item_ids=item_ids, currency_id=self.currency_id(invoice.get("currency")),
-                                           subsidiary_id=self.subsidiary_id(invoice), external_id=external_id,
-                                           sales_order_id=invoice.get("sales_order_id"), tax_item_id=item_ids.get(tax_sku) if tax_sku else None)
+                body = mapper.invoice_body(
+                    invoice,
+                    customer_id=customer_id,
+                    item_ids=item_ids,
+                    currency_id=self.currency_id(invoice.get("currency")),
+                    subsidiary_id=self.subsidiary_id(invoice),
+                    external_id=external_id,
+                    sales_order_id=invoice.get("sales_order_id"),
+                    tax_item_id=item_ids.get(tax_sku) if tax_sku else None,
+                )
             except mapper.MappingError as exc:
                 raise self._mapping(exc) from exc
             return self.upsert_record("invoice", external_id=external_id, body=body, replace="item")
@@ -365,8 +434,9 @@ class NetSuiteConnector(ERPConnector):
 
     def upsert_payment(self, *, payment: dict, customer_id: str, invoice_id: str | None, external_id: str) -> CallResult:
         try:
-            body = mapper.payment_body(payment, customer_id=customer_id, currency_id=self.currency_id(payment.get("currency")),
-                                       invoice_id=invoice_id, external_id=external_id)
+            body = mapper.payment_body(
+                payment, customer_id=customer_id, currency_id=self.currency_id(payment.get("currency")), invoice_id=invoice_id, external_id=external_id
+            )
         except mapper.MappingError as exc:
             raise self._mapping(exc) from exc
         return self.upsert_record("customerPayment", external_id=external_id, body=body, replace="apply")
@@ -386,9 +456,14 @@ class NetSuiteConnector(ERPConnector):
             item_ids = self.item_ids(skus, field_of={**field_of, DEFAULT_CREDIT_ITEM_SKU: "credit memo adjustment item"})
             try:
                 body = mapper.credit_memo_body(
-                    credit_memo, customer_id=customer_id, item_ids=item_ids, default_item_id=item_ids[DEFAULT_CREDIT_ITEM_SKU],
-                    currency_id=self.currency_id(credit_memo.get("currency")), subsidiary_id=self.subsidiary_id(credit_memo),
-                    invoice_id=credit_memo.get("erp_invoice_id") or credit_memo.get("invoice_id"), external_id=external_id,
+                    credit_memo,
+                    customer_id=customer_id,
+                    item_ids=item_ids,
+                    default_item_id=item_ids[DEFAULT_CREDIT_ITEM_SKU],
+                    currency_id=self.currency_id(credit_memo.get("currency")),
+                    subsidiary_id=self.subsidiary_id(credit_memo),
+                    invoice_id=credit_memo.get("erp_invoice_id") or credit_memo.get("invoice_id"),
+                    external_id=external_id,
                 )
             except mapper.MappingError as exc:
                 raise self._mapping(exc) from exc
@@ -405,8 +480,14 @@ class NetSuiteConnector(ERPConnector):
     # --- SuiteQL ---------------------------------------------------------------------------------
     def query_page(self, *, q: str, limit: int = PAGE_SIZE, offset: int = 0) -> dict:
         """One SuiteQL page as NetSuite returns it: {links, count, hasMore, items, offset, totalResults}."""
-        response = self.request("POST", SUITEQL_PATH, operation="suiteql", body={"q": q},
-                                params={"limit": max(1, min(limit, PAGE_SIZE)), "offset": offset}, headers={"Prefer": "transient"})
+        response = self.request(
+            "POST",
+            SUITEQL_PATH,
+            operation="suiteql",
+            body={"q": q},
+            params={"limit": max(1, min(limit, PAGE_SIZE)), "offset": offset},
+            headers={"Prefer": "transient"},
+        )
         return self._json(response)
 
     def query(self, *, q: str, limit: int = PAGE_SIZE) -> Iterator[dict]:
@@ -429,8 +510,9 @@ class NetSuiteConnector(ERPConnector):
         second is read again; the raw event id (record id + modification time) lets the inbox drop repeats."""
         type_code = TRANSACTION_TYPES.get(object_type)
         if type_code is None:
-            raise ConnectorError(ErrorClass.VALIDATION, f"NetSuite polling supports {', '.join(TRANSACTION_TYPES)}, not {object_type!r}",
-                                 system=self.system, field="object_type")
+            raise ConnectorError(
+                ErrorClass.VALIDATION, f"NetSuite polling supports {', '.join(TRANSACTION_TYPES)}, not {object_type!r}", system=self.system, field="object_type"
+            )
         where = f"type = {_q(type_code)}"
         if since is not None:
             moment = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
@@ -473,10 +555,12 @@ class NetSuiteConnector(ERPConnector):
         currency = self.currency_code(row.get("currency"))
         if currency:
             data["currency"] = currency
-        return [{
-            "id": f"netsuite-invoice-{row['id']}-posted",
-            "type": "invoice.posted.v1",
-            "source": "netsuite",
-            "occurred_at": data["posted_at"],
-            "data": {k: v for k, v in data.items() if v not in (None, "")},
-        }]
+        return [
+            {
+                "id": f"netsuite-invoice-{row['id']}-posted",
+                "type": "invoice.posted.v1",
+                "source": "netsuite",
+                "occurred_at": data["posted_at"],
+                "data": {k: v for k, v in data.items() if v not in (None, "")},
+            }
+        ]

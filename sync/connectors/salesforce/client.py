@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 from django.conf import settings
@@ -35,20 +36,114 @@ log = logging.getLogger(__name__)
 
 SYSTEM = "salesforce"
 ORDER_FIELDS = [
-    "Id", "OrderNumber", "AccountId", "OpportunityId", "ContractId", "EffectiveDate", "EndDate", "Status", "Type", "CurrencyIsoCode",
-    "TotalAmount", "Legal_Entity__c", "Q2C_Status__c", "CreatedDate", "LastModifiedDate", "SystemModstamp",
-    "Account.Name", "Account.Billing_Email__c", "Account.Tax_Id__c", "Account.Segment__c", "Account.OwnerId", "Account.BillingCountry",
-    "Account.Legal_Entity__c", "Account.CurrencyIsoCode", "Account.ERP_Customer_Id__c", "Account.Billing_Customer_Id__c",
-    "Opportunity.IsWon", "Opportunity.CloseDate", "Opportunity.StageName", "Contract.ContractTerm", "Contract.StartDate", "Contract.EndDate",
+    "Id",
+    "OrderNumber",
+    "AccountId",
+    "OpportunityId",
+    "ContractId",
+    "EffectiveDate",
+    "EndDate",
+    "Status",
+    "Type",
+    "CurrencyIsoCode",
+    "TotalAmount",
+    "Legal_Entity__c",
+    "Q2C_Status__c",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "Account.Name",
+    "Account.Billing_Email__c",
+    "Account.Tax_Id__c",
+    "Account.Segment__c",
+    "Account.OwnerId",
+    "Account.BillingCountry",
+    "Account.Legal_Entity__c",
+    "Account.CurrencyIsoCode",
+    "Account.ERP_Customer_Id__c",
+    "Account.Billing_Customer_Id__c",
+    "Opportunity.IsWon",
+    "Opportunity.CloseDate",
+    "Opportunity.StageName",
+    "Contract.ContractTerm",
+    "Contract.StartDate",
+    "Contract.EndDate",
     "Contract.SBQQ__Order__r.OrderNumber",
 ]
-ITEM_FIELDS = ["Id", "OrderId", "Quantity", "UnitPrice", "TotalPrice", "Product2.ProductCode", "Product2.Name", "Product2.Family", "Product2.SBQQ__ChargeType__c", "Product2.SBQQ__BillingFrequency__c"]
-ACCOUNT_FIELDS = ["Id", "Name", "Billing_Email__c", "Tax_Id__c", "Segment__c", "OwnerId", "BillingCountry", "Legal_Entity__c", "CurrencyIsoCode", "Payment_Terms__c", "ERP_Customer_Id__c", "Billing_Customer_Id__c", "SystemModstamp", "CreatedDate", "LastModifiedDate"]
-CONTRACT_FIELDS = ["Id", "AccountId", "Status", "StartDate", "EndDate", "ContractTerm", "CurrencyIsoCode", "Description", "SBQQ__Order__c", "SBQQ__Order__r.OrderNumber", "CreatedDate", "LastModifiedDate", "SystemModstamp"]
+ITEM_FIELDS = [
+    "Id",
+    "OrderId",
+    "Quantity",
+    "UnitPrice",
+    "TotalPrice",
+    "Product2.ProductCode",
+    "Product2.Name",
+    "Product2.Family",
+    "Product2.SBQQ__ChargeType__c",
+    "Product2.SBQQ__BillingFrequency__c",
+]
+ACCOUNT_FIELDS = [
+    "Id",
+    "Name",
+    "Billing_Email__c",
+    "Tax_Id__c",
+    "Segment__c",
+    "OwnerId",
+    "BillingCountry",
+    "Legal_Entity__c",
+    "CurrencyIsoCode",
+    "Payment_Terms__c",
+    "ERP_Customer_Id__c",
+    "Billing_Customer_Id__c",
+    "SystemModstamp",
+    "CreatedDate",
+    "LastModifiedDate",
+]
+CONTRACT_FIELDS = [
+    "Id",
+    "AccountId",
+    "Status",
+    "StartDate",
+    "EndDate",
+    "ContractTerm",
+    "CurrencyIsoCode",
+    "Description",
+    "SBQQ__Order__c",
+    "SBQQ__Order__r.OrderNumber",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+]
 POLL_FIELDS = {
-    "Order": ["Id", "OrderNumber", "Type", "Status", "AccountId", "OpportunityId", "ContractId", "CreatedDate", "LastModifiedDate", "LastModifiedById", "SystemModstamp"],
+    "Order": [
+        "Id",
+        "OrderNumber",
+        "Type",
+        "Status",
+        "AccountId",
+        "OpportunityId",
+        "ContractId",
+        "CreatedDate",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "SystemModstamp",
+    ],
     "Account": ACCOUNT_FIELDS + ["LastModifiedById"],
-    "Opportunity": ["Id", "Name", "AccountId", "StageName", "IsWon", "IsClosed", "CloseDate", "Amount", "CurrencyIsoCode", "CreatedDate", "LastModifiedDate", "LastModifiedById", "SystemModstamp"],
+    "Opportunity": [
+        "Id",
+        "Name",
+        "AccountId",
+        "StageName",
+        "IsWon",
+        "IsClosed",
+        "CloseDate",
+        "Amount",
+        "CurrencyIsoCode",
+        "CreatedDate",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "SystemModstamp",
+    ],
     "Contract": ["Id", "AccountId", "Status", "ContractTerm", "StartDate", "EndDate", "CreatedDate", "LastModifiedDate", "LastModifiedById", "SystemModstamp"],
 }
 
@@ -64,15 +159,34 @@ def error_from_salesforce(exc: SalesforceError) -> ConnectorError:
     if status == 300:
         message = f"more than one Salesforce record matches: {', '.join(map(str, content or []))[:300]}"
     error_class = classify(status, code, ERROR_CODES)
-    return ConnectorError(error_class, message, system=SYSTEM, field=str(fields[0]) if fields else "", code=code, status_code=status or None, response=content if content is not None else {})
+    return ConnectorError(
+        error_class,
+        message,
+        system=SYSTEM,
+        field=str(fields[0]) if fields else "",
+        code=code,
+        status_code=status or None,
+        response=content if content is not None else {},
+    )
 
 
 class SalesforceConnector(CRMConnector):
     system = SYSTEM
 
     def __init__(
-        self, *, token_url: str, instance_url: str, api_version: str = "60.0", client_id: str, client_secret: str = "", username: str = "",
-        private_key_file: str = "", webhook_secret: str = "", jwt_audience: str = "", timeout: float = 30.0, max_rate_limit_wait: float = 30.0,
+        self,
+        *,
+        token_url: str,
+        instance_url: str,
+        api_version: str = "60.0",
+        client_id: str,
+        client_secret: str = "",
+        username: str = "",
+        private_key_file: str = "",
+        webhook_secret: str = "",
+        jwt_audience: str = "",
+        timeout: float = 30.0,
+        max_rate_limit_wait: float = 30.0,
     ):
         self.token_url = token_url
         self.configured_instance_url = instance_url.rstrip("/")
@@ -94,12 +208,19 @@ class SalesforceConnector(CRMConnector):
         self.logins = 0
 
     @classmethod
-    def from_settings(cls) -> "SalesforceConnector":
+    def from_settings(cls) -> SalesforceConnector:
         c = settings.CONNECTORS["salesforce"]
         return cls(
-            token_url=c["token_url"], instance_url=c["instance_url"], api_version=c.get("api_version", "60.0"), client_id=c["client_id"],
-            client_secret=c.get("client_secret", ""), username=c.get("username", ""), private_key_file=c.get("private_key_file", ""),
-            webhook_secret=c.get("webhook_secret", ""), jwt_audience=c.get("jwt_audience", ""), timeout=float(c.get("timeout", 30)),
+            token_url=c["token_url"],
+            instance_url=c["instance_url"],
+            api_version=c.get("api_version", "60.0"),
+            client_id=c["client_id"],
+            client_secret=c.get("client_secret", ""),
+            username=c.get("username", ""),
+            private_key_file=c.get("private_key_file", ""),
+            webhook_secret=c.get("webhook_secret", ""),
+            jwt_audience=c.get("jwt_audience", ""),
+            timeout=float(c.get("timeout", 30)),
             max_rate_limit_wait=float(c.get("max_rate_limit_wait", 30)),
         )
 
@@ -107,7 +228,7 @@ class SalesforceConnector(CRMConnector):
     def _assertion(self) -> str:
         with open(self.private_key_file, "rb") as handle:
             key = handle.read()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         claims = {"iss": self.client_id, "sub": self.username, "aud": self.jwt_audience, "exp": int((now + timedelta(minutes=3)).timestamp())}
         return jwt.encode(claims, key, algorithm="RS256")
 
@@ -126,9 +247,22 @@ class SalesforceConnector(CRMConnector):
         if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
             if response.status_code in (400, 401, 403):
                 description = body.get("error_description") or body.get("error") if isinstance(body, dict) else ""
-                raise ConnectorError("auth", f"Salesforce login failed: {description or response.status_code}", system=SYSTEM, code=str(body.get("error", "")) if isinstance(body, dict) else "", status_code=response.status_code, response=body)
+                raise ConnectorError(
+                    "auth",
+                    f"Salesforce login failed: {description or response.status_code}",
+                    system=SYSTEM,
+                    code=str(body.get("error", "")) if isinstance(body, dict) else "",
+                    status_code=response.status_code,
+                    response=body,
+                )
             error_class = classify(response.status_code, None, ERROR_CODES)
-            raise ConnectorError(error_class, f"Salesforce token endpoint answered HTTP {response.status_code}", system=SYSTEM, status_code=response.status_code, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            raise ConnectorError(
+                error_class,
+                f"Salesforce token endpoint answered HTTP {response.status_code}",
+                system=SYSTEM,
+                status_code=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
         self.instance_url = (body.get("instance_url") or self.configured_instance_url).rstrip("/")
         self.identity = body.get("id", "")
         mount_for_instance(self.session, self.instance_url)
@@ -168,7 +302,11 @@ class SalesforceConnector(CRMConnector):
         limits = self.call(lambda sf: sf.restful("limits"))
         usage = getattr(self._sf, "api_usage", {}) or {}
         api = usage.get("api-usage")
-        return {"instance_url": self.instance_url, "api_usage": f"{api.used}/{api.total}" if api else None, "daily_api_requests": limits.get("DailyApiRequests")}
+        return {
+            "instance_url": self.instance_url,
+            "api_usage": f"{api.used}/{api.total}" if api else None,
+            "daily_api_requests": limits.get("DailyApiRequests"),
+        }
 
     def query(self, soql: str) -> Iterator[dict]:
         """All rows of a SOQL query, page by page (nextRecordsUrl)."""
@@ -178,7 +316,7 @@ class SalesforceConnector(CRMConnector):
             if page.get("done", True) or not page.get("nextRecordsUrl"):
                 return
             next_url = page["nextRecordsUrl"]
-            page = self.call(lambda sf: sf.query_more(next_url, identifier_is_url=True))
+            page = self.call(lambda sf, url=next_url: sf.query_more(url, identifier_is_url=True))
 
     def get_order(self, order_id: str) -> tuple[dict | None, list[dict]]:
         rows = list(self.query(f"SELECT {', '.join(ORDER_FIELDS)} FROM Order WHERE Id = {mapper.soql_quote(order_id)}"))
@@ -197,7 +335,9 @@ class SalesforceConnector(CRMConnector):
             field, _, value = external_id.partition("/")
             response = self.call(lambda sf: getattr(sf, sftype_name).upsert(f"{field}/{value}", fields, raw_response=True))
             body = response.json() if response.status_code != 204 else {}
-            return CallResult(external_id=body.get("id", value), created=body.get("created", response.status_code == 201), status_code=response.status_code, raw=body)
+            return CallResult(
+                external_id=body.get("id", value), created=body.get("created", response.status_code == 201), status_code=response.status_code, raw=body
+            )
         status = self.call(lambda sf: getattr(sf, sftype_name).update(external_id, fields))
         log.debug("salesforce %s %s updated (key %s)", object_type, external_id, idempotency_key)
         return CallResult(external_id=external_id, created=False, status_code=status)
@@ -251,10 +391,12 @@ class SalesforceConnector(CRMConnector):
             original = ((order.get("Contract") or {}).get("SBQQ__Order__r") or {}).get("OrderNumber")
             if not original:
                 raise mapper.mapping_error(f"amendment {order['OrderNumber']} has no original order on its contract", "ContractId")
-            contract_items = list(self.query(
-                f"SELECT {', '.join(ITEM_FIELDS)}, Order.Type, Order.CreatedDate FROM OrderItem WHERE Order.ContractId = {mapper.soql_quote(order['ContractId'])} "
-                f"AND Order.Type IN ('New', 'Amendment') AND Order.CreatedDate <= {mapper.sf_datetime(mapper.parse_datetime(order['CreatedDate']))} ORDER BY CreatedDate"
-            ))
+            contract_items = list(
+                self.query(
+                    f"SELECT {', '.join(ITEM_FIELDS)}, Order.Type, Order.CreatedDate FROM OrderItem WHERE Order.ContractId = {mapper.soql_quote(order['ContractId'])} "
+                    f"AND Order.Type IN ('New', 'Amendment') AND Order.CreatedDate <= {mapper.sf_datetime(mapper.parse_datetime(order['CreatedDate']))} ORDER BY CreatedDate"
+                )
+            )
             data = mapper.subscription_amended(order, items, contract_items, original)
             return [self._envelope("subscription.amended.v1", order["Id"], data["requested_at"], data)]
         if kind == "Renewal":
@@ -307,9 +449,18 @@ class SalesforceConnector(CRMConnector):
             stamp = mapper.parse_datetime(record["SystemModstamp"])
             created = record.get("CreatedDate") == record.get("LastModifiedDate")
             header = {
-                "entityName": object_type, "recordIds": [record["Id"]], "changeType": "CREATE" if created else "UPDATE", "changeOrigin": "",
-                "transactionKey": "", "sequenceNumber": 0, "commitTimestamp": mapper.epoch_ms(stamp), "commitNumber": 0,
-                "commitUser": record.get("LastModifiedById", ""), "changedFields": [], "nulledFields": [], "diffFields": [],
+                "entityName": object_type,
+                "recordIds": [record["Id"]],
+                "changeType": "CREATE" if created else "UPDATE",
+                "changeOrigin": "",
+                "transactionKey": "",
+                "sequenceNumber": 0,
+                "commitTimestamp": mapper.epoch_ms(stamp),
+                "commitNumber": 0,
+                "commitUser": record.get("LastModifiedById", ""),
+                "changedFields": [],
+                "nulledFields": [],
+                "diffFields": [],
             }
             message = {"schema": None, "payload": {"ChangeEventHeader": header, **record}, "event": {"replayId": None}, "q2c_source": "poll"}
             event = mapper.raw_event(message)

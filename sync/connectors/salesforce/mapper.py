@@ -7,7 +7,7 @@ so each goes through `str()` of the parsed number, which round-trips the digits 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -17,7 +17,7 @@ from sync.connectors.errors import ConnectorError
 SYSTEM = "salesforce"
 TWO = Decimal("0.01")
 FOUR = Decimal("0.0001")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -32,7 +32,7 @@ def decimal(value, *, field: str = "") -> Decimal:
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
-        raise mapping_error(f"{field or 'amount'} is not a number: {value!r}", field)
+        raise mapping_error(f"{field or 'amount'} is not a number: {value!r}", field) from None
     if not number.is_finite():
         raise mapping_error(f"{field or 'amount'} is not a finite number: {value!r}", field)
     return number
@@ -69,7 +69,7 @@ def quantity(value, *, field: str = "quantity") -> str:
 def parse_datetime(value) -> datetime:
     """Salesforce REST (`2026-01-31T10:00:00.000+0000`), CDC (`…Z`), ISO, or epoch ms → aware UTC."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return EPOCH + timedelta(milliseconds=int(value))  # exact: no float seconds
     text = str(value or "").strip()
@@ -81,8 +81,8 @@ def parse_datetime(value) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise mapping_error(f"not a Salesforce date-time: {value!r}")
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        raise mapping_error(f"not a Salesforce date-time: {value!r}") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def epoch_ms(value: datetime) -> int:
@@ -100,13 +100,13 @@ def date_string(value) -> str | None:
     try:
         return date.fromisoformat(str(value)[:10]).isoformat()
     except ValueError:
-        raise mapping_error(f"not a date: {value!r}")
+        raise mapping_error(f"not a date: {value!r}") from None
 
 
 def sf_datetime(value: datetime) -> str:
     """A SOQL datetime literal (UTC, no quotes)."""
-    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -169,7 +169,14 @@ def account_of(account: dict) -> dict:
     email = (account.get("Billing_Email__c") or "").strip()
     if email and _EMAIL.match(email):
         out["email"] = email
-    for key, field in (("tax_id", "Tax_Id__c"), ("segment", "Segment__c"), ("owner", "OwnerId"), ("country", "BillingCountry"), ("erp_customer_id", "ERP_Customer_Id__c"), ("billing_customer_id", "Billing_Customer_Id__c")):
+    for key, field in (
+        ("tax_id", "Tax_Id__c"),
+        ("segment", "Segment__c"),
+        ("owner", "OwnerId"),
+        ("country", "BillingCountry"),
+        ("erp_customer_id", "ERP_Customer_Id__c"),
+        ("billing_customer_id", "Billing_Customer_Id__c"),
+    ):
         if account.get(field):
             out[key] = str(account[field])
     return out
@@ -276,7 +283,7 @@ def subscription_renewed(order: dict, items: list[dict], original_order_number: 
     data = {
         "renewal_id": order.get("OrderNumber") or order["Id"],
         "order_number": original_order_number,
-        "due_at": datetime.combine(date.fromisoformat(date_string(order["EffectiveDate"])), datetime.min.time(), tzinfo=timezone.utc).isoformat(),
+        "due_at": datetime.combine(date.fromisoformat(date_string(order["EffectiveDate"])), datetime.min.time(), tzinfo=UTC).isoformat(),
         "currency": record_currency(order),
         "arr": money(annual_value(lines), field="arr"),
         "lines": lines,
@@ -288,11 +295,19 @@ def subscription_renewed(order: dict, items: list[dict], original_order_number: 
 
 
 def subscription_cancelled(contract: dict, order_number: str, requested_at: str, lines: list[dict]) -> dict:
-    data = {"order_number": order_number, "requested_at": requested_at, "currency": record_currency(contract), "arr": money(annual_value(lines), field="arr"), "crm_record_id": contract["Id"]}
+    data = {
+        "order_number": order_number,
+        "requested_at": requested_at,
+        "currency": record_currency(contract),
+        "arr": money(annual_value(lines), field="arr"),
+        "crm_record_id": contract["Id"],
+    }
     if contract.get("Description"):
         data["reason"] = contract["Description"]
     if contract.get("EndDate"):
-        data["cancel_at"] = datetime.combine(date.fromisoformat(date_string(contract["EndDate"])), datetime.max.time().replace(microsecond=0), tzinfo=timezone.utc).isoformat()
+        data["cancel_at"] = datetime.combine(
+            date.fromisoformat(date_string(contract["EndDate"])), datetime.max.time().replace(microsecond=0), tzinfo=UTC
+        ).isoformat()
     return data
 
 
@@ -314,7 +329,9 @@ def raw_event(message: dict) -> dict:
     entity = header.get("entityName")
     change_type = header.get("changeType")
     if not entity or not change_type:
-        raise ConnectorError("validation", "change event without entityName/changeType in its ChangeEventHeader", system=SYSTEM, field="payload.ChangeEventHeader")
+        raise ConnectorError(
+            "validation", "change event without entityName/changeType in its ChangeEventHeader", system=SYSTEM, field="payload.ChangeEventHeader"
+        )
     replay = (message.get("event") or {}).get("replayId")
     if replay is not None:
         event_id = f"{entity}:{replay}"
@@ -335,7 +352,10 @@ def platform_event_message(event: dict) -> dict:
     record_id = payload.get("Record_Id__c") or payload.get("RecordId__c") or ""
     change = (payload.get("Change_Type__c") or "UPDATE").upper()
     header = {
-        "entityName": entity, "recordIds": [record_id] if record_id else [], "changeType": change, "changeOrigin": payload.get("Change_Origin__c") or "",
-        "commitTimestamp": epoch_ms(parse_datetime(payload.get("CreatedDate") or datetime.now(timezone.utc))),
+        "entityName": entity,
+        "recordIds": [record_id] if record_id else [],
+        "changeType": change,
+        "changeOrigin": payload.get("Change_Origin__c") or "",
+        "commitTimestamp": epoch_ms(parse_datetime(payload.get("CreatedDate") or datetime.now(UTC))),
     }
     return {"schema": data.get("schema"), "payload": {"ChangeEventHeader": header, **payload}, "event": data.get("event") or {}}

@@ -38,7 +38,7 @@ class HttpRewriteAdapter(HTTPAdapter):
 
     def send(self, request, **kwargs):
         if request.url.startswith("https://"):
-            request.url = "http://" + request.url[len("https://"):]
+            request.url = "http://" + request.url[len("https://") :]
         return super().send(request, **kwargs)
 
 
@@ -105,7 +105,16 @@ class SalesforceSession(requests.Session):
         operation = operation_name(method, url)
         waits = WaitPolicy(statuses=RETRY_STATUSES, max_wait=self.max_wait, max_attempts=self.max_attempts, without_retry_after=None)
         # super(): requests' own Session.request, so send does not come back here
-        return send(super(), method, url, system=self.system, operation=operation, timeout=kwargs.pop("timeout", self.timeout),
-                    table=ERROR_CODES, code_of=error_code_of, waits=waits,
-                    label="Salesforce token endpoint" if operation.endswith("oauth2/token") else "Salesforce", **kwargs)
-
+        return send(
+            super(),
+            method,
+            url,
+            system=self.system,
+            operation=operation,
+            timeout=kwargs.pop("timeout", self.timeout),
+            table=ERROR_CODES,
+            code_of=error_code_of,
+            waits=waits,
+            label="Salesforce token endpoint" if operation.endswith("oauth2/token") else "Salesforce",
+            **kwargs,
+        )

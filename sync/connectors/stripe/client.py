@@ -37,12 +37,14 @@ from .mapper import ECHO_PREFIX, MappingError
 log = logging.getLogger(__name__)
 
 # Stripe's error codes and error types (docs.stripe.com/error-codes, /api/errors).
-ERROR_CODES = CodeTable({
-    ErrorClass.RATE_LIMIT: {"rate_limit", "lock_timeout"},
-    ErrorClass.NOT_FOUND: {"resource_missing"},
-    ErrorClass.CONFLICT: {"idempotency_error"},  # an error *type*: a key reused with other parameters
-    ErrorClass.DUPLICATE: {"resource_already_exists"},
-})
+ERROR_CODES = CodeTable(
+    {
+        ErrorClass.RATE_LIMIT: {"rate_limit", "lock_timeout"},
+        ErrorClass.NOT_FOUND: {"resource_missing"},
+        ErrorClass.CONFLICT: {"idempotency_error"},  # an error *type*: a key reused with other parameters
+        ErrorClass.DUPLICATE: {"resource_already_exists"},
+    }
+)
 _operation: ContextVar[str] = ContextVar("stripe_operation", default="")  # names the call records of StripeConnector.call
 
 
@@ -70,9 +72,22 @@ class StripeHTTPClient(stripe.HTTPClient):
         if getattr(self._thread_local, "session", None) is None:  # one session per thread, as stripe.RequestsClient
             self._thread_local.session = requests.Session()
         operation = _operation.get() or f"{method.upper()} {urlsplit(url).path}"
-        return send(self._thread_local.session, method, url, system="stripe", operation=operation, timeout=self.timeout,
-                    table=ERROR_CODES, code_of=error_codes, waits=self.waits, label="Stripe",
-                    headers=headers, data=post_data, stream=stream, verify=stripe.ca_bundle_path)
+        return send(
+            self._thread_local.session,
+            method,
+            url,
+            system="stripe",
+            operation=operation,
+            timeout=self.timeout,
+            table=ERROR_CODES,
+            code_of=error_codes,
+            waits=self.waits,
+            label="Stripe",
+            headers=headers,
+            data=post_data,
+            stream=stream,
+            verify=stripe.ca_bundle_path,
+        )
 
     def request(self, method, url, headers, post_data=None):
         response = self._send(method, url, headers, post_data, stream=False)
@@ -110,16 +125,36 @@ def error_from_stripe(exc: stripe.StripeError) -> ConnectorError:
     kind = getattr(error, "type", None) or ""
     body = getattr(exc, "json_body", None) or {}
     if status is None:  # no answer (timeouts and refused connections are raised by http.send before this)
-        return ConnectorError(ErrorClass.UNAVAILABLE, f"cannot reach Stripe: {message.splitlines()[-1] if message else ''}".strip(), system="stripe", response=body)
+        return ConnectorError(
+            ErrorClass.UNAVAILABLE, f"cannot reach Stripe: {message.splitlines()[-1] if message else ''}".strip(), system="stripe", response=body
+        )
     retry_after = parse_retry_after((getattr(exc, "headers", None) or {}).get("Retry-After"))
-    return ConnectorError(classify(status, (code, kind), ERROR_CODES), message, system="stripe", field=param, code=code or kind,
-                          status_code=status, retry_after=retry_after, response=body)
+    return ConnectorError(
+        classify(status, (code, kind), ERROR_CODES),
+        message,
+        system="stripe",
+        field=param,
+        code=code or kind,
+        status_code=status,
+        retry_after=retry_after,
+        response=body,
+    )
 
 
 class StripeConnector(BillingConnector):
     system = "stripe"
 
-    def __init__(self, *, api_base: str, api_key: str, webhook_secret: str, api_version: str, timeout: float = 20.0, max_rate_limit_wait: float = 30.0, max_rate_limit_attempts: int = 4):
+    def __init__(
+        self,
+        *,
+        api_base: str,
+        api_key: str,
+        webhook_secret: str,
+        api_version: str,
+        timeout: float = 20.0,
+        max_rate_limit_wait: float = 30.0,
+        max_rate_limit_attempts: int = 4,
+    ):
         self.api_base = api_base.rstrip("/")
         self.api_version = api_version
         self.webhook_secret = webhook_secret
@@ -134,8 +169,13 @@ class StripeConnector(BillingConnector):
     @classmethod
     def from_settings(cls) -> StripeConnector:
         config = settings.CONNECTORS["stripe"]
-        return cls(api_base=config["api_base"], api_key=config["api_key"], webhook_secret=config["webhook_secret"],
-                   api_version=config["api_version"], timeout=getattr(settings, "CONNECTOR_TIMEOUT_SECONDS", 20.0))
+        return cls(
+            api_base=config["api_base"],
+            api_key=config["api_key"],
+            webhook_secret=config["webhook_secret"],
+            api_version=config["api_version"],
+            timeout=getattr(settings, "CONNECTOR_TIMEOUT_SECONDS", 20.0),
+        )
 
     # --- plumbing -----------------------------------------------------------------------
     def call(self, operation: str, fn: Callable, *args, **kwargs):
@@ -196,8 +236,13 @@ class StripeConnector(BillingConnector):
         if not changed:
             return CallResult(external_id=existing["id"], created=False, status_code=200, raw=existing)
         digest = hashlib.sha256(repr(sorted(changed.items())).encode()).hexdigest()[:12]
-        updated = self.call("customers.update", self.client.v1.customers.update, existing["id"], params=changed,
-                            options={"idempotency_key": self.key(idempotency_key, f"update-{digest}")})
+        updated = self.call(
+            "customers.update",
+            self.client.v1.customers.update,
+            existing["id"],
+            params=changed,
+            options={"idempotency_key": self.key(idempotency_key, f"update-{digest}")},
+        )
         return CallResult(external_id=updated.id, created=False, status_code=_status(updated), raw=_as_dict(updated))
 
     # --- products ---------------------------------------------------------------------------
@@ -209,8 +254,12 @@ class StripeConnector(BillingConnector):
             if exc.error_class != ErrorClass.NOT_FOUND:
                 raise
         try:
-            product = self.call("products.create", self.client.v1.products.create, params={"id": sku, "name": name or sku, "metadata": {"sku": sku}},
-                                options={"idempotency_key": self.key(idempotency_key, f"product-{sku}")})
+            product = self.call(
+                "products.create",
+                self.client.v1.products.create,
+                params={"id": sku, "name": name or sku, "metadata": {"sku": sku}},
+                options={"idempotency_key": self.key(idempotency_key, f"product-{sku}")},
+            )
             return product.id
         except ConnectorError as exc:
             if exc.error_class == ErrorClass.DUPLICATE:  # created meanwhile by another flow
@@ -249,7 +298,9 @@ class StripeConnector(BillingConnector):
         order_number = str(order.get("order_number") or "")
         currency = str(order.get("currency") or "").upper()
         if not order_number or not currency:
-            raise ConnectorError(ErrorClass.VALIDATION, "order needs order_number and currency", system="stripe", field="order_number" if not order_number else "currency")
+            raise ConnectorError(
+                ErrorClass.VALIDATION, "order needs order_number and currency", system="stripe", field="order_number" if not order_number else "currency"
+            )
         existing = self.find_subscription(customer_id=customer_id, order_number=order_number)
         if existing is not None:
             return CallResult(external_id=existing["id"], created=False, status_code=200, raw=existing)
@@ -259,13 +310,17 @@ class StripeConnector(BillingConnector):
             self.ensure_product(sku=sku, name=line.get("description") or sku, idempotency_key=idempotency_key)
             quantity = self._quantity(line.get("quantity", "1"), sku)
             if line.get("billing") == "one_time":
-                one_time.append({"price_data": self._price_data(sku=sku, unit_price=line["unit_price"], currency=currency, interval=None), "quantity": quantity})
+                one_time.append(
+                    {"price_data": self._price_data(sku=sku, unit_price=line["unit_price"], currency=currency, interval=None), "quantity": quantity}
+                )
                 continue
-            items.append({
-                "price_data": self._price_data(sku=sku, unit_price=line["unit_price"], currency=currency, interval=line.get("interval") or "month"),
-                "quantity": quantity,
-                "metadata": {"sku": sku},
-            })
+            items.append(
+                {
+                    "price_data": self._price_data(sku=sku, unit_price=line["unit_price"], currency=currency, interval=line.get("interval") or "month"),
+                    "quantity": quantity,
+                    "metadata": {"sku": sku},
+                }
+            )
         if not items:
             raise ConnectorError(ErrorClass.VALIDATION, f"order {order_number} has no recurring lines for a subscription", system="stripe", field="lines")
         metadata = {"order_number": order_number}
@@ -300,8 +355,13 @@ class StripeConnector(BillingConnector):
                 if unit_price in (None, ""):
                     raise ConnectorError(ErrorClass.MAPPING, f"{sku} is new on {subscription_id} and needs a unit_price", system="stripe", field="unit_price")
                 self.ensure_product(sku=sku, name=wanted.get("description") or sku, idempotency_key=idempotency_key)
-                changes.append({"price_data": self._price_data(sku=sku, unit_price=unit_price, currency=currency, interval=wanted.get("interval") or "month"),
-                                "quantity": quantity, "metadata": {"sku": sku}})
+                changes.append(
+                    {
+                        "price_data": self._price_data(sku=sku, unit_price=unit_price, currency=currency, interval=wanted.get("interval") or "month"),
+                        "quantity": quantity,
+                        "metadata": {"sku": sku},
+                    }
+                )
                 continue
             if quantity == 0:
                 changes.append({"id": item["id"], "deleted": True})
@@ -309,7 +369,9 @@ class StripeConnector(BillingConnector):
             change: dict[str, Any] = {}
             if quantity != int(item.get("quantity") or 0):
                 change["quantity"] = quantity
-            if unit_price not in (None, "") and mapper.to_major(mapper.to_minor_decimal(unit_price, currency), currency) != mapper.item_unit_price(item, currency):
+            if unit_price not in (None, "") and mapper.to_major(mapper.to_minor_decimal(unit_price, currency), currency) != mapper.item_unit_price(
+                item, currency
+            ):
                 interval = (item.get("price") or {}).get("recurring", {}).get("interval") or "month"
                 change["price_data"] = self._price_data(sku=sku, unit_price=unit_price, currency=currency, interval=interval)
                 change["quantity"] = quantity
@@ -317,9 +379,13 @@ class StripeConnector(BillingConnector):
                 changes.append({"id": item["id"], **change})
         if not changes:
             return CallResult(external_id=subscription_id, created=False, status_code=200, raw=sub)
-        updated = self.call("subscriptions.update", self.client.v1.subscriptions.update, subscription_id,
-                            params={"items": changes, "proration_behavior": "create_prorations" if prorate else "none"},
-                            options={"idempotency_key": self.key(idempotency_key)})
+        updated = self.call(
+            "subscriptions.update",
+            self.client.v1.subscriptions.update,
+            subscription_id,
+            params={"items": changes, "proration_behavior": "create_prorations" if prorate else "none"},
+            options={"idempotency_key": self.key(idempotency_key)},
+        )
         return CallResult(external_id=updated.id, created=False, status_code=_status(updated), raw=_as_dict(updated))
 
     def cancel_subscription(self, *, subscription_id: str, idempotency_key: str, at_period_end: bool = False) -> CallResult:
@@ -329,11 +395,21 @@ class StripeConnector(BillingConnector):
         key = self.key(idempotency_key)
         details = {"comment": key[:500]}  # survives on the subscription: marks the later .deleted event as our echo
         if at_period_end:
-            result = self.call("subscriptions.update", self.client.v1.subscriptions.update, subscription_id,
-                               params={"cancel_at_period_end": True, "cancellation_details": details}, options={"idempotency_key": key})
+            result = self.call(
+                "subscriptions.update",
+                self.client.v1.subscriptions.update,
+                subscription_id,
+                params={"cancel_at_period_end": True, "cancellation_details": details},
+                options={"idempotency_key": key},
+            )
         else:
-            result = self.call("subscriptions.cancel", self.client.v1.subscriptions.cancel, subscription_id,
-                               params={"cancellation_details": details}, options={"idempotency_key": key})
+            result = self.call(
+                "subscriptions.cancel",
+                self.client.v1.subscriptions.cancel,
+                subscription_id,
+                params={"cancellation_details": details},
+                options={"idempotency_key": key},
+            )
         return CallResult(external_id=result.id, created=False, status_code=_status(result), raw=_as_dict(result))
 
     # --- usage -------------------------------------------------------------------------------
@@ -341,8 +417,12 @@ class StripeConnector(BillingConnector):
         identifier = self.key(idempotency_key)
         if len(identifier) > 100:
             identifier = f"{ECHO_PREFIX}{hashlib.sha256(identifier.encode()).hexdigest()[:64]}"
-        params = {"event_name": metric, "identifier": identifier, "timestamp": mapper.to_ts(timestamp),
-                  "payload": {"stripe_customer_id": customer_id, "value": mapper.quantity_str(quantity)}}
+        params = {
+            "event_name": metric,
+            "identifier": identifier,
+            "timestamp": mapper.to_ts(timestamp),
+            "payload": {"stripe_customer_id": customer_id, "value": mapper.quantity_str(quantity)},
+        }
         event = self.call("billing.meter_events.create", self.client.v1.billing.meter_events.create, params=params, options={"idempotency_key": identifier})
         raw = _as_dict(event)
         return CallResult(external_id=raw.get("identifier") or identifier, created=True, status_code=_status(event), raw=raw)

@@ -17,9 +17,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # docs.stripe.com/currencies#zero-decimal and #three-decimal
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
-)
+ZERO_DECIMAL_CURRENCIES = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"})
 THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
 ECHO_PREFIX = "q2c-"  # our Idempotency-Keys and cancellation comments start with this
@@ -325,27 +323,47 @@ def amendment_from_event(event: Mapping) -> list[dict]:
     changes = []
     for sku, (quantity, unit_price, item) in after.items():
         if before.get(sku, (None, None))[:2] != (quantity, unit_price):
-            changes.append({"sku": sku, "quantity": quantity, "unit_price": unit_price, "billing": "recurring",
-                            "interval": _get(item, "price", "recurring", "interval", default="month")})
+            changes.append(
+                {
+                    "sku": sku,
+                    "quantity": quantity,
+                    "unit_price": unit_price,
+                    "billing": "recurring",
+                    "interval": _get(item, "price", "recurring", "interval", default="month"),
+                }
+            )
     for sku, (_, unit_price, item) in before.items():
         if sku not in after:
-            changes.append({"sku": sku, "quantity": "0", "unit_price": unit_price, "billing": "recurring",
-                            "interval": _get(item, "price", "recurring", "interval", default="month")})
+            changes.append(
+                {
+                    "sku": sku,
+                    "quantity": "0",
+                    "unit_price": unit_price,
+                    "billing": "recurring",
+                    "interval": _get(item, "price", "recurring", "interval", default="month"),
+                }
+            )
     if not changes:
         return []
     delta = subscription_arr(now_items, currency) - subscription_arr(before_items, currency)
     created = event.get("created") or time.time()
-    return [envelope(event, "subscription.amended.v1", {
-        "amendment_id": event["id"],
-        "order_number": order_number,
-        "billing_subscription_id": sub.get("id", ""),
-        "billing_customer_id": _customer_id(sub),
-        "effective_date": ts_to_date(created),
-        "requested_at": ts_to_iso(created),
-        "currency": currency.upper(),
-        "arr_delta": money_str(delta, currency),
-        "changes": changes,
-    })]
+    return [
+        envelope(
+            event,
+            "subscription.amended.v1",
+            {
+                "amendment_id": event["id"],
+                "order_number": order_number,
+                "billing_subscription_id": sub.get("id", ""),
+                "billing_customer_id": _customer_id(sub),
+                "effective_date": ts_to_date(created),
+                "requested_at": ts_to_iso(created),
+                "currency": currency.upper(),
+                "arr_delta": money_str(delta, currency),
+                "changes": changes,
+            },
+        )
+    ]
 
 
 def cancellation_from_event(event: Mapping) -> list[dict]:
@@ -410,28 +428,40 @@ def payment_from_event(event: Mapping) -> list[dict]:
     currency = _essential(invoice, "currency")
     number = invoice.get("number") or _essential(invoice, "id")
     if event.get("type") == "invoice.paid":
-        return [envelope(event, "payment.received.v1", {
-            "payment_id": f"{invoice['id']}:paid",
-            "invoice_number": number,
-            **_common_invoice_fields(invoice),
-            "amount": to_major(_essential(invoice, "amount_paid"), currency),
-            "currency": currency.upper(),
-            "received_at": ts_to_iso(_get(invoice, "status_transitions", "paid_at") or event.get("created")),
-        })]
+        return [
+            envelope(
+                event,
+                "payment.received.v1",
+                {
+                    "payment_id": f"{invoice['id']}:paid",
+                    "invoice_number": number,
+                    **_common_invoice_fields(invoice),
+                    "amount": to_major(_essential(invoice, "amount_paid"), currency),
+                    "currency": currency.upper(),
+                    "received_at": ts_to_iso(_get(invoice, "status_transitions", "paid_at") or event.get("created")),
+                },
+            )
+        ]
     attempt = int(invoice.get("attempt_count") or 1)
     reason = f"payment attempt {attempt} failed"
     if invoice.get("next_payment_attempt"):
         reason += f"; next attempt {ts_to_iso(invoice['next_payment_attempt'])}"
-    return [envelope(event, "payment.failed.v1", {
-        "payment_id": f"{invoice['id']}:attempt{attempt}",
-        "invoice_number": number,
-        **_common_invoice_fields(invoice),
-        "amount": to_major(_essential(invoice, "amount_remaining", "amount_due"), currency),
-        "currency": currency.upper(),
-        "failed_at": ts_to_iso(event.get("created")),
-        "attempt": attempt,
-        "reason": reason,
-    })]
+    return [
+        envelope(
+            event,
+            "payment.failed.v1",
+            {
+                "payment_id": f"{invoice['id']}:attempt{attempt}",
+                "invoice_number": number,
+                **_common_invoice_fields(invoice),
+                "amount": to_major(_essential(invoice, "amount_remaining", "amount_due"), currency),
+                "currency": currency.upper(),
+                "failed_at": ts_to_iso(event.get("created")),
+                "attempt": attempt,
+                "reason": reason,
+            },
+        )
+    ]
 
 
 def credit_note_from_event(event: Mapping, fetch_invoice: Callable[[str], Mapping | None] | None = None) -> list[dict]:

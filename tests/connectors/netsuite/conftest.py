@@ -26,9 +26,15 @@ def netsuite(netsuite_server, point_connector) -> NetSuiteConnector:
 
 def tba(settings, **overrides) -> OAuth1:
     creds = {**settings.CONNECTORS["netsuite"], **overrides}
-    return OAuth1(creds["consumer_key"], client_secret=creds["consumer_secret"], resource_owner_key=creds["token_id"],
-                  resource_owner_secret=creds["token_secret"], signature_method=overrides.pop("signature_method", "HMAC-SHA256"),
-                  realm=creds["account_id"], **{k: v for k, v in overrides.items() if k in ("timestamp", "nonce")})
+    return OAuth1(
+        creds["consumer_key"],
+        client_secret=creds["consumer_secret"],
+        resource_owner_key=creds["token_id"],
+        resource_owner_secret=creds["token_secret"],
+        signature_method=overrides.pop("signature_method", "HMAC-SHA256"),
+        realm=creds["account_id"],
+        **{k: v for k, v in overrides.items() if k in ("timestamp", "nonce")},
+    )
 
 
 @pytest.fixture

@@ -16,18 +16,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def an_order(**overrides) -> dict:
     return {
-        "order_number": "ORD-2001", "account": {"external_id": "001ACME", "name": "Acme Corp"}, "currency": "USD",
-        "closed_won_at": "2026-05-04T23:30:00-04:00", "erp_subsidiary_id": "1",
-        "lines": [{"sku": "PLAT-SEAT", "quantity": "25", "unit_price": "45.00", "description": "Seats"},
-                  {"sku": "ONBOARD-FEE", "quantity": "1", "unit_price": "2500.00", "billing": "one_time"}],
+        "order_number": "ORD-2001",
+        "account": {"external_id": "001ACME", "name": "Acme Corp"},
+        "currency": "USD",
+        "closed_won_at": "2026-05-04T23:30:00-04:00",
+        "erp_subsidiary_id": "1",
+        "lines": [
+            {"sku": "PLAT-SEAT", "quantity": "25", "unit_price": "45.00", "description": "Seats"},
+            {"sku": "ONBOARD-FEE", "quantity": "1", "unit_price": "2500.00", "billing": "one_time"},
+        ],
         **overrides,
     }
 
 
 @pytest.fixture
 def customer_id(netsuite) -> str:
-    return netsuite.upsert_customer(customer={"account": {"external_id": "001ACME", "name": "Acme Corp"}, "currency": "USD",
-                                              "erp_subsidiary_id": "1"}, external_id="HUB-CUS-ACME").external_id
+    return netsuite.upsert_customer(
+        customer={"account": {"external_id": "001ACME", "name": "Acme Corp"}, "currency": "USD", "erp_subsidiary_id": "1"}, external_id="HUB-CUS-ACME"
+    ).external_id
 
 
 def test_a_retried_sales_order_is_exactly_one_sales_order_in_netsuite(netsuite, customer_id):
@@ -40,8 +46,9 @@ def test_a_retried_sales_order_is_exactly_one_sales_order_in_netsuite(netsuite, 
 
 def test_an_upsert_replaces_the_lines_rather_than_adding_them(netsuite, customer_id):
     netsuite.upsert_sales_order(order=an_order(), customer_id=customer_id, external_id="HUB-SO-2002")
-    netsuite.upsert_sales_order(order=an_order(lines=[{"sku": "PLAT-SEAT", "quantity": "30", "unit_price": "45.00"}]),
-                                customer_id=customer_id, external_id="HUB-SO-2002")
+    netsuite.upsert_sales_order(
+        order=an_order(lines=[{"sku": "PLAT-SEAT", "quantity": "30", "unit_price": "45.00"}]), customer_id=customer_id, external_id="HUB-SO-2002"
+    )
     order = netsuite.get_sales_order(external_id="HUB-SO-2002")
     assert [(line["sku"], line["quantity"]) for line in order["lines"]] == [("PLAT-SEAT", "30")]
     assert order["total"] == "1350.00"
@@ -49,8 +56,7 @@ def test_an_upsert_replaces_the_lines_rather_than_adding_them(netsuite, customer
 
 def test_the_sales_order_carries_customer_subsidiary_currency_and_date(netsuite, customer_id):
     LegalEntity.objects.create(code="UK01", name="Q2C UK Ltd", base_currency="GBP", erp_subsidiary_id="2")
-    netsuite.upsert_sales_order(order=an_order(erp_subsidiary_id=None, legal_entity="UK01", currency="GBP"), customer_id=customer_id,
-                                external_id="HUB-SO-2003")
+    netsuite.upsert_sales_order(order=an_order(erp_subsidiary_id=None, legal_entity="UK01", currency="GBP"), customer_id=customer_id, external_id="HUB-SO-2003")
     record = Record.objects.get(record_type="salesOrder", external_id="HUB-SO-2003").data
     assert record["entity"] == {"id": customer_id}
     assert record["subsidiary"] == {"id": "2"}
@@ -131,26 +137,60 @@ def test_an_unreachable_netsuite_is_unavailable(settings):
 
 def test_an_invoice_payment_and_credit_memo_land_linked(netsuite, customer_id):
     so = netsuite.upsert_sales_order(order=an_order(), customer_id=customer_id, external_id="HUB-SO-2011")
-    invoice = {"invoice_number": "INV-3001", "currency": "USD", "total": "1125.00", "finalized_at": "2026-06-01T08:00:00Z",
-               "due_date": "2026-07-01", "erp_subsidiary_id": "1", "sales_order_id": so.external_id, "order_number": "ORD-2001",
-               "lines": [{"sku": "PLAT-SEAT", "description": "Seats, June", "quantity": "25", "unit_amount": "45.00", "amount": "1125.00"}]}
+    invoice = {
+        "invoice_number": "INV-3001",
+        "currency": "USD",
+        "total": "1125.00",
+        "finalized_at": "2026-06-01T08:00:00Z",
+        "due_date": "2026-07-01",
+        "erp_subsidiary_id": "1",
+        "sales_order_id": so.external_id,
+        "order_number": "ORD-2001",
+        "lines": [{"sku": "PLAT-SEAT", "description": "Seats, June", "quantity": "25", "unit_amount": "45.00", "amount": "1125.00"}],
+    }
     inv = netsuite.upsert_invoice(invoice=invoice, customer_id=customer_id, external_id="HUB-INV-3001")
-    netsuite.upsert_payment(payment={"payment_id": "pi_3001", "invoice_number": "INV-3001", "amount": "1125.00", "currency": "USD",
-                                     "received_at": "2026-06-10T10:00:00Z"}, customer_id=customer_id, invoice_id=inv.external_id, external_id="HUB-PAY-3001")
+    netsuite.upsert_payment(
+        payment={"payment_id": "pi_3001", "invoice_number": "INV-3001", "amount": "1125.00", "currency": "USD", "received_at": "2026-06-10T10:00:00Z"},
+        customer_id=customer_id,
+        invoice_id=inv.external_id,
+        external_id="HUB-PAY-3001",
+    )
     got = netsuite.get_invoice(external_id="HUB-INV-3001")
-    assert (got["invoice_number"], got["total"], got["status"], got["amount_remaining"], got["due_date"]) == ("INV-3001", "1125.00", "paid", "0.00", "2026-07-01")
+    assert (got["invoice_number"], got["total"], got["status"], got["amount_remaining"], got["due_date"]) == (
+        "INV-3001",
+        "1125.00",
+        "paid",
+        "0.00",
+        "2026-07-01",
+    )
     assert Record.objects.get(id=int(inv.external_id)).data["createdFrom"] == {"id": so.external_id}
-    netsuite.upsert_credit_memo(credit_memo={"credit_memo_number": "CN-3001", "amount": "45.00", "currency": "USD",
-                                             "issued_at": "2026-06-12T00:00:00Z", "erp_invoice_id": inv.external_id, "reason": "One seat"},
-                                customer_id=customer_id, external_id="HUB-CM-3001")
+    netsuite.upsert_credit_memo(
+        credit_memo={
+            "credit_memo_number": "CN-3001",
+            "amount": "45.00",
+            "currency": "USD",
+            "issued_at": "2026-06-12T00:00:00Z",
+            "erp_invoice_id": inv.external_id,
+            "reason": "One seat",
+        },
+        customer_id=customer_id,
+        external_id="HUB-CM-3001",
+    )
     memo = netsuite.get_credit_memo(external_id="HUB-CM-3001")
     assert (memo["amount"], memo["erp_invoice_id"], memo["credit_memo_number"]) == ("45.00", inv.external_id, "CN-3001")
 
 
 def test_billing_tax_is_posted_as_a_line_so_the_erp_total_is_the_billing_total(netsuite, customer_id):
-    invoice = {"invoice_number": "INV-3010", "currency": "USD", "subtotal": "1125.00", "tax": "92.81", "total": "1217.81",
-               "finalized_at": "2026-06-01T08:00:00Z", "erp_subsidiary_id": "1",
-               "lines": [{"sku": "PLAT-SEAT", "description": "Seats, June", "quantity": "25", "unit_amount": "45.00", "amount": "1125.00"}]}
+    invoice = {
+        "invoice_number": "INV-3010",
+        "currency": "USD",
+        "subtotal": "1125.00",
+        "tax": "92.81",
+        "total": "1217.81",
+        "finalized_at": "2026-06-01T08:00:00Z",
+        "erp_subsidiary_id": "1",
+        "lines": [{"sku": "PLAT-SEAT", "description": "Seats, June", "quantity": "25", "unit_amount": "45.00", "amount": "1125.00"}],
+    }
     netsuite.upsert_invoice(invoice=invoice, customer_id=customer_id, external_id="HUB-INV-3010")
     got = netsuite.get_invoice(external_id="HUB-INV-3010")
     assert got["total"] == "1217.81"
@@ -162,16 +202,28 @@ def test_billing_tax_is_posted_as_a_line_so_the_erp_total_is_the_billing_total(n
 
 def test_tax_with_no_tax_item_in_the_erp_is_a_mapping_error_naming_the_setting(netsuite, customer_id):
     netsuite.tax_item = "NO-SUCH-TAX-ITEM"
-    invoice = {"invoice_number": "INV-3011", "currency": "USD", "tax": "8.00", "total": "108.00", "finalized_at": "2026-06-01T08:00:00Z",
-               "erp_subsidiary_id": "1", "lines": [{"sku": "PLAT-SEAT", "quantity": "1", "unit_amount": "100.00", "amount": "100.00"}]}
+    invoice = {
+        "invoice_number": "INV-3011",
+        "currency": "USD",
+        "tax": "8.00",
+        "total": "108.00",
+        "finalized_at": "2026-06-01T08:00:00Z",
+        "erp_subsidiary_id": "1",
+        "lines": [{"sku": "PLAT-SEAT", "quantity": "1", "unit_amount": "100.00", "amount": "100.00"}],
+    }
     with pytest.raises(ConnectorError) as caught:
         netsuite.upsert_invoice(invoice=invoice, customer_id=customer_id, external_id="HUB-INV-3011")
     assert (caught.value.error_class, caught.value.field) == (ErrorClass.MAPPING, "tax") and "NO-SUCH-TAX-ITEM" in caught.value.message
 
 
 def test_an_invoice_line_without_a_sku_is_a_mapping_error(netsuite, customer_id):
-    invoice = {"invoice_number": "INV-3002", "currency": "USD", "total": "5.00", "finalized_at": "2026-06-01T08:00:00Z",
-               "lines": [{"description": "Proration", "amount": "5.00"}]}
+    invoice = {
+        "invoice_number": "INV-3002",
+        "currency": "USD",
+        "total": "5.00",
+        "finalized_at": "2026-06-01T08:00:00Z",
+        "lines": [{"description": "Proration", "amount": "5.00"}],
+    }
     with pytest.raises(ConnectorError) as caught:
         netsuite.upsert_invoice(invoice=invoice, customer_id=customer_id, external_id="HUB-INV-3002")
     assert (caught.value.error_class, caught.value.field) == (ErrorClass.MAPPING, "lines[0].sku")
@@ -189,6 +241,7 @@ def test_a_renewal_repeats_the_original_lines_on_a_new_order(netsuite, customer_
 def test_an_item_added_after_caching_is_still_resolved(netsuite, customer_id, raw):
     netsuite.upsert_sales_order(order=an_order(), customer_id=customer_id, external_id="HUB-SO-2013")
     raw.put(f"{raw.base}/record/v1/nonInventorySaleItem/eid:ITEM-ADDON-SSO", json={"itemId": "ADDON-SSO", "displayName": "SSO add-on"})
-    netsuite.upsert_sales_order(order=an_order(lines=[{"sku": "ADDON-SSO", "quantity": "1", "unit_price": "300.00"}]),
-                                customer_id=customer_id, external_id="HUB-SO-2014")
+    netsuite.upsert_sales_order(
+        order=an_order(lines=[{"sku": "ADDON-SSO", "quantity": "1", "unit_price": "300.00"}]), customer_id=customer_id, external_id="HUB-SO-2014"
+    )
     assert netsuite.get_sales_order(external_id="HUB-SO-2014")["lines"][0]["sku"] == "ADDON-SSO"

@@ -10,8 +10,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def item_id(raw, sku: str) -> str:
-    rows = raw.post(f"{raw.base}/query/v1/suiteql", json={"q": f"SELECT id FROM item WHERE itemid = '{sku}'"},
-                    headers={"Prefer": "transient"}).json()["items"]
+    rows = raw.post(f"{raw.base}/query/v1/suiteql", json={"q": f"SELECT id FROM item WHERE itemid = '{sku}'"}, headers={"Prefer": "transient"}).json()["items"]
     return rows[0]["id"]
 
 
@@ -55,8 +54,12 @@ def test_put_by_external_id_twice_keeps_one_record_and_applies_the_second(raw):
 def test_put_eid_then_get_eid_round_trips_a_sales_order(raw):
     customer = put_customer(raw, "CUST-7").headers["Location"].rsplit("/", 1)[1]
     seat = item_id(raw, "PLAT-SEAT")
-    body = {"entity": {"id": customer}, "tranDate": "2026-02-01", "memo": "Order ORD-7",
-            "item": {"items": [{"item": {"id": seat}, "quantity": 12, "rate": 45.125, "amount": 541.50, "description": "Seats"}]}}
+    body = {
+        "entity": {"id": customer},
+        "tranDate": "2026-02-01",
+        "memo": "Order ORD-7",
+        "item": {"items": [{"item": {"id": seat}, "quantity": 12, "rate": 45.125, "amount": 541.50, "description": "Seats"}]},
+    }
     assert raw.put(f"{raw.base}/record/v1/salesOrder/eid:SO-7", json=body).status_code == 204
     got = raw.get(f"{raw.base}/record/v1/salesOrder/eid:SO-7", params={"expandSubResources": "true"}).json()
     assert got["externalId"] == "SO-7"
@@ -70,17 +73,23 @@ def test_put_eid_then_get_eid_round_trips_a_sales_order(raw):
 
 def test_get_without_expansion_links_the_item_sublist(raw):
     customer = put_customer(raw, "CUST-8").headers["Location"].rsplit("/", 1)[1]
-    raw.put(f"{raw.base}/record/v1/salesOrder/eid:SO-8", json={"entity": {"id": customer}, "item": {"items": [{"item": {"id": item_id(raw, "PLAT-API")}, "rate": 500}]}})
+    raw.put(
+        f"{raw.base}/record/v1/salesOrder/eid:SO-8",
+        json={"entity": {"id": customer}, "item": {"items": [{"item": {"id": item_id(raw, "PLAT-API")}, "rate": 500}]}},
+    )
     got = raw.get(f"{raw.base}/record/v1/salesOrder/eid:SO-8").json()
     assert list(got["item"]) == ["links"]
 
 
 def test_an_invalid_item_reference_is_invalid_content_at_its_path(raw):
     customer = put_customer(raw, "CUST-9").headers["Location"].rsplit("/", 1)[1]
-    response = raw.put(f"{raw.base}/record/v1/salesOrder/eid:SO-9", json={
-        "entity": {"id": customer},
-        "item": {"items": [{"item": {"id": item_id(raw, "PLAT-SEAT")}, "quantity": 1, "rate": 45}, {"item": {"id": "9999"}, "quantity": 1, "rate": 1}]},
-    })
+    response = raw.put(
+        f"{raw.base}/record/v1/salesOrder/eid:SO-9",
+        json={
+            "entity": {"id": customer},
+            "item": {"items": [{"item": {"id": item_id(raw, "PLAT-SEAT")}, "quantity": 1, "rate": 45}, {"item": {"id": "9999"}, "quantity": 1, "rate": 1}]},
+        },
+    )
     detail = assert_netsuite_error(response, 400, "INVALID_CONTENT", "item.items[1].item")
     assert "Invalid Field Value 9999" in detail["detail"]
     assert not Record.objects.filter(external_id="SO-9").exists()
@@ -93,7 +102,10 @@ def test_a_missing_required_field_is_refused_with_its_path(raw):
 
 
 def test_an_unknown_customer_reference_is_refused(raw):
-    response = raw.put(f"{raw.base}/record/v1/invoice/eid:INV-1", json={"entity": {"id": "424242"}, "item": {"items": [{"item": {"id": item_id(raw, "PLAT-SEAT")}, "rate": 1}]}})
+    response = raw.put(
+        f"{raw.base}/record/v1/invoice/eid:INV-1",
+        json={"entity": {"id": "424242"}, "item": {"items": [{"item": {"id": item_id(raw, "PLAT-SEAT")}, "rate": 1}]}},
+    )
     assert_netsuite_error(response, 400, "INVALID_CONTENT", "entity")
 
 
@@ -119,9 +131,14 @@ def test_put_needs_an_external_id(raw):
 def test_a_payment_applied_to_an_invoice_marks_it_paid(raw):
     customer = put_customer(raw, "CUST-13").headers["Location"].rsplit("/", 1)[1]
     seat = item_id(raw, "PLAT-SEAT")
-    invoice = raw.put(f"{raw.base}/record/v1/invoice/eid:INV-13", json={"entity": {"id": customer}, "item": {"items": [{"item": {"id": seat}, "quantity": 2, "rate": 45}]}})
+    invoice = raw.put(
+        f"{raw.base}/record/v1/invoice/eid:INV-13", json={"entity": {"id": customer}, "item": {"items": [{"item": {"id": seat}, "quantity": 2, "rate": 45}]}}
+    )
     invoice_id = invoice.headers["Location"].rsplit("/", 1)[1]
-    raw.put(f"{raw.base}/record/v1/customerPayment/eid:PAY-13", json={"customer": {"id": customer}, "payment": 90, "apply": {"items": [{"doc": {"id": invoice_id}, "apply": True, "amount": 90}]}})
+    raw.put(
+        f"{raw.base}/record/v1/customerPayment/eid:PAY-13",
+        json={"customer": {"id": customer}, "payment": 90, "apply": {"items": [{"doc": {"id": invoice_id}, "apply": True, "amount": 90}]}},
+    )
     got = raw.get(f"{raw.base}/record/v1/invoice/{invoice_id}").json()
     assert (got["status"]["refName"], got["amountRemaining"]) == ("Paid In Full", 0)
 
@@ -129,13 +146,20 @@ def test_a_payment_applied_to_an_invoice_marks_it_paid(raw):
 def test_fail_records_refuses_a_listed_sku_with_a_validation_error(raw, netsuite_server):
     customer = put_customer(raw, "CUST-14").headers["Location"].rsplit("/", 1)[1]
     netsuite_server.faults(fail_records=["SUPPORT-PREM"])
-    response = raw.put(f"{raw.base}/record/v1/salesOrder/eid:SO-14", json={"entity": {"id": customer}, "item": {"items": [
-        {"item": {"id": item_id(raw, "PLAT-SEAT")}, "rate": 45}, {"item": {"id": item_id(raw, "SUPPORT-PREM")}, "rate": 1200}]}})
+    response = raw.put(
+        f"{raw.base}/record/v1/salesOrder/eid:SO-14",
+        json={
+            "entity": {"id": customer},
+            "item": {"items": [{"item": {"id": item_id(raw, "PLAT-SEAT")}, "rate": 45}, {"item": {"id": item_id(raw, "SUPPORT-PREM")}, "rate": 1200}]},
+        },
+    )
     assert_netsuite_error(response, 400, "INVALID_CONTENT", "item.items[1].item")
 
 
 def test_the_catalogue_is_seeded_with_skus_as_item_ids(raw):
-    rows = raw.post(f"{raw.base}/query/v1/suiteql", json={"q": "SELECT itemid, itemtype FROM item ORDER BY itemid"}, headers={"Prefer": "transient"}).json()["items"]
+    rows = raw.post(f"{raw.base}/query/v1/suiteql", json={"q": "SELECT itemid, itemtype FROM item ORDER BY itemid"}, headers={"Prefer": "transient"}).json()[
+        "items"
+    ]
     assert {"PLAT-SEAT", "PLAT-API", "SUPPORT-PREM", "ONBOARD-FEE", "USAGE-API-CALLS"} <= {r["itemid"] for r in rows}
     assert {r["itemtype"] for r in rows} == {"NonInvtPart"}
 

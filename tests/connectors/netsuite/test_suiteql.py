@@ -22,8 +22,13 @@ def suiteql(raw, q: str, **params):
 def many_customers(db):
     now = timezone.now()
     Record.objects.bulk_create(
-        Record(record_type="customer", external_id=f"BULK-{i:05d}", created_at=now, last_modified=now,
-               data={"companyName": f"Customer {i:05d}", "subsidiary": {"id": "1"}, "email": f"c{i}@example.com"})
+        Record(
+            record_type="customer",
+            external_id=f"BULK-{i:05d}",
+            created_at=now,
+            last_modified=now,
+            data={"companyName": f"Customer {i:05d}", "subsidiary": {"id": "1"}, "email": f"c{i}@example.com"},
+        )
         for i in range(1150)
     )
     return 1150
@@ -67,15 +72,23 @@ def test_an_unknown_column_is_an_invalid_search_query(raw):
 
 
 def test_where_and_order_by_filter_and_sort(raw, many_customers):
-    rows = suiteql(raw, "SELECT externalid, companyname FROM customer WHERE externalid >= 'BULK-01140' AND subsidiary = '1' ORDER BY externalid DESC").json()["items"]
+    rows = suiteql(raw, "SELECT externalid, companyname FROM customer WHERE externalid >= 'BULK-01140' AND subsidiary = '1' ORDER BY externalid DESC").json()[
+        "items"
+    ]
     assert [r["externalid"] for r in rows] == [f"BULK-{i:05d}" for i in range(1149, 1139, -1)]
     one = suiteql(raw, "SELECT id, email FROM customer WHERE email = 'c7@example.com'").json()
     assert one["count"] == 1 and one["items"][0]["email"] == "c7@example.com"
 
 
 def an_invoice(number: str) -> dict:
-    return {"invoice_number": number, "currency": "USD", "total": "90.00", "finalized_at": "2026-06-01T08:00:00Z", "erp_subsidiary_id": "1",
-            "lines": [{"sku": "PLAT-SEAT", "description": "Seats", "quantity": "2", "unit_amount": "45.00", "amount": "90.00"}]}
+    return {
+        "invoice_number": number,
+        "currency": "USD",
+        "total": "90.00",
+        "finalized_at": "2026-06-01T08:00:00Z",
+        "erp_subsidiary_id": "1",
+        "lines": [{"sku": "PLAT-SEAT", "description": "Seats", "quantity": "2", "unit_amount": "45.00", "amount": "90.00"}],
+    }
 
 
 def test_fetch_changes_finds_invoices_changed_since_a_time_oldest_first(netsuite):
@@ -83,9 +96,17 @@ def test_fetch_changes_finds_invoices_changed_since_a_time_oldest_first(netsuite
     old = netsuite.upsert_invoice(invoice=an_invoice("INV-OLD"), customer_id=customer, external_id="HUB-INV-OLD")
     Record.objects.filter(id=int(old.external_id)).update(last_modified=timezone.now() - timedelta(hours=2))
     new = netsuite.upsert_invoice(invoice=an_invoice("INV-NEW"), customer_id=customer, external_id="HUB-INV-NEW")
-    netsuite.upsert_sales_order(order={"order_number": "ORD-X", "account": {"external_id": "A", "name": "Hooli"}, "currency": "USD",
-                                       "closed_won_at": "2026-06-01T08:00:00Z", "lines": [{"sku": "PLAT-SEAT", "quantity": "1", "unit_price": "45"}]},
-                                customer_id=customer, external_id="HUB-SO-X")
+    netsuite.upsert_sales_order(
+        order={
+            "order_number": "ORD-X",
+            "account": {"external_id": "A", "name": "Hooli"},
+            "currency": "USD",
+            "closed_won_at": "2026-06-01T08:00:00Z",
+            "lines": [{"sku": "PLAT-SEAT", "quantity": "1", "unit_price": "45"}],
+        },
+        customer_id=customer,
+        external_id="HUB-SO-X",
+    )
 
     recent = list(netsuite.fetch_changes(object_type="invoice", since=timezone.now() - timedelta(minutes=10)))
     assert [event["payload"]["tranid"] for event in recent] == ["INV-NEW"]

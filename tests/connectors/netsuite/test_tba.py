@@ -33,8 +33,9 @@ def test_it_accepts_a_request_signed_by_requests_oauthlib(raw):
 
 
 def test_it_accepts_a_signed_request_with_query_parameters(raw):
-    response = raw.post(f"{raw.base}/query/v1/suiteql", params={"limit": 2, "offset": 1},
-                        json={"q": "SELECT id FROM subsidiary ORDER BY id"}, headers={"Prefer": "transient"})
+    response = raw.post(
+        f"{raw.base}/query/v1/suiteql", params={"limit": 2, "offset": 1}, json={"q": "SELECT id FROM subsidiary ORDER BY id"}, headers={"Prefer": "transient"}
+    )
     assert response.status_code == 200
     assert [row["id"] for row in response.json()["items"]] == ["2", "3"]
 

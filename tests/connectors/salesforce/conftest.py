@@ -50,7 +50,9 @@ def simple_sf(sf_server, settings):
     config = settings.CONNECTORS["salesforce"]
     token = requests.post(
         f"{sf_server.url}/services/oauth2/token",
-        data={"grant_type": "client_credentials"}, auth=(config["client_id"], config["client_secret"]), timeout=10,
+        data={"grant_type": "client_credentials"},
+        auth=(config["client_id"], config["client_secret"]),
+        timeout=10,
     ).json()
     session = requests.Session()
     mount_for_instance(session, token["instance_url"])

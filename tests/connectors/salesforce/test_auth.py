@@ -28,14 +28,20 @@ def rsa_key(tmp_path):
 @pytest.fixture
 def jwt_app(sf_server, rsa_key):
     private, public, key = rsa_key
-    response = requests.post(f"{sf_server.url}/__sandbox__/salesforce/connected-app", json={"consumer_key": "jwt-consumer-key", "certificate_pem": public}, timeout=10)
+    response = requests.post(
+        f"{sf_server.url}/__sandbox__/salesforce/connected-app", json={"consumer_key": "jwt-consumer-key", "certificate_pem": public}, timeout=10
+    )
     response.raise_for_status()
     return private, key
 
 
 def test_client_credentials_token_in_the_form_body(sf_server, settings):
     config = settings.CONNECTORS["salesforce"]
-    response = requests.post(f"{sf_server.url}/services/oauth2/token", data={"grant_type": "client_credentials", "client_id": config["client_id"], "client_secret": config["client_secret"]}, timeout=10)
+    response = requests.post(
+        f"{sf_server.url}/services/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": config["client_id"], "client_secret": config["client_secret"]},
+        timeout=10,
+    )
 
     body = response.json()
     assert response.status_code == 200
@@ -44,7 +50,12 @@ def test_client_credentials_token_in_the_form_body(sf_server, settings):
 
 
 def test_client_credentials_with_a_wrong_secret_is_refused(sf_server, settings):
-    response = requests.post(f"{sf_server.url}/services/oauth2/token", data={"grant_type": "client_credentials"}, auth=(settings.CONNECTORS["salesforce"]["client_id"], "wrong"), timeout=10)
+    response = requests.post(
+        f"{sf_server.url}/services/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(settings.CONNECTORS["salesforce"]["client_id"], "wrong"),
+        timeout=10,
+    )
 
     assert response.status_code == 400 and response.json()["error"] == "invalid_client"
 
@@ -61,8 +72,12 @@ def test_connector_reports_a_failed_login_as_an_auth_error(connector):
 def test_jwt_bearer_login_lets_the_connector_work(sf_server, settings, jwt_app):
     private, _key = jwt_app
     connector = SalesforceConnector(
-        token_url=f"{sf_server.url}/services/oauth2/token", instance_url=sf_server.url, client_id="jwt-consumer-key",
-        username=settings.CONNECTORS["salesforce"]["username"], private_key_file=str(private), webhook_secret="s",
+        token_url=f"{sf_server.url}/services/oauth2/token",
+        instance_url=sf_server.url,
+        client_id="jwt-consumer-key",
+        username=settings.CONNECTORS["salesforce"]["username"],
+        private_key_file=str(private),
+        webhook_secret="s",
     )
 
     health = connector.health()
@@ -77,10 +92,20 @@ def test_jwt_signed_with_another_key_or_expired_is_refused(sf_server, settings, 
     token_url = f"{sf_server.url}/services/oauth2/token"
     grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
-    forged = requests.post(token_url, data={"grant_type": grant, "assertion": jwt.encode({**claims, "exp": int(time.time()) + 120}, other, algorithm="RS256")}, timeout=10)
-    expired = requests.post(token_url, data={"grant_type": grant, "assertion": jwt.encode({**claims, "exp": int(time.time()) - 600}, key, algorithm="RS256")}, timeout=10)
-    stranger = requests.post(token_url, data={"grant_type": grant, "assertion": jwt.encode({**claims, "sub": "nobody@q2c.example", "exp": int(time.time()) + 120}, key, algorithm="RS256")}, timeout=10)
-    good = requests.post(token_url, data={"grant_type": grant, "assertion": jwt.encode({**claims, "exp": int(time.time()) + 120}, key, algorithm="RS256")}, timeout=10)
+    forged = requests.post(
+        token_url, data={"grant_type": grant, "assertion": jwt.encode({**claims, "exp": int(time.time()) + 120}, other, algorithm="RS256")}, timeout=10
+    )
+    expired = requests.post(
+        token_url, data={"grant_type": grant, "assertion": jwt.encode({**claims, "exp": int(time.time()) - 600}, key, algorithm="RS256")}, timeout=10
+    )
+    stranger = requests.post(
+        token_url,
+        data={"grant_type": grant, "assertion": jwt.encode({**claims, "sub": "nobody@q2c.example", "exp": int(time.time()) + 120}, key, algorithm="RS256")},
+        timeout=10,
+    )
+    good = requests.post(
+        token_url, data={"grant_type": grant, "assertion": jwt.encode({**claims, "exp": int(time.time()) + 120}, key, algorithm="RS256")}, timeout=10
+    )
 
     assert (forged.status_code, forged.json()["error"]) == (400, "invalid_grant")
     assert (expired.status_code, expired.json()["error_description"]) == (400, "expired authorization code")
@@ -89,7 +114,9 @@ def test_jwt_signed_with_another_key_or_expired_is_refused(sf_server, settings, 
 
 
 def test_a_request_with_an_invalid_token_gets_401_invalid_session_id(sf_server):
-    response = requests.get(f"{sf_server.url}/services/data/v60.0/query", params={"q": "SELECT Id FROM Account"}, headers={"Authorization": "Bearer nope"}, timeout=10)
+    response = requests.get(
+        f"{sf_server.url}/services/data/v60.0/query", params={"q": "SELECT Id FROM Account"}, headers={"Authorization": "Bearer nope"}, timeout=10
+    )
 
     assert response.status_code == 401
     assert response.json() == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID", "fields": []}]

@@ -26,7 +26,10 @@ def test_429_with_retry_after_is_waited_out_and_the_call_succeeds(connector, sf_
     rows = list(connector.query("SELECT Id FROM Account"))
 
     assert rows == [] and time.monotonic() - started >= 2
-    assert list(ConnectorCall.objects.filter(system="salesforce", operation="GET query").values_list("status_code", "error_class")) == [(429, "rate_limit"), (200, "")]
+    assert list(ConnectorCall.objects.filter(system="salesforce", operation="GET query").values_list("status_code", "error_class")) == [
+        (429, "rate_limit"),
+        (200, ""),
+    ]
 
 
 def test_503_with_retry_after_is_waited_out_and_the_call_succeeds(connector, org):

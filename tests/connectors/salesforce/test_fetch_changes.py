@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,11 +14,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_fetch_changes_pages_oldest_first_and_respects_since(connector, org):
     org(query_batch_size=2)
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     deals = [simulate.close_won_deal(account_name=f"Polled {n}", lines=[{"sku": "PLAT-STD", "quantity": n + 1, "unit_price": "39.00"}]) for n in range(5)]
 
     events = list(connector.fetch_changes(object_type="Order", since=before))
-    later = list(connector.fetch_changes(object_type="Order", since=datetime.now(timezone.utc) + timedelta(seconds=1)))
+    later = list(connector.fetch_changes(object_type="Order", since=datetime.now(UTC) + timedelta(seconds=1)))
 
     assert [e["payload"]["payload"]["ChangeEventHeader"]["recordIds"][0] for e in events] == [d["order_id"] for d in deals]
     assert later == []
@@ -29,7 +29,7 @@ def test_fetch_changes_pages_oldest_first_and_respects_since(connector, org):
 
 
 def test_polled_orders_normalise_to_the_same_canonical_events_as_webhooks(connector, receiver):
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     deal = simulate.close_won_deal(account_name="Nakatomi Holdings", lines=[{"sku": "PLAT-ENT", "quantity": 1, "unit_price": "24000.00"}])
     simulate.relay_pending_events(url=receiver.url)
     pushed = [e for d in receiver.requests for raw in connector.verify_webhook(d["body"], d["headers"]) for e in connector.normalize(raw)]

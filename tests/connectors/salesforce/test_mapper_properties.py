@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sync.connectors.errors import ConnectorError
 from sync.connectors.salesforce import mapper
 
 amounts = st.decimals(min_value=Decimal("-99999999999.9999"), max_value=Decimal("99999999999.9999"), places=4, allow_nan=False, allow_infinity=False)
 cents = st.decimals(min_value=Decimal("0"), max_value=Decimal("9999999999.99"), places=2, allow_nan=False, allow_infinity=False)
-moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc))
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 
 
 @given(amounts)
@@ -78,12 +79,15 @@ def test_bad_values_are_mapping_errors_naming_the_field():
     assert "more than 4 decimal places" in precise.value.message
 
 
-@pytest.mark.parametrize("product, expected", [
-    ({"SBQQ__ChargeType__c": "Recurring", "SBQQ__BillingFrequency__c": "Annual"}, {"billing": "recurring", "interval": "year"}),
-    ({"SBQQ__ChargeType__c": "Recurring", "SBQQ__BillingFrequency__c": "Quarterly"}, {"billing": "recurring", "interval": "month", "interval_count": 3}),
-    ({"SBQQ__ChargeType__c": "One-Time"}, {"billing": "one_time"}),
-    ({"Family": "Services"}, {"billing": "one_time"}),
-    ({"Family": "Subscription"}, {"billing": "recurring", "interval": "month"}),
-])
+@pytest.mark.parametrize(
+    "product, expected",
+    [
+        ({"SBQQ__ChargeType__c": "Recurring", "SBQQ__BillingFrequency__c": "Annual"}, {"billing": "recurring", "interval": "year"}),
+        ({"SBQQ__ChargeType__c": "Recurring", "SBQQ__BillingFrequency__c": "Quarterly"}, {"billing": "recurring", "interval": "month", "interval_count": 3}),
+        ({"SBQQ__ChargeType__c": "One-Time"}, {"billing": "one_time"}),
+        ({"Family": "Services"}, {"billing": "one_time"}),
+        ({"Family": "Subscription"}, {"billing": "recurring", "interval": "month"}),
+    ],
+)
 def test_billing_follows_the_product(product, expected):
     assert mapper.billing_of(product) == expected

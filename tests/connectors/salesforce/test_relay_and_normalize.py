@@ -83,14 +83,29 @@ def test_raw_events_carry_the_cometd_message_and_replay_ids(connector, receiver)
     assert order_create["id"] == f"Order:{order_create['payload']['event']['replayId']}"
     assert header["changeOrigin"] == "com/salesforce/api/rest/60.0;client=SfdcInternalAPI/"
     assert order_create["occurred_at"].endswith("+00:00") and header["commitTimestamp"] > 0
-    assert set(header) >= {"entityName", "recordIds", "changeType", "changeOrigin", "transactionKey", "sequenceNumber", "commitTimestamp", "commitNumber", "commitUser", "changedFields", "nulledFields", "diffFields"}
+    assert set(header) >= {
+        "entityName",
+        "recordIds",
+        "changeType",
+        "changeOrigin",
+        "transactionKey",
+        "sequenceNumber",
+        "commitTimestamp",
+        "commitNumber",
+        "commitUser",
+        "changedFields",
+        "nulledFields",
+        "diffFields",
+    }
 
 
 def test_the_echo_of_our_own_status_write_is_dropped(connector, receiver):
     deal = simulate.close_won_deal(account_name="Vandelay Foods", lines=LINES[:1])
     deliver(connector, receiver)
 
-    connector.set_status(object_type="Order", external_id=deal["order_id"], fields={"Status": "Activated", "Q2C_Status__c": "Activated"}, idempotency_key="act-1")
+    connector.set_status(
+        object_type="Order", external_id=deal["order_id"], fields={"Status": "Activated", "Q2C_Status__c": "Activated"}, idempotency_key="act-1"
+    )
     start = len(receiver.requests)
     envelopes = deliver(connector, receiver)
 
@@ -144,8 +159,16 @@ def test_a_platform_event_or_a_single_message_is_accepted(connector, sf_server):
     from sandboxes.salesforce.simulate import sign
 
     deal = simulate.close_won_deal(account_name="Cyberdyne Labs", lines=LINES[:1])
-    body = json.dumps({"channel": "/event/Order_Closed_Won__e", "data": {"schema": "x", "event": {"replayId": 7},
-                       "payload": {"Entity__c": "Order", "Record_Id__c": deal["order_id"], "Change_Type__c": "CREATE", "CreatedDate": "2026-11-23T10:00:00Z"}}}).encode()
+    body = json.dumps(
+        {
+            "channel": "/event/Order_Closed_Won__e",
+            "data": {
+                "schema": "x",
+                "event": {"replayId": 7},
+                "payload": {"Entity__c": "Order", "Record_Id__c": deal["order_id"], "Change_Type__c": "CREATE", "CreatedDate": "2026-11-23T10:00:00Z"},
+            },
+        }
+    ).encode()
 
     raw = connector.verify_webhook(body, {"X-Q2C-Signature": sign(body)})
     envelopes = connector.normalize(raw[0])

@@ -21,7 +21,9 @@ def test_query_returns_records_with_parent_relationship_fields(simple_sf):
     account = simple_sf.Account.create({"Name": "Globex", "CurrencyIsoCode": "EUR"})
     simple_sf.Opportunity.create({"Name": "Globex deal", "AccountId": account["id"], "StageName": "Closed Won", "CloseDate": "2026-11-02", "Amount": 1200.5})
 
-    result = simple_sf.query("SELECT Id, Name, Amount, IsWon, Account.Name FROM Opportunity WHERE Account.Name = 'globex' AND CloseDate > 2026-11-01 AND IsWon = true")
+    result = simple_sf.query(
+        "SELECT Id, Name, Amount, IsWon, Account.Name FROM Opportunity WHERE Account.Name = 'globex' AND CloseDate > 2026-11-01 AND IsWon = true"
+    )
 
     assert result["totalSize"] == 1 and result["done"] is True
     row = result["records"][0]
@@ -70,15 +72,23 @@ def test_upsert_matching_two_records_raises_more_than_one_record(simple_sf):
 
 
 def test_composite_uses_a_reference_to_an_earlier_result(simple_sf):
-    result = simple_sf.restful("composite", method="POST", json={
-        "allOrNone": True,
-        "compositeRequest": [
-            {"method": "POST", "url": "/services/data/v60.0/sobjects/Account", "referenceId": "acct", "body": {"Name": "Initech"}},
-            {"method": "POST", "url": "/services/data/v60.0/sobjects/Order", "referenceId": "order",
-             "body": {"AccountId": "@{acct.id}", "EffectiveDate": "2026-11-01"}},
-            {"method": "GET", "url": "/services/data/v60.0/sobjects/Order/@{order.id}", "referenceId": "read"},
-        ],
-    })
+    result = simple_sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "allOrNone": True,
+            "compositeRequest": [
+                {"method": "POST", "url": "/services/data/v60.0/sobjects/Account", "referenceId": "acct", "body": {"Name": "Initech"}},
+                {
+                    "method": "POST",
+                    "url": "/services/data/v60.0/sobjects/Order",
+                    "referenceId": "order",
+                    "body": {"AccountId": "@{acct.id}", "EffectiveDate": "2026-11-01"},
+                },
+                {"method": "GET", "url": "/services/data/v60.0/sobjects/Order/@{order.id}", "referenceId": "read"},
+            ],
+        },
+    )
 
     codes = [r["httpStatusCode"] for r in result["compositeResponse"]]
     assert codes == [201, 201, 200]
@@ -88,13 +98,17 @@ def test_composite_uses_a_reference_to_an_earlier_result(simple_sf):
 
 
 def test_composite_all_or_none_rolls_back_everything_with_http_200(simple_sf):
-    result = simple_sf.restful("composite", method="POST", json={
-        "allOrNone": True,
-        "compositeRequest": [
-            {"method": "POST", "url": "/services/data/v60.0/sobjects/Account", "referenceId": "acct", "body": {"Name": "Rolled Back Inc"}},
-            {"method": "POST", "url": "/services/data/v60.0/sobjects/Order", "referenceId": "order", "body": {"AccountId": "@{acct.id}"}},
-        ],
-    })
+    result = simple_sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "allOrNone": True,
+            "compositeRequest": [
+                {"method": "POST", "url": "/services/data/v60.0/sobjects/Account", "referenceId": "acct", "body": {"Name": "Rolled Back Inc"}},
+                {"method": "POST", "url": "/services/data/v60.0/sobjects/Order", "referenceId": "order", "body": {"AccountId": "@{acct.id}"}},
+            ],
+        },
+    )
 
     first, second = result["compositeResponse"]
     assert first["httpStatusCode"] == 400 and first["body"][0]["errorCode"] == "PROCESSING_HALTED"
@@ -105,14 +119,18 @@ def test_composite_all_or_none_rolls_back_everything_with_http_200(simple_sf):
 def test_bulk_upsert_collection_reports_created_per_record(simple_sf):
     simple_sf.Product2.create({"Name": "Existing", "ProductCode": "P-1", "External_Id__c": "P-1"})
 
-    result = simple_sf.restful("composite/sobjects/Product2/External_Id__c", method="PATCH", json={
-        "allOrNone": False,
-        "records": [
-            {"attributes": {"type": "Product2"}, "External_Id__c": "P-1", "Name": "Existing, renamed"},
-            {"attributes": {"type": "Product2"}, "External_Id__c": "P-2", "Name": "New"},
-            {"attributes": {"type": "Product2"}, "External_Id__c": "P-3"},
-        ],
-    })
+    result = simple_sf.restful(
+        "composite/sobjects/Product2/External_Id__c",
+        method="PATCH",
+        json={
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": "Product2"}, "External_Id__c": "P-1", "Name": "Existing, renamed"},
+                {"attributes": {"type": "Product2"}, "External_Id__c": "P-2", "Name": "New"},
+                {"attributes": {"type": "Product2"}, "External_Id__c": "P-3"},
+            ],
+        },
+    )
 
     assert [(r["success"], r.get("created")) for r in result] == [(True, False), (True, True), (False, None)]
     assert result[2]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"

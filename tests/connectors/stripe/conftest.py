@@ -28,8 +28,10 @@ def connector(stripe_sandbox):
 def official(stripe_sandbox, settings):
     """The official stripe-python client, unmodified, pointed at the sandbox."""
     return stripe.StripeClient(
-        settings.CONNECTORS["stripe"]["api_key"], stripe_version=API_VERSION,
-        base_addresses={"api": stripe_sandbox.url}, max_network_retries=0,
+        settings.CONNECTORS["stripe"]["api_key"],
+        stripe_version=API_VERSION,
+        base_addresses={"api": stripe_sandbox.url},
+        max_network_retries=0,
     )
 
 
@@ -37,12 +39,31 @@ def official(stripe_sandbox, settings):
 def order():
     def make(number: str = "SO-1001", currency: str = "USD", **extra) -> dict:
         return {
-            "order_number": number, "currency": currency, "closed_won_at": "2025-04-01T10:00:00Z",
+            "order_number": number,
+            "currency": currency,
+            "closed_won_at": "2025-04-01T10:00:00Z",
             "account": {"external_id": "001-ACME", "name": "Acme GmbH"},
-            "lines": extra.pop("lines", [
-                {"sku": "PLAT-PRO", "description": "Platform Pro seat", "quantity": "10", "unit_price": "49.00", "billing": "recurring", "interval": "month"},
-                {"sku": "SUPPORT-GOLD", "description": "Gold support", "quantity": "1", "unit_price": "1200.00", "billing": "recurring", "interval": "year"},
-            ]),
+            "lines": extra.pop(
+                "lines",
+                [
+                    {
+                        "sku": "PLAT-PRO",
+                        "description": "Platform Pro seat",
+                        "quantity": "10",
+                        "unit_price": "49.00",
+                        "billing": "recurring",
+                        "interval": "month",
+                    },
+                    {
+                        "sku": "SUPPORT-GOLD",
+                        "description": "Gold support",
+                        "quantity": "1",
+                        "unit_price": "1200.00",
+                        "billing": "recurring",
+                        "interval": "year",
+                    },
+                ],
+            ),
             **extra,
         }
 
@@ -51,4 +72,6 @@ def order():
 
 @pytest.fixture
 def customer_id(connector):
-    return connector.upsert_customer(customer={"hub_id": "hub-acme", "name": "Acme GmbH", "email": "billing@acme.example"}, idempotency_key="cust-acme").external_id
+    return connector.upsert_customer(
+        customer={"hub_id": "hub-acme", "name": "Acme GmbH", "email": "billing@acme.example"}, idempotency_key="cust-acme"
+    ).external_id

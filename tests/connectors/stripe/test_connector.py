@@ -47,7 +47,9 @@ def test_products_are_created_once_with_the_sku_as_id(connector, customer_id, or
 
 def test_zero_decimal_currency_is_sent_in_whole_yen(connector, order):
     cid = connector.upsert_customer(customer={"hub_id": "hub-jp", "name": "Tokyo KK"}, idempotency_key="jp").external_id
-    result = connector.create_subscription(customer_id=cid, order=order("SO-JP", "JPY", lines=[{"sku": "PLAT-PRO", "quantity": "2", "unit_price": "5000"}]), idempotency_key="jp-sub")
+    result = connector.create_subscription(
+        customer_id=cid, order=order("SO-JP", "JPY", lines=[{"sku": "PLAT-PRO", "quantity": "2", "unit_price": "5000"}]), idempotency_key="jp-sub"
+    )
     assert result.raw["items"]["data"][0]["price"]["unit_amount"] == 5000
     invoice = next(connector.list_invoices(customer_id=cid))
     assert invoice["currency"] == "JPY" and invoice["total"] == "10000" and invoice["order_number"] == "SO-JP"
@@ -55,14 +57,20 @@ def test_zero_decimal_currency_is_sent_in_whole_yen(connector, order):
 
 def test_update_subscription_makes_items_match_by_sku(connector, customer_id, order):
     sub_id = connector.create_subscription(customer_id=customer_id, order=order(), idempotency_key="s").external_id
-    connector.update_subscription(subscription_id=sub_id, idempotency_key="amend-1", items=[
-        {"sku": "PLAT-PRO", "quantity": "12", "unit_price": "49.00"},
-        {"sku": "SUPPORT-GOLD", "quantity": "0", "unit_price": "1200.00"},
-        {"sku": "ADDON-SSO", "quantity": "1", "unit_price": "99.50", "interval": "month"},
-    ])
+    connector.update_subscription(
+        subscription_id=sub_id,
+        idempotency_key="amend-1",
+        items=[
+            {"sku": "PLAT-PRO", "quantity": "12", "unit_price": "49.00"},
+            {"sku": "SUPPORT-GOLD", "quantity": "0", "unit_price": "1200.00"},
+            {"sku": "ADDON-SSO", "quantity": "1", "unit_price": "99.50", "interval": "month"},
+        ],
+    )
     sub = connector.get_subscription(subscription_id=sub_id)
     assert sorted((i["sku"], i["quantity"], i["unit_price"]) for i in sub["items"]) == [("ADDON-SSO", "1", "99.50"), ("PLAT-PRO", "12", "49.00")]
-    unchanged = connector.update_subscription(subscription_id=sub_id, idempotency_key="amend-2", items=[{"sku": "PLAT-PRO", "quantity": "12", "unit_price": "49.00"}])
+    unchanged = connector.update_subscription(
+        subscription_id=sub_id, idempotency_key="amend-2", items=[{"sku": "PLAT-PRO", "quantity": "12", "unit_price": "49.00"}]
+    )
     assert unchanged.created is False and unchanged.status_code == 200
 
 
@@ -129,7 +137,9 @@ def test_a_refused_connection_is_unavailable(settings):
 def test_a_slow_answer_is_a_timeout(stripe_sandbox, settings):
     stripe_sandbox.faults(latency_ms=1500)
     config = settings.CONNECTORS["stripe"]
-    connector = StripeConnector(api_base=config["api_base"], api_key=config["api_key"], webhook_secret="whsec_x", api_version=config["api_version"], timeout=0.5)
+    connector = StripeConnector(
+        api_base=config["api_base"], api_key=config["api_key"], webhook_secret="whsec_x", api_version=config["api_version"], timeout=0.5
+    )
     with pytest.raises(ConnectorError) as caught:
         connector.health()
     assert caught.value.error_class == "timeout" and caught.value.transient

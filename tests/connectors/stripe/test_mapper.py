@@ -17,7 +17,7 @@ CURRENCIES = st.sampled_from(["USD", "EUR", "GBP", "JPY", "KRW", "CLP", "VND", "
 AMOUNT_PATTERN = r"^-?\d{1,14}(\.\d{1,4})?$"
 
 
-@given(minor=st.integers(min_value=-10**12, max_value=10**12), currency=CURRENCIES)
+@given(minor=st.integers(min_value=-(10**12), max_value=10**12), currency=CURRENCIES)
 def test_minor_units_survive_a_round_trip_through_major_units(minor, currency):
     major = mapper.to_major(minor, currency)
     assert mapper.to_minor(major, currency) == minor
@@ -64,8 +64,10 @@ def test_naive_datetimes_are_taken_as_utc():
 
 
 def test_nested_form_parameters_decode_like_stripe_reads_them():
-    body = "customer=cus_1&items[0][price_data][currency]=usd&items[0][price_data][recurring][interval]=month&items[0][quantity]=3" \
-           "&items[1][id]=si_1&items[1][deleted]=true&metadata[order_number]=SO-1&expand[]=latest_invoice&expand[]=customer"
+    body = (
+        "customer=cus_1&items[0][price_data][currency]=usd&items[0][price_data][recurring][interval]=month&items[0][quantity]=3"
+        "&items[1][id]=si_1&items[1][deleted]=true&metadata[order_number]=SO-1&expand[]=latest_invoice&expand[]=customer"
+    )
     assert decode(body) == {
         "customer": "cus_1",
         "items": [{"price_data": {"currency": "usd", "recurring": {"interval": "month"}}, "quantity": "3"}, {"id": "si_1", "deleted": "true"}],
@@ -74,9 +76,13 @@ def test_nested_form_parameters_decode_like_stripe_reads_them():
     }
 
 
-@given(st.recursive(st.text(alphabet="abcxyz019 .-", max_size=8),
-                    lambda children: st.dictionaries(st.text(alphabet="abcxyz_", min_size=1, max_size=6), children, min_size=1, max_size=3),
-                    max_leaves=10))
+@given(
+    st.recursive(
+        st.text(alphabet="abcxyz019 .-", max_size=8),
+        lambda children: st.dictionaries(st.text(alphabet="abcxyz_", min_size=1, max_size=6), children, min_size=1, max_size=3),
+        max_leaves=10,
+    )
+)
 def test_encode_and_decode_are_inverse_for_nested_hashes(value):
     from urllib.parse import urlencode
 

@@ -117,8 +117,17 @@ def _event(resources, kind: str, obj: dict, previous: dict | None = None, key: s
 
 def test_stripes_fixture_invoice_finalized_is_a_valid_invoice_event(resources):
     invoice = copy.deepcopy(resources["invoice"])
-    invoice.update({"status": "open", "number": "7FE1103-0001", "parent": {"type": "subscription_details", "quote_details": None,
-                    "subscription_details": {"subscription": "sub_1", "metadata": {"order_number": "SO-9"}}}})
+    invoice.update(
+        {
+            "status": "open",
+            "number": "7FE1103-0001",
+            "parent": {
+                "type": "subscription_details",
+                "quote_details": None,
+                "subscription_details": {"subscription": "sub_1", "metadata": {"order_number": "SO-9"}},
+            },
+        }
+    )
     [env] = mapper.normalize_event(_event(resources, "invoice.finalized", invoice))
     assert validate_envelope(env) == []
     assert env["data"]["total"] == "10.00" and env["data"]["currency"] == "USD" and env["data"]["order_number"] == "SO-9"
@@ -137,8 +146,10 @@ def test_stripes_fixture_invoice_paid_and_failed_are_valid_payment_events(resour
 
 
 def test_stripes_fixture_credit_note_is_a_valid_credit_memo(resources):
-    [env] = mapper.normalize_event(_event(resources, "credit_note.created", copy.deepcopy(resources["credit_note"])),
-                                   fetch_invoice=lambda invoice_id: {"id": invoice_id, "number": "ABCD-1234"})
+    [env] = mapper.normalize_event(
+        _event(resources, "credit_note.created", copy.deepcopy(resources["credit_note"])),
+        fetch_invoice=lambda invoice_id: {"id": invoice_id, "number": "ABCD-1234"},
+    )
     assert validate_envelope(env) == []
     assert env["data"]["credit_memo_number"] == "ABCD-1234-CN-01" and env["data"]["amount"] == "16.90" and env["data"]["invoice_number"] == "ABCD-1234"
 

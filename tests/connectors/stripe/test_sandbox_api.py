@@ -86,12 +86,14 @@ def test_a_validation_failure_is_not_replayed_for_its_key(official, stripe_sandb
 def test_a_request_without_a_key_gets_stripes_401(stripe_sandbox):
     response = requests.get(f"{stripe_sandbox.url}/v1/customers", timeout=10)
     assert response.status_code == 401
-    assert response.json() == {"error": {
-        "message": "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth "
-                   "(e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, "
-                   "or we can help at https://support.stripe.com/.",
-        "type": "invalid_request_error",
-    }}
+    assert response.json() == {
+        "error": {
+            "message": "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth "
+            "(e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, "
+            "or we can help at https://support.stripe.com/.",
+            "type": "invalid_request_error",
+        }
+    }
     wrong = requests.get(f"{stripe_sandbox.url}/v1/customers", headers={"Authorization": "Bearer sk_test_wrongkey1234"}, timeout=10)
     assert wrong.status_code == 401
     assert wrong.json()["error"]["message"] == "Invalid API Key provided: sk_test_********1234"
@@ -103,8 +105,9 @@ def test_concurrent_creates_of_one_product_id_give_one_product_and_stripes_400_n
     from concurrent.futures import ThreadPoolExecutor
 
     def create(sku):
-        return requests.post(f"{stripe_sandbox.url}/v1/products", data={"id": sku, "name": "Race"},
-                             auth=(settings.CONNECTORS["stripe"]["api_key"], ""), timeout=10)
+        return requests.post(
+            f"{stripe_sandbox.url}/v1/products", data={"id": sku, "name": "Race"}, auth=(settings.CONNECTORS["stripe"]["api_key"], ""), timeout=10
+        )
 
     with ThreadPoolExecutor(8) as pool:
         for round_ in range(6):  # the window is narrow: several rounds make a lost race near-certain to show
@@ -148,8 +151,9 @@ def test_subscription_update_and_cancel_record_events_with_the_idempotency_key(o
     _product(official)
     sub = official.v1.subscriptions.create(params=_subscription_params(customer.id), options={"idempotency_key": "create-1"})
     item = sub["items"].data[0]
-    official.v1.subscriptions.update(sub.id, params={"items": [{"id": item.id, "quantity": 5}], "proration_behavior": "create_prorations"},
-                                     options={"idempotency_key": "update-1"})
+    official.v1.subscriptions.update(
+        sub.id, params={"items": [{"id": item.id, "quantity": 5}], "proration_behavior": "create_prorations"}, options={"idempotency_key": "update-1"}
+    )
     official.v1.subscriptions.cancel(sub.id)
     events = {e.type: e for e in official.v1.events.list(params={"limit": 100}).data}
 

@@ -55,9 +55,11 @@ def test_a_body_that_is_not_utf8_cannot_be_a_stripe_event_and_is_refused_as_auth
 
 def test_the_raw_payload_is_the_json_stripe_signed_not_stripe_objects():
     """construct_event would turn *_decimal strings into Decimals; the inbox keeps what was sent."""
-    body = b'{"id": "evt_2", "object": "event", "type": "customer.subscription.updated", "created": 1743500000, ' \
-           b'"data": {"object": {"object": "subscription", "items": {"object": "list", "data": [{"object": "subscription_item", ' \
-           b'"price": {"object": "price", "unit_amount_decimal": "2000"}}]}}, "previous_attributes": {"items": null}}}'
+    body = (
+        b'{"id": "evt_2", "object": "event", "type": "customer.subscription.updated", "created": 1743500000, '
+        b'"data": {"object": {"object": "subscription", "items": {"object": "list", "data": [{"object": "subscription_item", '
+        b'"price": {"object": "price", "unit_amount_decimal": "2000"}}]}}, "previous_attributes": {"items": null}}}'
+    )
     [raw] = webhook.raw_events(body, {"Stripe-Signature": mapper.signature_header(body, "whsec_abc")}, secret="whsec_abc")
     price = raw["payload"]["data"]["object"]["items"]["data"][0]["price"]
     assert price["unit_amount_decimal"] == "2000" and raw["payload"]["data"]["previous_attributes"] == {"items": None}

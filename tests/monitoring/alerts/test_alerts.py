@@ -111,7 +111,9 @@ def test_email_channels_get_the_alert_with_the_link():
 
 def test_the_sla_sweep_alerts_on_new_breaches_once(webhook, receiver):
     now = timezone.now()
-    FlowRunFactory(status=FlowRun.Status.RUNNING, document_number="ORD-77", business_started_at=now - timedelta(minutes=40), sla_due_at=now - timedelta(minutes=25))
+    FlowRunFactory(
+        status=FlowRun.Status.RUNNING, document_number="ORD-77", business_started_at=now - timedelta(minutes=40), sla_due_at=now - timedelta(minutes=25)
+    )
     assert sla_sweep()["breached"] == 1
     assert sla_sweep()["breached"] == 0
     [request] = receiver.requests

@@ -48,8 +48,13 @@ def test_the_sla_drill_down_lists_exactly_the_breached_flows_it_counts(client, r
     now = timezone.now()
     for minutes in (5, 20, 40):  # 15-min target: one met, two breached
         start = now - timedelta(hours=3)
-        FlowRunFactory(status=FlowRun.Status.COMPLETED, business_started_at=start, business_completed_at=start + timedelta(minutes=minutes),
-                       finished_at=start + timedelta(minutes=minutes), sla_due_at=start + timedelta(minutes=15))
+        FlowRunFactory(
+            status=FlowRun.Status.COMPLETED,
+            business_started_at=start,
+            business_completed_at=start + timedelta(minutes=minutes),
+            finished_at=start + timedelta(minutes=minutes),
+            sla_due_at=start + timedelta(minutes=15),
+        )
     client.force_login(revops)
     response = client.get("/sla/", {"flow": FlowType.ORDER_ACTIVATION, "sla": "breached", "days": 1})
     assert response.context["sla"][FlowType.ORDER_ACTIVATION]["breached"] == 2
@@ -100,8 +105,13 @@ def test_a_long_flow_list_counts_to_the_cap_and_says_so(client, executive, monke
 
     monkeypatch.setattr(CappedPaginator, "cap", 30)
     now = timezone.now()
-    FlowRunFactory.create_batch(31, flow_type=FlowType.ORDER_ACTIVATION, business_started_at=now - timedelta(hours=2),
-                                business_completed_at=now - timedelta(hours=1), finished_at=now - timedelta(hours=1))
+    FlowRunFactory.create_batch(
+        31,
+        flow_type=FlowType.ORDER_ACTIVATION,
+        business_started_at=now - timedelta(hours=2),
+        business_completed_at=now - timedelta(hours=1),
+        finished_at=now - timedelta(hours=1),
+    )
     client.force_login(executive)
     pager, rows = table(2)
     assert rows == 5 and pager.startswith("26–30 of 30+ (narrow the dates for an exact count)") and "Page 2 of 2+" in pager

@@ -21,10 +21,21 @@ def missing(kind):
 
 def test_a_closed_won_order_without_an_erp_sales_order_past_its_sla_opens_once_and_resolves():
     now = timezone.now()
-    run = FlowRunFactory(flow_type=FlowType.ORDER_ACTIVATION, status=FlowRun.Status.WAITING, document_number="ORD-501", amount=Decimal("24000"),
-                         business_started_at=now - timedelta(minutes=40), sla_due_at=now - timedelta(minutes=25))
+    run = FlowRunFactory(
+        flow_type=FlowType.ORDER_ACTIVATION,
+        status=FlowRun.Status.WAITING,
+        document_number="ORD-501",
+        amount=Decimal("24000"),
+        business_started_at=now - timedelta(minutes=40),
+        sla_due_at=now - timedelta(minutes=25),
+    )
     step = FlowStepFactory(flow_run=run, seq=4, name="erp_sales_order", system="netsuite", status=FlowStep.Status.RETRY)
-    FlowRunFactory(flow_type=FlowType.ORDER_ACTIVATION, status=FlowRun.Status.RUNNING, business_started_at=now - timedelta(minutes=5), sla_due_at=now + timedelta(minutes=10))
+    FlowRunFactory(
+        flow_type=FlowType.ORDER_ACTIVATION,
+        status=FlowRun.Status.RUNNING,
+        business_started_at=now - timedelta(minutes=5),
+        sla_due_at=now + timedelta(minutes=10),
+    )
 
     assert detect_missing_events()["erp_sales_order"] == {"opened": 1, "resolved": 0}
     exc = missing("erp_sales_order").get()
@@ -41,8 +52,13 @@ def test_an_order_that_already_failed_with_its_own_exception_is_not_reported_mis
     from sync.engine.exceptions import open_exception
 
     now = timezone.now()
-    run = FlowRunFactory(flow_type=FlowType.ORDER_ACTIVATION, status=FlowRun.Status.FAILED, document_number="ORD-502",
-                         business_started_at=now - timedelta(minutes=40), sla_due_at=now - timedelta(minutes=25))
+    run = FlowRunFactory(
+        flow_type=FlowType.ORDER_ACTIVATION,
+        status=FlowRun.Status.FAILED,
+        document_number="ORD-502",
+        business_started_at=now - timedelta(minutes=40),
+        sla_due_at=now - timedelta(minutes=25),
+    )
     step = FlowStepFactory(flow_run=run, seq=1, name="validate", system="hub", status=FlowStep.Status.FAILED)
     open_exception(system="hub", error_class="validation", message="Unknown legal entity: EU01", flow_run=run, step=step)
     assert detect_missing_events()["erp_sales_order"] == {"opened": 0, "resolved": 0}
@@ -66,10 +82,24 @@ def test_an_active_subscription_with_no_invoice_after_its_period_opens_with_a_mo
 def test_a_finalized_invoice_past_due_without_a_payment_status_opens_and_resolves_when_paid(client, executive):
     now = timezone.now()
     customer = Customer.objects.create(name="Globex", currency="USD")
-    invoice = Invoice.objects.create(number="INV-77", customer=customer, currency="USD", total=Decimal("450.00"), finalized_at=now - timedelta(days=20),
-                                     due_date=(now - timedelta(days=3)).date(), status=Invoice.Status.OPEN)
-    Invoice.objects.create(number="INV-78", customer=customer, currency="USD", total=Decimal("90"), finalized_at=now - timedelta(days=2),
-                           due_date=(now + timedelta(days=12)).date(), status=Invoice.Status.OPEN)
+    invoice = Invoice.objects.create(
+        number="INV-77",
+        customer=customer,
+        currency="USD",
+        total=Decimal("450.00"),
+        finalized_at=now - timedelta(days=20),
+        due_date=(now - timedelta(days=3)).date(),
+        status=Invoice.Status.OPEN,
+    )
+    Invoice.objects.create(
+        number="INV-78",
+        customer=customer,
+        currency="USD",
+        total=Decimal("90"),
+        finalized_at=now - timedelta(days=2),
+        due_date=(now + timedelta(days=12)).date(),
+        status=Invoice.Status.OPEN,
+    )
 
     assert detect_missing_events()["payment"] == {"opened": 1, "resolved": 0}
     assert missing("payment").get().document_number == "INV-77"

@@ -107,7 +107,9 @@ def test_an_executive_may_read_but_every_action_is_403(client, executive):
     assert client.get("/api/v1/exceptions/").status_code == 200
     assert client.get(f"/api/v1/exceptions/{e.pk}/").status_code == 200
     for action in ("retry", "resolve", "ignore", "assign", "comment", "replay", "cancel", "edit-payload"):
-        problem(client.post(f"/api/v1/exceptions/{e.pk}/{action}/", {"note": "x", "reason": "x", "assignee": "", "text": "x"}, content_type="application/json"), 403)
+        problem(
+            client.post(f"/api/v1/exceptions/{e.pk}/{action}/", {"note": "x", "reason": "x", "assignee": "", "text": "x"}, content_type="application/json"), 403
+        )
     problem(client.post("/api/v1/exceptions/bulk-retry/?dry_run=true"), 403)
     e.refresh_from_db()
     assert (e.status, e.assignee_id, e.retries) == ("open", None, 0)

@@ -26,9 +26,16 @@ def _make_failed_payment_flows(n: int, cause: str) -> list[int]:
     now = timezone.now()
     runs = FlowRun.objects.bulk_create(
         FlowRun(
-            flow_type="payment_status", status="failed", idempotency_key=f"bulk-test:{cause}:{i}", document_number=f"PAY-{i:05d}",
-            account_name="Globex Corporation", amount=Decimal("100.00"), currency="USD", amount_reporting=Decimal("100.00"),
-            business_started_at=now, context={"event": {"data": {"invoice_number": f"INV-NOPE-{cause}-{i}", "payment_id": f"p{i}", "amount": "100.00", "currency": "USD"}}, "steps": {}},
+            flow_type="payment_status",
+            status="failed",
+            idempotency_key=f"bulk-test:{cause}:{i}",
+            document_number=f"PAY-{i:05d}",
+            account_name="Globex Corporation",
+            amount=Decimal("100.00"),
+            currency="USD",
+            amount_reporting=Decimal("100.00"),
+            business_started_at=now,
+            context={"event": {"data": {"invoice_number": f"INV-NOPE-{cause}-{i}", "payment_id": f"p{i}", "amount": "100.00", "currency": "USD"}}, "steps": {}},
         )
         for i in range(n)
     )
@@ -38,10 +45,22 @@ def _make_failed_payment_flows(n: int, cause: str) -> list[int]:
     )
     SyncException.objects.bulk_create(
         SyncException(
-            fingerprint=hashlib.sha256(f"{cause}{s.pk}".encode()).hexdigest()[:40], cause_key=cause, flow_run_id=s.flow_run_id, step=s,
-            flow_type="payment_status", step_name="map_payment", system="hub", error_class="validation", message="Invoice not posted",
-            account_name="Globex Corporation", document_number=f"PAY-{i:05d}", amount=Decimal("100.00"), currency="USD",
-            revenue_at_risk=Decimal("100.00"), first_seen=now, last_seen=now,
+            fingerprint=hashlib.sha256(f"{cause}{s.pk}".encode()).hexdigest()[:40],
+            cause_key=cause,
+            flow_run_id=s.flow_run_id,
+            step=s,
+            flow_type="payment_status",
+            step_name="map_payment",
+            system="hub",
+            error_class="validation",
+            message="Invoice not posted",
+            account_name="Globex Corporation",
+            document_number=f"PAY-{i:05d}",
+            amount=Decimal("100.00"),
+            currency="USD",
+            revenue_at_risk=Decimal("100.00"),
+            first_seen=now,
+            last_seen=now,
         )
         for i, s in enumerate(steps)
     )
@@ -79,7 +98,9 @@ def test_bulk_retry_of_1000_exceptions_retries_each_step_exactly_once(celery_wor
 
     requested = (
         AuditEntry.objects.filter(object_type="flow", action="retry_requested", actor=itops)
-        .values("object_id", "after__step").annotate(n=Count("id")).order_by()
+        .values("object_id", "after__step")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     per_step = {(r["object_id"], r["after__step"]): r["n"] for r in requested}
     runs = dict(FlowStep.objects.filter(pk__in=step_ids).values_list("flow_run_id", "name"))

@@ -20,8 +20,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 def exc(**kw):
     """An open exception on its own failed flow; keyword arguments set its fields."""
-    flow = {k[len("flow__"):]: kw.pop(k) for k in list(kw) if k.startswith("flow__")}
-    step = {k[len("step__"):]: kw.pop(k) for k in list(kw) if k.startswith("step__")}
+    flow = {k[len("flow__") :]: kw.pop(k) for k in list(kw) if k.startswith("flow__")}
+    step = {k[len("step__") :]: kw.pop(k) for k in list(kw) if k.startswith("step__")}
     run = FlowRunFactory(status="failed", **flow)
     return SyncExceptionFactory(step=FlowStepFactory(flow_run=run, **step), **kw)
 
@@ -45,22 +45,58 @@ def two(db, itops):
     """For each filter, one exception that matches it (`hit`) and one that does not (`miss`)."""
     old = timezone.now() - timedelta(days=3)
     hit = exc(
-        error_class="mapping", system="stripe", step__name="billing_subscription", step__system="stripe", cause_key="cause-a",
-        account_name="Initech GmbH", document_number="INV-7001", currency="EUR", amount=Decimal("50000"), revenue_at_risk=Decimal("54000"),
-        retries=3, first_seen=old, last_seen=old, assignee=itops, message="No price mapped for plan gold-eur",
+        error_class="mapping",
+        system="stripe",
+        step__name="billing_subscription",
+        step__system="stripe",
+        cause_key="cause-a",
+        account_name="Initech GmbH",
+        document_number="INV-7001",
+        currency="EUR",
+        amount=Decimal("50000"),
+        revenue_at_risk=Decimal("54000"),
+        retries=3,
+        first_seen=old,
+        last_seen=old,
+        assignee=itops,
+        message="No price mapped for plan gold-eur",
         flow__flow_type="invoice_posting",
     )
     miss = exc(
-        error_class="validation", system="netsuite", cause_key="cause-b", account_name="Globex Corporation", document_number="ORD-1",
-        currency="USD", amount=Decimal("100"), revenue_at_risk=Decimal("100"), retries=0, message="Please enter value(s) for: Subsidiary",
+        error_class="validation",
+        system="netsuite",
+        cause_key="cause-b",
+        account_name="Globex Corporation",
+        document_number="ORD-1",
+        currency="USD",
+        amount=Decimal("100"),
+        revenue_at_risk=Decimal("100"),
+        retries=0,
+        message="Please enter value(s) for: Subsidiary",
     )
     return hit, miss
 
 
 FILTERS = [
-    "error_class=mapping", "system=stripe", "flow_type=invoice_posting", "step=billing_subscription", "cause=cause-a", "account=initech",
-    "document=INV-7001", "currency=eur", "amount_min=1000", "amount_max=60000&amount_min=40000", "risk_min=50000", "retries=3", "retries=1",
-    "age=7d", "assignee=oscar", "assignee=me", "q=gold-eur", "q=INV-70", "q=Initech",
+    "error_class=mapping",
+    "system=stripe",
+    "flow_type=invoice_posting",
+    "step=billing_subscription",
+    "cause=cause-a",
+    "account=initech",
+    "document=INV-7001",
+    "currency=eur",
+    "amount_min=1000",
+    "amount_max=60000&amount_min=40000",
+    "risk_min=50000",
+    "retries=3",
+    "retries=1",
+    "age=7d",
+    "assignee=oscar",
+    "assignee=me",
+    "q=gold-eur",
+    "q=INV-70",
+    "q=Initech",
 ]
 
 
@@ -184,7 +220,9 @@ def _action_urls(e, edit_id: int) -> list[str]:
     base = f"/exceptions/{e.pk}"
     return [
         *(f"{base}/{a}/" for a in ("retry", "resolve", "ignore", "assign", "comment", "replay", "cancel")),
-        f"{base}/edit-payload/", f"{base}/payload-edits/{edit_id}/approve/", f"{base}/payload-edits/{edit_id}/reject/",
+        f"{base}/edit-payload/",
+        f"{base}/payload-edits/{edit_id}/approve/",
+        f"{base}/payload-edits/{edit_id}/reject/",
         "/exceptions/bulk-retry/?status=active",
     ]
 
@@ -312,8 +350,17 @@ def test_the_plain_form_fallback_redirects_back_with_a_message(client, itops):
 
 def test_replay_sends_a_dead_letter_through_again(client, itops):
     event = InboxEventFactory()
-    e = SyncExceptionFactory(step=None, flow_run=None, flow_type="", step_name="", inbox_event=event, document_number=event.source_event_id, correlation_id=None,
-                             account_name="", error_class="mapping")
+    e = SyncExceptionFactory(
+        step=None,
+        flow_run=None,
+        flow_type="",
+        step_name="",
+        inbox_event=event,
+        document_number=event.source_event_id,
+        correlation_id=None,
+        account_name="",
+        error_class="mapping",
+    )
     client.force_login(itops)
     assert "Replay event" in client.get(f"/exceptions/{e.pk}/").content.decode()
     client.post(f"/exceptions/{e.pk}/replay/", **HTMX)
@@ -341,8 +388,14 @@ def test_cancel_flow_needs_confirmation_and_runs_on_a_worker(client, itops, monk
 # --- the detail page ---------------------------------------------------------------------------------------
 def test_detail_tells_the_business_story_and_redacts_secrets(client, finance):
     e = exc(
-        flow__flow_type="invoice_posting", flow__document_number="INV-31", flow__account_name="Hooli Inc.", document_number="INV-31",
-        account_name="Hooli Inc.", message="Please enter value(s) for: Subsidiary", field="subsidiary", error_class="validation",
+        flow__flow_type="invoice_posting",
+        flow__document_number="INV-31",
+        flow__account_name="Hooli Inc.",
+        document_number="INV-31",
+        account_name="Hooli Inc.",
+        message="Please enter value(s) for: Subsidiary",
+        field="subsidiary",
+        error_class="validation",
         payload={"headers": {"Authorization": "Bearer sk_live_123"}, "body": {"tranId": "INV-31", "password": "hunter2", "nested": [{"api_key": "k-1"}]}},
         response={"status_code": 400, "code": "USER_ERROR", "body": {"client_secret": "cs"}},
     )
@@ -376,8 +429,12 @@ def test_detail_shows_the_trace_with_this_step_highlighted_and_the_auto_resoluti
 # --- edit payload, with a second approver on financial documents ---------------------------------------------
 def test_a_financial_payload_edit_waits_for_a_second_permitted_user(client, revops, finance, make_user):
     other_finance = make_user("frank", "Finance")
-    run = FlowRunFactory(status="failed", flow_type="invoice_posting", document_number="INV-88",
-                         context={"event": {"data": {"invoice_number": "INV-88", "tax_code": "DE19", "token": "t-secret"}}})
+    run = FlowRunFactory(
+        status="failed",
+        flow_type="invoice_posting",
+        document_number="INV-88",
+        context={"event": {"data": {"invoice_number": "INV-88", "tax_code": "DE19", "token": "t-secret"}}},
+    )
     e = SyncExceptionFactory(step=FlowStepFactory(flow_run=run, name="erp_invoice"), error_class="mapping")
     client.force_login(revops)
     form = client.get(f"/exceptions/{e.pk}/").content.decode()
@@ -396,7 +453,10 @@ def test_a_financial_payload_edit_waits_for_a_second_permitted_user(client, revo
     assert client.post(f"/exceptions/{e.pk}/payload-edits/{edit.pk}/approve/").status_code == 403
     # a Finance user who made the edit cannot approve their own
     client.force_login(finance)
-    own = SyncExceptionFactory(step=FlowStepFactory(flow_run=FlowRunFactory(flow_type="credit_memo", status="failed", context={"event": {"data": {"a": 1}}}), name="erp_credit_memo"), error_class="validation")
+    own = SyncExceptionFactory(
+        step=FlowStepFactory(flow_run=FlowRunFactory(flow_type="credit_memo", status="failed", context={"event": {"data": {"a": 1}}}), name="erp_credit_memo"),
+        error_class="validation",
+    )
     client.post(f"/exceptions/{own.pk}/edit-payload/", {"payload": '{"a": 2}', "reason": "fix"})
     own_edit = own.payload_edits.get()
     html = client.post(f"/exceptions/{own.pk}/payload-edits/{own_edit.pk}/approve/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="actions").content.decode()
@@ -433,10 +493,14 @@ def test_a_non_financial_payload_edit_applies_and_retries_at_once(client, itops)
 def test_payload_edits_are_refused_for_other_error_classes_and_bad_json(client, itops):
     e = exc(error_class="timeout")
     client.force_login(itops)
-    html = client.post(f"/exceptions/{e.pk}/edit-payload/", {"payload": '{"a": 1}', "reason": "x"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="actions").content.decode()
+    html = client.post(
+        f"/exceptions/{e.pk}/edit-payload/", {"payload": '{"a": 1}', "reason": "x"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="actions"
+    ).content.decode()
     assert "only for mapping or validation errors" in html
     v = exc(error_class="validation")
-    bad = client.post(f"/exceptions/{v.pk}/edit-payload/", {"payload": "{not json", "reason": "x"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="actions").content.decode()
+    bad = client.post(
+        f"/exceptions/{v.pk}/edit-payload/", {"payload": "{not json", "reason": "x"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="actions"
+    ).content.decode()
     assert "Not valid JSON" in bad
     assert not v.payload_edits.exists()
 
@@ -469,7 +533,14 @@ def test_saved_views_are_private_or_shared_with_a_role(client, itops, revops, ma
 # --- CSV export -----------------------------------------------------------------------------------------------------
 def test_csv_export_streams_the_filtered_list_with_currencies(client, finance, settings):
     settings.REPORTING_CURRENCY = "USD"
-    exc(document_number="INV-1", account_name="=HYPERLINK(\"x\")", currency="EUR", amount=Decimal("1000.50"), revenue_at_risk=Decimal("1085.00"), system="netsuite")
+    exc(
+        document_number="INV-1",
+        account_name='=HYPERLINK("x")',
+        currency="EUR",
+        amount=Decimal("1000.50"),
+        revenue_at_risk=Decimal("1085.00"),
+        system="netsuite",
+    )
     exc(document_number="ORD-2", system="stripe")
     client.force_login(finance)
     response = client.get("/exceptions/export.csv?system=netsuite")

@@ -7,7 +7,7 @@ position is p·(n−1); between neighbours the value is interpolated.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,7 +17,7 @@ from sync.engine.exceptions import open_exception, resolve_by_fingerprint
 from sync.models import CurrencyRate, FlowRun, FlowType
 from tests.factories import FlowRunFactory, FlowStepFactory
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
 # Order cycle times (minutes), sorted: p50 at position 4.5 → (12+15)/2 = 13.5 min;
@@ -49,8 +49,13 @@ def clock(monkeypatch):
 def completed(flow_type, started, minutes, sla_minutes=None, **kw):
     done = started + minutes * MIN
     return FlowRunFactory(
-        flow_type=flow_type, status=FlowRun.Status.COMPLETED, business_started_at=started, business_completed_at=done,
-        finished_at=done, sla_due_at=started + sla_minutes * MIN if sla_minutes else None, **kw,
+        flow_type=flow_type,
+        status=FlowRun.Status.COMPLETED,
+        business_started_at=started,
+        business_completed_at=done,
+        finished_at=done,
+        sla_due_at=started + sla_minutes * MIN if sla_minutes else None,
+        **kw,
     )
 
 
@@ -76,7 +81,9 @@ def scenario(db, clock, rollup_mode):
         completed(FlowType.ORDER_ACTIVATION, day_ago + i * timedelta(hours=1), minutes, sla_minutes=15, legal_entity="US01" if i % 2 else "DE01")
     completed(FlowType.ORDER_ACTIVATION, NOW - timedelta(days=40), 3, sla_minutes=15)  # outside the window
     # in flight: breached (30 min old, EUR, no engine conversion → the CurrencyRate applies), at risk (13 of 15 min), fresh (5 min)
-    breached_order = running(FlowType.ORDER_ACTIVATION, NOW - 30 * MIN, 15, amount=Decimal("5000"), currency="EUR", amount_reporting=Decimal("0"), legal_entity="DE01")
+    breached_order = running(
+        FlowType.ORDER_ACTIVATION, NOW - 30 * MIN, 15, amount=Decimal("5000"), currency="EUR", amount_reporting=Decimal("0"), legal_entity="DE01"
+    )
     at_risk_order = running(FlowType.ORDER_ACTIVATION, NOW - 13 * MIN, 15)
     running(FlowType.ORDER_ACTIVATION, NOW - 5 * MIN, 15)
 
@@ -84,7 +91,9 @@ def scenario(db, clock, rollup_mode):
     for i in range(3):
         completed(FlowType.AMENDMENT, NOW - timedelta(days=3, hours=i), 10, sla_minutes=30, amount=Decimal("1200"))
     failed_amendment = running(FlowType.AMENDMENT, NOW - timedelta(days=3), 30, status=FlowRun.Status.FAILED, amount=Decimal("2400"), document_number="AMD-7")
-    step = FlowStepFactory(flow_run=failed_amendment, name="billing_change", system="stripe", attempts=3, error_class="timeout", started_at=NOW - timedelta(days=3))
+    step = FlowStepFactory(
+        flow_run=failed_amendment, name="billing_change", system="stripe", attempts=3, error_class="timeout", started_at=NOW - timedelta(days=3)
+    )
     open_exception(system="netsuite", error_class="validation", message="Invalid subsidiary for item", flow_run=failed_amendment)
     open_exception(system="stripe", error_class="timeout", message="Read timed out", flow_run=failed_amendment, step=step)
 
@@ -102,16 +111,23 @@ def scenario(db, clock, rollup_mode):
     open_exception(system="hub", error_class="duplicate", message="Two accounts share tax id", flow_run=customers[0])
 
     # a missing payment with no flow, and an auth error opened 5 h ago and resolved 3 h later
-    open_exception(system="stripe", error_class="missing", message="Finalized invoice has no payment status past its due date",
-                   document_number="INV-9", amount=Decimal("300"), currency="USD", fingerprint_extra="payment:INV-9")
+    open_exception(
+        system="stripe",
+        error_class="missing",
+        message="Finalized invoice has no payment status past its due date",
+        document_number="INV-9",
+        amount=Decimal("300"),
+        currency="USD",
+        fingerprint_extra="payment:INV-9",
+    )
     clock.now = NOW - timedelta(hours=5)
     auth = open_exception(system="salesforce", error_class="auth", message="Session expired")
     clock.now = NOW - timedelta(hours=2)
     resolve_by_fingerprint(auth.fingerprint, note="token rotated")
     clock.now = NOW
     if rollup_mode == "hourly rollups":
-        from monitoring.models import FlowRollup
         from monitoring.kpis.rollups import refresh
+        from monitoring.models import FlowRollup
 
         refresh(now=NOW)
         assert FlowRollup.objects.exists()
@@ -128,7 +144,11 @@ def kpis(client, executive, scenario):
 
 def test_order_cycle_time_percentiles_match_the_hand_computed_values(kpis):
     assert kpis["order_cycle_time"] == {
-        "count": 10, "p50_seconds": P50_CYCLE, "p90_seconds": P90_CYCLE, "p95_seconds": P95_CYCLE, "in_flight": 3,
+        "count": 10,
+        "p50_seconds": P50_CYCLE,
+        "p90_seconds": P90_CYCLE,
+        "p95_seconds": P95_CYCLE,
+        "in_flight": 3,
     }
 
 
@@ -138,7 +158,11 @@ def test_amendment_failure_rate_counts_flows_that_raised_an_exception(kpis):
 
 def test_invoice_sync_lag_counts_unposted_invoices_at_their_age(kpis):
     assert kpis["invoice_sync_lag"] == {
-        "posted": 5, "p50_seconds": P50_LAG, "p95_seconds": P95_LAG, "unposted": 1, "oldest_unposted_seconds": 7200.0,
+        "posted": 5,
+        "p50_seconds": P50_LAG,
+        "p95_seconds": P95_LAG,
+        "unposted": 1,
+        "oldest_unposted_seconds": 7200.0,
     }
 
 
@@ -176,7 +200,18 @@ def test_retries_duplicates_and_renewal_accuracy(kpis):
 
 
 def test_the_api_answers_exactly_the_contract_keys(kpis):
-    assert list(kpis) == ["window", "order_cycle_time", "amendments", "invoice_sync_lag", "exceptions", "sla", "revenue_at_risk", "retries", "duplicate_rate", "renewal_accuracy"]
+    assert list(kpis) == [
+        "window",
+        "order_cycle_time",
+        "amendments",
+        "invoice_sync_lag",
+        "exceptions",
+        "sla",
+        "revenue_at_risk",
+        "retries",
+        "duplicate_rate",
+        "renewal_accuracy",
+    ]
     assert set(kpis["order_cycle_time"]) == {"count", "p50_seconds", "p90_seconds", "p95_seconds", "in_flight"}
     assert set(kpis["invoice_sync_lag"]) == {"posted", "p50_seconds", "p95_seconds", "unposted", "oldest_unposted_seconds"}
     assert all(set(v) == {"target_seconds", "due", "met", "breached", "at_risk", "compliance"} for v in kpis["sla"].values())

@@ -5,7 +5,7 @@ already rolled up (the dirty-hour trigger), before and after the next refresh.""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -24,7 +24,7 @@ from monitoring.models import FlowRollup, RollupDirtyHour, RollupState
 from sync.models import FlowRun, FlowType
 from tests.factories import FlowRunFactory
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SLA_MINUTES = {FlowType.ORDER_ACTIVATION: 15, FlowType.AMENDMENT: 30, FlowType.RENEWAL: 60, FlowType.INVOICE_POSTING: 60}
 TYPES = [FlowType.ORDER_ACTIVATION, FlowType.AMENDMENT, FlowType.RENEWAL, FlowType.INVOICE_POSTING, FlowType.CUSTOMER_SYNC]
 ENTITIES = [("US01", "USD", Decimal("1")), ("DE01", "EUR", Decimal("1.1")), ("UK01", "GBP", Decimal("1.27"))]
@@ -45,12 +45,23 @@ def make_history(n: int = 400, seed: int = 7) -> list[FlowRun]:
             status = "running"
         sla = SLA_MINUTES.get(flow_type)
         amount = Decimal(rng.choice([400, 1200, 36000]))
-        runs.append(FlowRun(
-            flow_type=flow_type, status=status, idempotency_key=f"hist-{seed}-{i}", document_number=f"DOC-{i}",
-            legal_entity=entity, currency=currency, amount=amount, amount_reporting=amount * rate,
-            business_started_at=started, business_completed_at=done, finished_at=done or (NOW if status == "cancelled" else None),
-            sla_due_at=started + timedelta(minutes=sla) if sla else None, had_exception=rng.random() < 0.12,
-        ))
+        runs.append(
+            FlowRun(
+                flow_type=flow_type,
+                status=status,
+                idempotency_key=f"hist-{seed}-{i}",
+                document_number=f"DOC-{i}",
+                legal_entity=entity,
+                currency=currency,
+                amount=amount,
+                amount_reporting=amount * rate,
+                business_started_at=started,
+                business_completed_at=done,
+                finished_at=done or (NOW if status == "cancelled" else None),
+                sla_due_at=started + timedelta(minutes=sla) if sla else None,
+                had_exception=rng.random() < 0.12,
+            )
+        )
     return FlowRun.objects.bulk_create(runs)
 
 
@@ -119,8 +130,9 @@ def test_a_zone_with_a_half_hour_offset_reads_raw_rows(history):
 def test_a_late_activation_marks_its_hours_and_the_figures_stay_exact(history):
     """An order closed-won three days ago, activated (late) two days ago, arrives after its
     hours were rolled up: readers take those hours raw until the refresh recomputes them."""
-    order = next(r for r in history if r.flow_type == FlowType.ORDER_ACTIVATION and r.status == "running"
-                 and r.business_started_at < NOW - timedelta(days=2, hours=2))
+    order = next(
+        r for r in history if r.flow_type == FlowType.ORDER_ACTIVATION and r.status == "running" and r.business_started_at < NOW - timedelta(days=2, hours=2)
+    )
     activated = order.business_started_at + timedelta(hours=1, minutes=7)
     FlowRun.objects.filter(pk=order.pk).update(status="completed", business_completed_at=activated, finished_at=activated)
     hour = lambda t: t.replace(minute=0, second=0, microsecond=0)  # noqa: E731
@@ -142,9 +154,16 @@ def test_a_late_activation_marks_its_hours_and_the_figures_stay_exact(history):
 
 
 def test_a_late_insert_and_a_purge_keep_the_figures_exact(history):
-    late = FlowRunFactory(flow_type=FlowType.INVOICE_POSTING, status="completed", business_started_at=NOW - timedelta(days=4),
-                          business_completed_at=NOW - timedelta(days=4) + timedelta(minutes=42), finished_at=NOW - timedelta(days=4),
-                          sla_due_at=NOW - timedelta(days=4) + timedelta(hours=1), legal_entity="UK01", currency="GBP")
+    late = FlowRunFactory(
+        flow_type=FlowType.INVOICE_POSTING,
+        status="completed",
+        business_started_at=NOW - timedelta(days=4),
+        business_completed_at=NOW - timedelta(days=4) + timedelta(minutes=42),
+        finished_at=NOW - timedelta(days=4),
+        sla_due_at=NOW - timedelta(days=4) + timedelta(hours=1),
+        legal_entity="UK01",
+        currency="GBP",
+    )
     purged = [r.pk for r in history if r.status in ("completed", "cancelled")][:25]
     FlowRun.objects.filter(pk__in=purged).delete()
     raw, rolled, _ = both_ways(start=NOW - timedelta(days=8), end=NOW, as_of=NOW)

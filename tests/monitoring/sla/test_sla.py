@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
@@ -13,7 +13,7 @@ from monitoring.sla.services import sla_mark_breaches
 from sync.models import AuditEntry, FlowRun, FlowType
 from tests.factories import FlowRunFactory
 
-UTC = dt_timezone.utc
+UTC = UTC
 pytestmark = pytest.mark.django_db
 
 
@@ -31,7 +31,8 @@ def test_a_flow_type_without_a_policy_has_no_due_time():
 
 def test_a_business_calendar_counts_only_working_hours_and_skips_weekends_and_holidays():
     SlaPolicy.objects.filter(flow_type=FlowType.INVOICE_POSTING).update(
-        calendar=SlaPolicy.Calendar.BUSINESS, target_seconds=3600, business_hours_start=time(9), business_hours_end=time(17), time_zone="UTC")
+        calendar=SlaPolicy.Calendar.BUSINESS, target_seconds=3600, business_hours_start=time(9), business_hours_end=time(17), time_zone="UTC"
+    )
     friday_late = at(2026, 11, 13, 16, 30)  # 30 min left on Friday, the rest on Monday morning
     assert sla_due_at(FlowType.INVOICE_POSTING, friday_late) == at(2026, 11, 16, 9, 30)
     SlaHoliday.objects.create(date=date(2026, 11, 16), name="Company day off")
@@ -42,7 +43,8 @@ def test_a_business_calendar_counts_only_working_hours_and_skips_weekends_and_ho
 
 def test_the_business_calendar_works_in_the_policy_time_zone():
     SlaPolicy.objects.filter(flow_type=FlowType.INVOICE_POSTING).update(
-        calendar=SlaPolicy.Calendar.BUSINESS, target_seconds=1800, business_hours_start=time(9), business_hours_end=time(17), time_zone="America/New_York")
+        calendar=SlaPolicy.Calendar.BUSINESS, target_seconds=1800, business_hours_start=time(9), business_hours_end=time(17), time_zone="America/New_York"
+    )
     # 13:00 UTC is 08:00 in New York (EST): the clock starts at 09:00 local = 14:00 UTC
     assert sla_due_at(FlowType.INVOICE_POSTING, at(2026, 11, 13, 13, 0)) == at(2026, 11, 13, 14, 30)
 
@@ -58,8 +60,13 @@ def test_the_sweep_marks_each_overdue_running_flow_breached_exactly_once():
     now = timezone.now()
     late = FlowRunFactory(status=FlowRun.Status.RUNNING, business_started_at=now - timedelta(minutes=30), sla_due_at=now - timedelta(minutes=15))
     fine = FlowRunFactory(status=FlowRun.Status.RUNNING, business_started_at=now - timedelta(minutes=5), sla_due_at=now + timedelta(minutes=10))
-    done = FlowRunFactory(status=FlowRun.Status.COMPLETED, business_started_at=now - timedelta(hours=2), business_completed_at=now - timedelta(hours=1, minutes=55),
-                          finished_at=now - timedelta(hours=1, minutes=55), sla_due_at=now - timedelta(hours=1, minutes=45))
+    done = FlowRunFactory(
+        status=FlowRun.Status.COMPLETED,
+        business_started_at=now - timedelta(hours=2),
+        business_completed_at=now - timedelta(hours=1, minutes=55),
+        finished_at=now - timedelta(hours=1, minutes=55),
+        sla_due_at=now - timedelta(hours=1, minutes=45),
+    )
     first = sla_mark_breaches()
     assert [b.id for b in first] == [late.pk]
     assert sla_mark_breaches() == []
@@ -68,9 +75,19 @@ def test_the_sweep_marks_each_overdue_running_flow_breached_exactly_once():
 
 
 def _policy_post(policy, **changes):
-    data = {"target_minutes": policy.target_seconds / 60, "objective_pct": "99", "at_risk_pct": "80", "calendar": "24x7",
-            "business_hours_start": "09:00", "business_hours_end": "17:00", "time_zone": "UTC", "month_end_minutes": "",
-            "month_end_days_before": "2", "month_end_days_after": "3", **changes}
+    data = {
+        "target_minutes": policy.target_seconds / 60,
+        "objective_pct": "99",
+        "at_risk_pct": "80",
+        "calendar": "24x7",
+        "business_hours_start": "09:00",
+        "business_hours_end": "17:00",
+        "time_zone": "UTC",
+        "month_end_minutes": "",
+        "month_end_days_before": "2",
+        "month_end_days_after": "3",
+        **changes,
+    }
     return {f"p{policy.pk}-{k}": v for k, v in data.items()}
 
 

@@ -33,9 +33,26 @@ CATALOG = [
     ("ONBOARD-FEE", "2500.00", False, (1, 1)),
 ]
 ACCOUNTS = [
-    "Globex Corporation", "Initech", "Umbrella Health", "Stark Industries", "Wayne Enterprises", "Hooli", "Vandelay Imports",
-    "Soylent Foods", "Tyrell Systems", "Cyberdyne Labs", "Aperture Science", "Wonka Industries", "Massive Dynamic", "Oscorp",
-    "Nakatomi Trading", "Pied Piper", "Dunder Mifflin", "Monarch Solutions", "Blue Sun Logistics", "Prestige Worldwide",
+    "Globex Corporation",
+    "Initech",
+    "Umbrella Health",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Hooli",
+    "Vandelay Imports",
+    "Soylent Foods",
+    "Tyrell Systems",
+    "Cyberdyne Labs",
+    "Aperture Science",
+    "Wonka Industries",
+    "Massive Dynamic",
+    "Oscorp",
+    "Nakatomi Trading",
+    "Pied Piper",
+    "Dunder Mifflin",
+    "Monarch Solutions",
+    "Blue Sun Logistics",
+    "Prestige Worldwide",
 ]
 CURRENCIES = [("USD", 0.7), ("EUR", 0.2), ("GBP", 0.1)]
 
@@ -130,11 +147,24 @@ class Command(BaseCommand):
         if order is None:
             return
         end = timezone.now().replace(minute=0, second=0, microsecond=0)
-        accept_canonical([{
-            "id": f"usage-{order.number}-{end.isoformat()}", "type": "usage.closed.v1", "source": "metering", "occurred_at": timezone.now().isoformat(),
-            "data": {"order_number": order.number, "metric": "api_calls", "quantity": str(self.rng.randint(1_000, 250_000)),
-                     "period_start": (end - timedelta(hours=1)).isoformat(), "period_end": end.isoformat(), "records": self.rng.randint(50, 5000)},
-        }])
+        accept_canonical(
+            [
+                {
+                    "id": f"usage-{order.number}-{end.isoformat()}",
+                    "type": "usage.closed.v1",
+                    "source": "metering",
+                    "occurred_at": timezone.now().isoformat(),
+                    "data": {
+                        "order_number": order.number,
+                        "metric": "api_calls",
+                        "quantity": str(self.rng.randint(1_000, 250_000)),
+                        "period_start": (end - timedelta(hours=1)).isoformat(),
+                        "period_end": end.isoformat(),
+                        "records": self.rng.randint(50, 5000),
+                    },
+                }
+            ]
+        )
 
     def live_order(self):
         """A random activated order that really exists in the sandboxes (not loaded history)."""

@@ -37,10 +37,24 @@ class Command(BaseCommand):
             "SECURE_SSL_REDIRECT": "0",  # sandboxes speak plain HTTP on localhost
         }
         port = port or DEFAULT_PORTS[system]
-        argv = [gunicorn, "sandboxes.wsgi:application", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4", "--access-logfile", "-",
-                # keep idle connections longer than any Retry-After a client waits out, as real
-                # API front ends do; gunicorn's 2 s default resets a client's pooled connection
-                "--keep-alive", "75", "--name", f"sandbox-{system}"]
+        argv = [
+            gunicorn,
+            "sandboxes.wsgi:application",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+            # keep idle connections longer than any Retry-After a client waits out, as real
+            # API front ends do; gunicorn's 2 s default resets a client's pooled connection
+            "--keep-alive",
+            "75",
+            "--name",
+            f"sandbox-{system}",
+        ]
         self.stdout.write(f"{system} sandbox on http://{host}:{port}/ (faults: /__sandbox__/)")
         self.stdout.flush()
         os.execve(gunicorn, argv, env)
