@@ -9,10 +9,11 @@ from django.db import transaction
 
 from sync.canonical.store import ref_external, ref_set, safe_external_id
 from sync.connectors import registry
+from sync.customers.matching import Resolution, review_message
 from sync.models import Customer, FlowRun, Order, Subscription
 from sync.outbox import outbox_add
 
-from .base import Park, StepContext, StepValidationError
+from .base import Park, ReviewPark, StepContext, StepValidationError
 
 
 def customer_payload(customer: Customer, crm_account_id: str = "") -> dict:
@@ -28,6 +29,29 @@ def customer_payload(customer: Customer, crm_account_id: str = "") -> dict:
         "crm_account_id": crm_account_id,
         "payment_terms": customer.payment_terms,
     }
+
+
+def wait_for_review(resolution: Resolution) -> None:
+    """Park the flow while its customer waits for a person's match decision."""
+    if not resolution.needs_review:
+        return
+    match = resolution.match
+    candidate = match.candidate
+    raise ReviewPark(
+        f"Waiting for a decision: is {resolution.customer.name} the same customer as {candidate.name if candidate else 'another one'}? (customer match #{match.pk})",
+        match.waits_for,
+        match_id=match.pk,
+        error_class=match.error_class or "duplicate",
+        message=review_message(match),
+        open_exception=match.exception_id is None,
+        payload={
+            "customer_match": match.pk,
+            "record": match.record,
+            "candidate": {"customer_id": str(candidate.pk), "name": candidate.name} if candidate else None,
+            "score": str(match.score),
+            "reasons": match.reasons,
+        },
+    )
 
 
 def _customer(ctx: StepContext, key: str = "validate") -> Customer:
