@@ -27,7 +27,7 @@ from django.db.models import Q
 
 from sync.audit import audit_record
 from sync.canonical.store import lock_account, ref_canonical, ref_set
-from sync.models import Customer, CustomerMatch, ExternalRef, FlowRun, LegalEntity
+from sync.models import Customer, CustomerMatch, ExternalRef, FlowRun, LegalEntity, OwnershipRule
 
 from .normalise import EmailDomain, Profile, email_domain, name_key, tax_id
 from .scoring import Candidate, Decision, decide, score_pair
@@ -175,20 +175,51 @@ def _fields_of(account: dict, currency: str, entity: LegalEntity | None) -> dict
     return fields
 
 
-def _write(customer: Customer, fields: dict, system: str, *, only_blank: bool = False) -> None:
-    """Set the non-empty values (only into empty fields when `only_blank`), noting their source system."""
+def source_system(source: str) -> str:
+    """field_sources hold "system:external id" (older rows: the system alone)."""
+    return (source or "").split(":", 1)[0]
+
+
+def role_of_system(system: str) -> str:
+    """The role a system plays (crm/billing/erp), '' for the hub, the events API and unknown sources."""
+    return next((role for role, name in settings.CONNECTOR_ROLES.items() if name == source_system(system)), "")
+
+
+def owner_roles() -> dict[str, str]:
+    """field → the role that owns it (OwnershipRule, editable in admin; shown on the Connectors page)."""
+    out: dict[str, str] = {}
+    for field_group in OwnershipRule.objects.all():
+        for fname in field_group.fields or []:
+            out.setdefault(fname, field_group.owner_role)
+    return out
+
+
+def _write(customer: Customer, fields: dict, system: str, record_id: str, *, only_blank: bool = False) -> None:
+    """Write an arriving record's non-empty values, noting which record each value came from.
+
+    A record replaces an empty value, a value it gave itself, or (unless `only_blank`) a value
+    nobody is known to have given. A value another record gave — the survivor's, after a merge —
+    is replaced only by the system that owns the field (OwnershipRule) over a non-owner's value;
+    otherwise it stays: two CRM accounts of one customer do not overwrite each other by turns."""
+    me = f"{system}:{record_id}"
+    my_role = role_of_system(system)
+    owners = owner_roles()
     sources = dict(customer.field_sources or {})
     for fname, value in fields.items():
         if value in ("", None):
             continue
         current = getattr(customer, fname if fname != "legal_entity" else "legal_entity_id")
-        if only_blank and current not in ("", None):
-            continue
+        holder = sources.get(fname, "")
+        if current not in ("", None) and holder != me:
+            owner = owners.get(fname, "")
+            owner_beats = bool(owner) and my_role == owner and role_of_system(holder) != owner
+            if not owner_beats and (only_blank or holder):
+                continue
         if fname == "legal_entity":
             customer.legal_entity = value
         else:
             setattr(customer, fname, value)
-        sources[fname] = system
+        sources[fname] = me
     customer.field_sources = sources
     refresh_keys(customer)
 
@@ -230,7 +261,7 @@ def customer_for_account(*, source: str, account: dict, currency: str, entity: L
         waiting = CustomerMatch.objects.filter(customer=customer, outcome=CustomerMatch.Outcome.REVIEW, decision="").order_by("-pk").first()
         if waiting is not None:
             return Resolution(customer, "review", waiting)
-        _write(customer, fields, source)
+        _write(customer, fields, source, external_id)
         customer.save()
         return Resolution(customer, "known")
 
@@ -252,7 +283,7 @@ def customer_for_account(*, source: str, account: dict, currency: str, entity: L
     }
     if decision.outcome == "auto_linked":
         customer = Customer.objects.select_for_update().get(pk=best.customer_id)
-        _write(customer, fields, source, only_blank=True)
+        _write(customer, fields, source, external_id, only_blank=True)
         customer.save()
         ref_set(system=source, object_type=ACCOUNT, external_id=external_id, canonical_type="customer", canonical_id=customer.pk)
         match = CustomerMatch.objects.create(
@@ -269,7 +300,7 @@ def customer_for_account(*, source: str, account: dict, currency: str, entity: L
         return Resolution(customer, "auto_linked", match)
 
     customer = Customer(currency=currency)
-    _write(customer, fields, source)
+    _write(customer, fields, source, external_id)
     customer.save()
     ref_set(system=source, object_type=ACCOUNT, external_id=external_id, canonical_type="customer", canonical_id=customer.pk)
     if decision.outcome == "new":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -32,12 +31,11 @@ from sync.models import (
     FlowRun,
     Invoice,
     Order,
-    OwnershipRule,
     Payment,
     Subscription,
 )
 
-from .matching import refresh_keys
+from .matching import owner_roles, refresh_keys, role_of_system
 
 # the rows that belong to a customer, by kind
 MOVABLE = {
@@ -72,20 +70,6 @@ def _display(customer: Customer, field: str) -> str:
     if field == "legal_entity":
         return customer.legal_entity.code if customer.legal_entity_id else ""
     return str(getattr(customer, field) or "")
-
-
-def role_of_system(system: str) -> str:
-    """The role a system plays (crm/billing/erp), '' for the hub, the events API and unknown sources."""
-    return next((role for role, name in settings.CONNECTOR_ROLES.items() if name == system), "")
-
-
-def owner_roles() -> dict[str, str]:
-    """field → the role that owns it (OwnershipRule, editable in admin; shown on the Connectors page)."""
-    out = {}
-    for rule in OwnershipRule.objects.all():
-        for field in rule.fields or []:
-            out.setdefault(field, rule.owner_role)
-    return out
 
 
 def compare(survivor: Customer, merged: Customer, *, owners: dict[str, str] | None = None) -> list[dict]:

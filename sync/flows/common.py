@@ -10,7 +10,7 @@ from django.db import transaction
 from sync.canonical.store import ref_external, ref_set, safe_external_id
 from sync.connectors import registry
 from sync.customers.matching import Resolution, review_message
-from sync.models import Customer, FlowRun, Order, Subscription
+from sync.models import Customer, ExternalRef, FlowRun, Order, Subscription
 from sync.outbox import outbox_add
 
 from .base import Park, ReviewPark, StepContext, StepValidationError
@@ -62,13 +62,26 @@ def _customer(ctx: StepContext, key: str = "validate") -> Customer:
     return customer
 
 
+def first_crm_account(customer: Customer) -> str:
+    """The customer's oldest CRM account id (a merged customer has several)."""
+    return (
+        ExternalRef.objects.filter(canonical_type="customer", canonical_id=customer.pk, object_type="Account")
+        .order_by("created_at", "pk")
+        .values_list("external_id", flat=True)
+        .first()
+        or ""
+    )
+
+
 def ensure_erp_customer(ctx: StepContext, key: str = "validate") -> dict:
     customer = _customer(ctx, key)
     erp = registry.erp()
     existing = ref_external(system=erp.system, object_type="customer", canonical_type="customer", canonical_id=customer.pk)
     if existing and key != "validate":
         return {"erp_customer_id": existing, "created": False}
-    crm_account = ctx.state.get(key, {}).get("crm_account_id", "")
+    # one ERP customer per hub customer: keyed by its first CRM account, so after a merge the
+    # second account's orders go to the survivor's ERP customer instead of creating another
+    crm_account = first_crm_account(customer) or ctx.state.get(key, {}).get("crm_account_id", "")
     external_id = safe_external_id("CUST", crm_account or str(customer.pk))
     payload = customer_payload(customer, crm_account)
     ctx.request({"system": erp.system, "operation": "upsert customer", "external_id": external_id, "customer": payload})

@@ -36,7 +36,7 @@ def test_a_new_account_with_no_lookalike_is_a_new_customer_with_its_keys_stored(
     assert result.outcome == "new" and not result.needs_review
     c = Customer.objects.get(pk=result.customer.pk)
     assert (c.name_key, c.tax_key, c.email_domain, c.country) == ("muller and sohne", VAT, "mueller.example", "DE")
-    assert c.field_sources["name"] == "salesforce"
+    assert c.field_sources["name"] == "salesforce:001A"
     assert refs_of(c) == {("salesforce", "Account", "001A")}
     assert CustomerMatch.objects.get().outcome == CustomerMatch.Outcome.NEW
 
@@ -68,6 +68,9 @@ def test_two_accounts_differing_only_in_case_punctuation_and_legal_suffix_with_o
     assert survivor.pk == a.customer.pk
     assert refs_of(survivor) == {("salesforce", "Account", "001A"), ("salesforce", "Account", "001B")}
     assert arrive("001B", "Acme, G.m.b.H.", entity=de01).customer.pk == survivor.pk  # resumed flows land on the survivor
+    survivor.refresh_from_db()
+    assert survivor.name == "ACME GmbH"  # the merged-in account does not overwrite the survivor's values
+    assert arrive("001A", "ACME Deutschland GmbH", entity=de01).customer.name == "ACME Deutschland GmbH"  # its own record still may
 
     match_unmerge(match_id=match.pk, note="they are two subsidiaries after all")
     merge.refresh_from_db()
@@ -182,7 +185,7 @@ def test_take_the_owners_value_prefers_the_system_that_owns_the_field(de01):
     match = CustomerMatch.objects.get(outcome="review")
     match_merge(match_id=match.pk, rule="owner")
     survivor = Customer.objects.get(merged_into__isnull=True)
-    assert survivor.name == "ACME GmbH" and survivor.field_sources["name"] == "netsuite"
+    assert survivor.name == "ACME GmbH" and survivor.field_sources["name"] == "netsuite:C-1"
 
 
 def test_keep_separate_leaves_both_and_lets_the_account_through(de01):
