@@ -271,7 +271,7 @@ def customer_review(exc: SyncException) -> dict | None:
         "candidate_docs": counts.get(candidate.pk, {}) if candidate else {},
         "merges": merges,
         "active_merge": active,
-        "moved_counts": {k: len(v) for k, v in (active.moved or {}).items() if v} if active else {},
+        "moved_counts": {k.replace("_", " "): len(v) for k, v in (active.moved or {}).items() if v} if active else {},
         "is_open": match.is_open,
         "waiting_flows": FlowRun.objects.filter(status=FlowRun.Status.PARKED, waits_for=match.waits_for).count() if match.is_open else 0,
     }
@@ -350,6 +350,15 @@ def exception_story(exc: SyncException) -> dict:
     history = exception_history(exc)
     closing = next((e for e in reversed(history) if e.object_type == "exception" and e.action in ("resolve", "ignore", "auto_resolve", "replay")), None)
     response = exc.response if isinstance(exc.response, dict) else {}
+    review = customer_review(exc) if exc.error_class in (ErrorClass.DUPLICATE, ErrorClass.CONFLICT) else None
+    suggestion = SUGGESTIONS.get(exc.error_class, "")
+    if review is not None:
+        suggestion = (
+            "Compare the two customers in the review below, then merge them (one customer keeps both references) or keep them separate; "
+            "the flows waiting on the decision resume by themselves."
+            if review["is_open"]
+            else "Decided in the customer match review below; a merge can be undone there."
+        )
     return {
         "steps": steps,
         "step_count": len(steps),
@@ -358,7 +367,7 @@ def exception_story(exc: SyncException) -> dict:
         "target_status": response.get("status_code"),
         "target_code": response.get("code"),
         "cause_count": SyncException.objects.filter(cause_key=exc.cause_key, status__in=SyncException.OPEN_STATUSES).count() if exc.cause_key else 0,
-        "suggestion": SUGGESTIONS.get(exc.error_class, ""),
+        "suggestion": suggestion,
         "comments": list(exc.comments.select_related("author")),
         "payload_pretty": pretty(exc.payload or {}),
         "response_pretty": pretty(exc.response or {}),
@@ -372,7 +381,7 @@ def exception_story(exc: SyncException) -> dict:
         "can_replay": bool(inbox and inbox.status == InboxEvent.Status.DEAD and exc.status in SyncException.OPEN_STATUSES),
         "can_cancel": bool(exc.flow_run_id and exc.flow_run.status not in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED)),
         "inbox": inbox,
-        "review": customer_review(exc) if exc.error_class in (ErrorClass.DUPLICATE, ErrorClass.CONFLICT) else None,
+        "review": review,
     }
 
 

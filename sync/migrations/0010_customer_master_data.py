@@ -39,7 +39,24 @@ class Migration(migrations.Migration):
                 ("object_type", models.CharField(max_length=64)),
                 ("external_id", models.CharField(max_length=255)),
                 ("record", models.JSONField(default=dict, help_text="the record's attributes as received, and their match keys")),
-                ("flow_type", models.CharField(blank=True, max_length=32)),
+                (
+                    "flow_type",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("customer_sync", "Customer sync"),
+                            ("order_activation", "Order activation"),
+                            ("amendment", "Amendment"),
+                            ("renewal", "Renewal"),
+                            ("cancellation", "Cancellation"),
+                            ("invoice_posting", "Invoice posting"),
+                            ("payment_status", "Payment status"),
+                            ("usage_close", "Usage close"),
+                            ("credit_memo", "Credit memo"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
                 (
                     "outcome",
                     models.CharField(choices=[("new", "new customer"), ("auto_linked", "linked automatically"), ("review", "sent for review")], max_length=16),

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from .canonical import Customer
-from .engine import FlowRun, SyncException
+from .engine import FlowRun, FlowType, SyncException
 
 
 class CustomerMatch(models.Model):
@@ -36,7 +36,7 @@ class CustomerMatch(models.Model):
     object_type = models.CharField(max_length=64)
     external_id = models.CharField(max_length=255)
     record = models.JSONField(default=dict, help_text="the record's attributes as received, and their match keys")
-    flow_type = models.CharField(max_length=32, blank=True)
+    flow_type = models.CharField(max_length=32, choices=FlowType.choices, blank=True)
     flow_run = models.ForeignKey(FlowRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="customer_matches")
     # what the matcher found
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
