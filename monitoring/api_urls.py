@@ -20,4 +20,6 @@ urlpatterns = [
     path("exceptions/<int:pk>/replay/", api.exception_replay, name="api-exception-replay"),
     path("exceptions/<int:pk>/cancel/", api.exception_cancel, name="api-exception-cancel"),
     path("exceptions/<int:pk>/edit-payload/", api.exception_edit_payload, name="api-exception-edit-payload"),
+    path("exceptions/<int:pk>/customer-match/unmerge/", api.exception_customer_unmerge, name="api-exception-customer-unmerge"),
+    path("exceptions/<int:pk>/customer-match/<slug:decision>/", api.exception_customer_decide, name="api-exception-customer-decide"),
 ]

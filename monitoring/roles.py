@@ -14,6 +14,12 @@ from .models import DEFAULT_SLA_MINUTES, SlaPolicy
 EXECUTIVE, FINANCE, REVOPS, IT_OPS = "Executive", "Finance", "RevOps", "IT Operations"
 
 ACT = "sync.act_on_exception"
+# merging, unmerging, keeping customers apart changes the legal customer record (name, tax id,
+# terms: owned by the ERP, i.e. Finance) and which documents belong to whom: data stewards only.
+# As in MDM tools the steward role is separate from "may work the queue": Finance (owns customer
+# master data) and IT Operations (runs the hub) decide; RevOps sees the review and may comment
+# or assign it; Executives only read.
+DECIDE_CUSTOMER_MATCH = "sync.decide_customer_match"
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     EXECUTIVE: ["monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_reconciliation"],
     FINANCE: [
@@ -23,6 +29,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "monitoring.view_traces",
         "monitoring.approve_financial_edits",
         ACT,
+        DECIDE_CUSTOMER_MATCH,
     ],
     REVOPS: [
         "monitoring.view_kpis",
@@ -40,6 +47,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "monitoring.manage_connectors",
         "monitoring.manage_sla",
         ACT,
+        DECIDE_CUSTOMER_MATCH,
     ],
 }
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("exceptions/<int:pk>/", exception_views.exception_detail, name="exception_detail"),
     path("exceptions/<int:pk>/edit-payload/", exception_views.exception_edit_payload, name="exception_edit_payload"),
     path("exceptions/<int:pk>/payload-edits/<int:edit_id>/<slug:decision>/", exception_views.payload_edit_decide, name="exception_payload_edit_decide"),
+    path("exceptions/<int:pk>/customer/<slug:decision>/", exception_views.exception_customer_decide, name="exception_customer_decide"),
     path("exceptions/<int:pk>/<slug:action>/", exception_views.exception_action, name="exception_action"),
     path("sla/", sla_views.sla, name="sla"),
     path("sla/policies/<int:pk>/", sla_views.sla_policy_edit, name="sla_policy_edit"),

@@ -229,6 +229,25 @@ CONNECTOR_CALL_RETENTION_DAYS = int(os.environ.get("CONNECTOR_CALL_RETENTION_DAY
 # Check each chart against plotly's schema before rendering (on in tests; ~18 ms a chart).
 PLOTLY_VALIDATE = env_bool("PLOTLY_VALIDATE", False)
 
+# --- customer master data: matching arriving customers (sync/customers/, docs/CUSTOMER_MATCHING.md) ---
+# Score 0–100 = weighted mean of the fields both records have (rapidfuzz token_sort_ratio on the
+# normalised names; exact agreement on tax id, company email domain and country).
+#   score >= AUTO_LINK, one candidate only, a key agreeing, none disagreeing, not a second record of
+#     the same system          → the record is linked to that customer (no person needed)
+#   REVIEW <= score (or a tax id / cross-system id agrees) → a duplicate/conflict exception for review
+#   below REVIEW               → a new customer
+CUSTOMER_MATCHING = {
+    "AUTO_LINK": float(os.environ.get("Q2C_MATCH_AUTO_LINK", "92")),
+    "REVIEW": float(os.environ.get("Q2C_MATCH_REVIEW", "75")),
+    "WEIGHTS": {"name": 0.55, "tax_id": 0.25, "email_domain": 0.10, "country": 0.10},
+    # names whose digit tokens differ ("Globex 472" / "Globex 473") score at most this on the name
+    "NUMBER_MISMATCH_NAME_CAP": 50.0,
+    # the block: customers whose normalised name is trigram-similar (pg_trgm) at least this much,
+    # plus every customer sharing an exact key; at most CANDIDATES of them are scored
+    "TRIGRAM_SIMILARITY": 0.3,
+    "CANDIDATES": 20,
+}
+
 # --- monitoring: alerts ---------------------------------------------------------------
 # An exception spike alerts when at least this many exceptions open within 15 minutes (and at
 # least 3× the previous day's 15-minute average). Links in alerts use PORTAL_BASE_URL above.

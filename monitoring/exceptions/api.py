@@ -189,6 +189,7 @@ class ExceptionDetailSerializer(ExceptionSerializer):
                 for a in story["audit"]
             ],
             "comments": [{"author": c.author.username if c.author_id else None, "text": c.text, "at": c.created_at} for c in story["comments"]],
+            "customer_match": _review_json(story["review"]),
             "payload_edits": [
                 {
                     "id": e.pk,
@@ -296,6 +297,46 @@ def exception_groups(request):
         for g in page
     ]
     return paginator.get_paginated_response(rows)
+
+
+def _review_json(review: dict | None) -> dict | None:
+    """The customer match behind a duplicate/conflict exception: both records, evidence, score, merges."""
+    if review is None:
+        return None
+    m = review["match"]
+
+    def customer(c, refs):
+        if c is None:
+            return None
+        return {"id": str(c.pk), "name": c.name, "merged_into": str(c.merged_into_id) if c.merged_into_id else None, "references": [list(r) for r in refs]}
+
+    return {
+        "id": m.pk,
+        "outcome": m.outcome,
+        "error_class": m.error_class,
+        "score": str(m.score) if m.score is not None else None,
+        "decision": m.decision,
+        "decided_by": m.decided_by.username if m.decided_by_id else None,
+        "decided_at": m.decided_at,
+        "record": {"system": m.system, "object_type": m.object_type, "external_id": m.external_id, **m.record},
+        "existing_customer": customer(review["candidate"], review["candidate_refs"]),
+        "arriving_customer": customer(review["record"], review["record_refs"]),
+        "fields": review["rows"],
+        "evidence": m.evidence,
+        "reasons": m.reasons,
+        "candidates": m.candidates,
+        "merges": [
+            {
+                "id": mg.pk,
+                "survivor": str(mg.survivor_id),
+                "merged": str(mg.merged_id),
+                "moved": {k: len(v) for k, v in (mg.moved or {}).items()},
+                "merged_at": mg.merged_at,
+                "unmerged_at": mg.unmerged_at,
+            }
+            for mg in review["merges"]
+        ],
+    }
 
 
 # --- actions ---------------------------------------------------------------------------------------------
@@ -409,6 +450,46 @@ def exception_edit_payload(request, pk: int):
     return _action(
         request, pk, EditPayloadIn, lambda payload, reason: services.exception_edit_payload(exception_id=pk, user=request.user, payload=payload, reason=reason)
     )
+
+
+# --- customer match decisions ---------------------------------------------------------------------------------
+DECIDE = services.DECIDE_CUSTOMER_MATCH
+
+
+class CustomerDecisionIn(serializers.Serializer):
+    survivor = serializers.ChoiceField(choices=["candidate", "record"], default="candidate", help_text="which customer survives a merge")
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class UnmergeIn(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, help_text="why the merge was wrong")
+
+
+@extend_schema(
+    summary="Decide a customer match: merge (the survivor's values win), owner (merge taking each field from its owning system) or separate",
+    request=CustomerDecisionIn,
+    responses=_ACTION_RESPONSES,
+)
+@api_view(["POST"])
+@permission_classes([has_perm(DECIDE)])
+def exception_customer_decide(request, pk: int, decision: str):
+    if decision not in services.CUSTOMER_DECISIONS:
+        raise ValidationError({"decision": "Decide merge, owner or separate."})
+    return _action(
+        request,
+        pk,
+        CustomerDecisionIn,
+        lambda survivor, note: services.customer_match_decide(exception_id=pk, user=request.user, decision=decision, survivor=survivor, note=note),
+    )
+
+
+@extend_schema(
+    summary="Undo the merge of a customer match: two customers again, each with its references and documents", request=UnmergeIn, responses=_ACTION_RESPONSES
+)
+@api_view(["POST"])
+@permission_classes([has_perm(DECIDE)])
+def exception_customer_unmerge(request, pk: int):
+    return _action(request, pk, UnmergeIn, lambda note: services.customer_unmerge(exception_id=pk, user=request.user, note=note))
 
 
 # --- bulk retry ----------------------------------------------------------------------------------------------

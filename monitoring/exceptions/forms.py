@@ -64,3 +64,8 @@ class SavedViewForm(forms.Form):
 
 def assignee_choices() -> list[tuple[str, str]]:
     return [("", "— unassigned —")] + [(u.username, u.get_full_name() or u.username) for u in assignable_users()]
+
+
+class CustomerDecisionForm(forms.Form):
+    survivor = forms.ChoiceField(choices=[("candidate", "the existing customer"), ("record", "the arriving record")], required=False)
+    note = forms.CharField(max_length=2000, required=False)

@@ -11,8 +11,24 @@ from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 
 from monitoring.models import PayloadEdit, SavedView
+from sync.customers.matching import customer_refs
+from sync.customers.merge import compare, survivorship
 from sync.flows.registry import FLOWS
-from sync.models import AuditEntry, ErrorClass, FlowRun, FlowStep, FlowType, InboxEvent, SyncException, System
+from sync.models import (
+    AuditEntry,
+    CustomerMatch,
+    ErrorClass,
+    FlowRun,
+    FlowStep,
+    FlowType,
+    InboxEvent,
+    Invoice,
+    Order,
+    Payment,
+    Subscription,
+    SyncException,
+    System,
+)
 
 from .filters import (
     AGE_CHOICES,
@@ -118,7 +134,7 @@ SUGGESTIONS = {
     "mapping": "A value has no mapping (product, price, entity). Add the mapping, fix the source record or edit the payload, then retry.",
     "not_found": "A referenced record is missing in the target system. Create or sync it first, then retry.",
     "conflict": "The target record changed or is locked. Inspect both sides, then retry or resolve.",
-    "duplicate": "Two records look like the same party. Merge or mark one as canonical, then retry.",
+    "duplicate": "Two records look like the same party. Compare them below, then merge them or keep them separate; waiting flows resume by themselves.",
     "rate_limit": "The target system throttled us; retries back off automatically. Retry later if it stays open.",
     "timeout": "The target did not answer in time. Retrying is safe: the step carries its idempotency key.",
     "unavailable": "The target system is down or the connector is paused. Retry once it is healthy.",
@@ -186,6 +202,8 @@ def retry_preview(exc: SyncException) -> dict:
         reason = f"The flow is already {run.get_status_display().lower()}."
     elif exc.status == SyncException.Status.RETRYING and step.status in (FlowStep.Status.PENDING, FlowStep.Status.RUNNING):
         reason = "A retry is already under way."
+    elif open_customer_match(exc) is not None:
+        reason = "The flow waits for a customer-match decision: merge the customers or keep them separate (below), and it resumes by itself."
     effects = side_effects(run)
     return {
         "can_retry": not reason,
@@ -196,6 +214,66 @@ def retry_preview(exc: SyncException) -> dict:
         "side_effects": effects,
         "external_effects": [e for e in effects if e["external"]],
         "attempts": step.attempts if step else 0,
+    }
+
+
+# --- customer match review ------------------------------------------------------------------------
+def open_customer_match(exc: SyncException) -> CustomerMatch | None:
+    """The undecided customer match this exception asks about, if any."""
+    if exc.error_class not in (ErrorClass.DUPLICATE, ErrorClass.CONFLICT):
+        return None
+    return CustomerMatch.objects.filter(exception=exc, outcome=CustomerMatch.Outcome.REVIEW, decision="").only("pk").first()
+
+
+def _document_counts(customer_ids: list) -> dict:
+    """customer id → {orders, subscriptions, invoices, payments}: one grouped query per kind."""
+    out: dict = {cid: {} for cid in customer_ids}
+    for kind, model in (("orders", Order), ("subscriptions", Subscription), ("invoices", Invoice), ("payments", Payment)):
+        for row in model.objects.filter(customer_id__in=customer_ids).order_by().values("customer_id").annotate(n=Count("id")):
+            out[row["customer_id"]][kind] = row["n"]
+    return out
+
+
+def customer_review(exc: SyncException) -> dict | None:
+    """The review panel: the existing customer and the arriving record side by side, per-field
+    evidence and score, which system owns each field, what each action would keep, and the
+    merge (if one was made) with what it moved."""
+    match = (
+        CustomerMatch.objects.select_related("customer__legal_entity", "candidate__legal_entity", "decided_by").filter(exception=exc).order_by("-pk").first()
+    )
+    if match is None:
+        return None
+    record, candidate = match.customer, match.candidate
+    ids = [c.pk for c in (candidate, record) if c is not None]
+    rows = compare(candidate, record) if candidate is not None else []
+    merge_into, owner_value = survivorship(rows, "survivor"), survivorship(rows, "owner")
+    for row in rows:
+        row["merge_into"], row["owner_value"] = merge_into[row["field"]], owner_value[row["field"]]
+    refs = customer_refs(ids)
+    counts = _document_counts(ids)
+    merges = list(match.merges.select_related("survivor", "merged", "merged_by", "unmerged_by").order_by("-pk")[:5])
+    active = next((m for m in merges if m.active), None)
+    evidence = [{**e, "existing": e["b"], "arriving": e["a"]} for e in match.evidence]
+    return {
+        "match": match,
+        "record": record,
+        "candidate": candidate,
+        "rows": rows,
+        "differing": sum(1 for r in rows if r["differs"]),
+        "owner_changes": [r for r in rows if r["differs"] and r["owner_value"] != r["merge_into"]],
+        "evidence": evidence,
+        "candidates": match.candidates,
+        "reasons": match.reasons,
+        "refs": {cid: sorted(refs.get(cid, set())) for cid in ids},
+        "record_refs": sorted(refs.get(record.pk, set())),
+        "candidate_refs": sorted(refs.get(candidate.pk, set())) if candidate else [],
+        "record_docs": counts.get(record.pk, {}),
+        "candidate_docs": counts.get(candidate.pk, {}) if candidate else {},
+        "merges": merges,
+        "active_merge": active,
+        "moved_counts": {k.replace("_", " "): len(v) for k, v in (active.moved or {}).items() if v} if active else {},
+        "is_open": match.is_open,
+        "waiting_flows": FlowRun.objects.filter(status=FlowRun.Status.PARKED, waits_for=match.waits_for).count() if match.is_open else 0,
     }
 
 
@@ -215,6 +293,9 @@ HISTORY_LABELS = {
     ("exception", "payload_edit_requested"): ("Payload edit awaiting approval", "warn"),
     ("exception", "payload_edit_approved"): ("Payload edit approved and applied", "ok"),
     ("exception", "payload_edit_rejected"): ("Payload edit rejected", "muted"),
+    ("exception", "customer_merged"): ("Customers merged", "ok"),
+    ("exception", "customer_kept_separate"): ("Customers kept separate", "ok"),
+    ("exception", "customer_unmerged"): ("Merge undone: two customers again", "warn"),
     ("flow", "start"): ("Flow started", "info"),
     ("flow", "retry_requested"): ("Step re-queued with its idempotency key", "info"),
     ("flow", "cancel_requested"): ("Cancellation started: compensating", "warn"),
@@ -269,6 +350,15 @@ def exception_story(exc: SyncException) -> dict:
     history = exception_history(exc)
     closing = next((e for e in reversed(history) if e.object_type == "exception" and e.action in ("resolve", "ignore", "auto_resolve", "replay")), None)
     response = exc.response if isinstance(exc.response, dict) else {}
+    review = customer_review(exc) if exc.error_class in (ErrorClass.DUPLICATE, ErrorClass.CONFLICT) else None
+    suggestion = SUGGESTIONS.get(exc.error_class, "")
+    if review is not None:
+        suggestion = (
+            "Compare the two customers in the review below, then merge them (one customer keeps both references) or keep them separate; "
+            "the flows waiting on the decision resume by themselves."
+            if review["is_open"]
+            else "Decided in the customer match review below; a merge can be undone there."
+        )
     return {
         "steps": steps,
         "step_count": len(steps),
@@ -277,7 +367,7 @@ def exception_story(exc: SyncException) -> dict:
         "target_status": response.get("status_code"),
         "target_code": response.get("code"),
         "cause_count": SyncException.objects.filter(cause_key=exc.cause_key, status__in=SyncException.OPEN_STATUSES).count() if exc.cause_key else 0,
-        "suggestion": SUGGESTIONS.get(exc.error_class, ""),
+        "suggestion": suggestion,
         "comments": list(exc.comments.select_related("author")),
         "payload_pretty": pretty(exc.payload or {}),
         "response_pretty": pretty(exc.response or {}),
@@ -291,6 +381,7 @@ def exception_story(exc: SyncException) -> dict:
         "can_replay": bool(inbox and inbox.status == InboxEvent.Status.DEAD and exc.status in SyncException.OPEN_STATUSES),
         "can_cancel": bool(exc.flow_run_id and exc.flow_run.status not in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED)),
         "inbox": inbox,
+        "review": review,
     }
 
 

@@ -19,15 +19,17 @@ from monitoring.models import BulkJob, BulkJobItem, PayloadEdit, SavedView
 from q2c_portal.celery import Queue, TaskName
 from sync import dispatch
 from sync.audit import audit_record
+from sync.customers import merge as customer_merge
 from sync.engine.inbox import inbox_replay
-from sync.engine.runner import step_override_payload, step_retry
-from sync.models import ExceptionComment, FlowRun, FlowStep, InboxEvent, SyncException
+from sync.engine.runner import flow_resume_waiting, step_override_payload, step_retry
+from sync.models import CustomerMatch, ExceptionComment, FlowRun, FlowStep, InboxEvent, SyncException
 
 from .filters import ExceptionFilterSet
 from .redaction import restore_redacted
-from .selectors import EDITABLE_ERROR_CLASSES, FINANCIAL_FLOW_TYPES, assignable_users, step_input
+from .selectors import EDITABLE_ERROR_CLASSES, FINANCIAL_FLOW_TYPES, assignable_users, open_customer_match, step_input
 
 APPROVE_FINANCIAL_EDITS = "monitoring.approve_financial_edits"
+DECIDE_CUSTOMER_MATCH = "sync.decide_customer_match"
 BULK_RETRY_MAX = 10_000
 BULK_QUEUE = Queue.RECON.value  # bulk work runs beside reconciliation and sweeps, away from the financial flow steps
 
@@ -48,6 +50,11 @@ def _require_open(exc: SyncException, doing: str) -> None:
         raise ValidationError({"status": f"Only open exceptions can be {doing}; this one is {exc.get_status_display().lower()}."})
 
 
+def _require_no_open_match(exc: SyncException) -> None:
+    if open_customer_match(exc) is not None:
+        raise ValidationError({"decision": "Flows wait for this customer-match decision: merge the customers or keep them separate instead."})
+
+
 @transaction.atomic
 def exception_resolve(*, exception_id: int, user, note: str) -> SyncException:
     note = (note or "").strip()
@@ -55,6 +62,7 @@ def exception_resolve(*, exception_id: int, user, note: str) -> SyncException:
         raise ValidationError({"note": "Say how it was resolved, so the next person knows."})
     exc = _locked(exception_id)
     _require_open(exc, "resolved")
+    _require_no_open_match(exc)
     before = _snapshot(exc)
     exc.status, exc.resolved_at, exc.resolution_note = SyncException.Status.RESOLVED, timezone.now(), note
     exc.save(update_fields=["status", "resolved_at", "resolution_note"])
@@ -78,6 +86,7 @@ def exception_ignore(*, exception_id: int, user, reason: str) -> SyncException:
         raise ValidationError({"reason": "Say why this can be ignored."})
     exc = _locked(exception_id)
     _require_open(exc, "ignored")
+    _require_no_open_match(exc)
     before = _snapshot(exc)
     exc.status, exc.resolved_at, exc.resolution_note = SyncException.Status.IGNORED, timezone.now(), reason
     exc.save(update_fields=["status", "resolved_at", "resolution_note"])
@@ -140,6 +149,8 @@ def _retry_refusal(exc: SyncException, *, only_open: bool) -> str:
         return f"its flow is already {exc.flow_run.get_status_display().lower()}"
     if exc.status == SyncException.Status.RETRYING and exc.step.status in (FlowStep.Status.PENDING, FlowStep.Status.RUNNING):
         return "a retry is already under way"
+    if open_customer_match(exc) is not None:
+        return "its flow waits for a customer-match decision (merge or keep separate), then resumes by itself"
     return ""
 
 
@@ -227,6 +238,87 @@ def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bo
     if not dispatch.publish(TaskName.CANCEL_FLOW, args=[run.pk, getattr(user, "pk", None), reason], queue=Queue.FLOWS.value):
         raise ValidationError({"broker": "The task queue is unavailable; the cancellation was not started. Try again in a minute."})
     return exc
+
+
+# --- customer match decisions ----------------------------------------------------------------------------
+CUSTOMER_DECISIONS = {"merge": "survivor", "owner": "owner", "separate": None}
+
+
+def _match_of(exc: SyncException) -> CustomerMatch:
+    match = CustomerMatch.objects.filter(exception=exc).order_by("-pk").first()
+    if match is None:
+        raise ValidationError({"match": "This exception is not about a customer match."})
+    return match
+
+
+def _require_decider(user) -> None:
+    if not user.has_perm(DECIDE_CUSTOMER_MATCH):
+        raise PermissionDenied("Your role may not merge or separate customers (Finance and IT Operations decide customer matches).")
+
+
+def customer_match_decide(*, exception_id: int, user, decision: str, survivor: str = "candidate", note: str = "") -> CustomerMatch:
+    """merge: one customer survives (its values win, blanks filled from the other); owner: merge
+    and take each field's value from the system that owns it (OwnershipRule); separate: two
+    customers. The exception is resolved and the flows that waited resume (after commit)."""
+    _require_decider(user)
+    if decision not in CUSTOMER_DECISIONS:
+        raise ValidationError({"decision": "Decide merge, owner (merge taking the owner's values) or separate."})
+    note = (note or "").strip()
+    with transaction.atomic():
+        exc = _locked(exception_id)
+        match = _match_of(exc)
+        if decision == "separate":
+            customer_merge.match_keep_separate(match_id=match.pk, user=user, note=note)
+            action, text = (
+                "customer_kept_separate",
+                f"Kept separate: {match.customer.name} and {match.candidate.name if match.candidate else 'the candidate'} are different customers.",
+            )
+        else:
+            record = customer_merge.match_merge(match_id=match.pk, survivor=survivor, rule=CUSTOMER_DECISIONS[decision], user=user, note=note)
+            how = "taking each field from the system that owns it" if decision == "owner" else f"{record.survivor.name}'s values kept, blanks filled"
+            action, text = "customer_merged", f"Merged {record.merged.name} into {record.survivor.name} ({how}); merge #{record.pk} can be undone."
+        before = _snapshot(exc)
+        if exc.status in SyncException.OPEN_STATUSES:
+            exc.status, exc.resolved_at, exc.resolution_note = SyncException.Status.RESOLVED, timezone.now(), f"{text} {note}".strip()
+            exc.save(update_fields=["status", "resolved_at", "resolution_note"])
+        audit_record(
+            object_type="exception",
+            object_id=exc.pk,
+            action=action,
+            before=before,
+            after={**_snapshot(exc), "match": match.pk, "decision": decision},
+            user=user,
+            note=f"{text} {note}".strip(),
+            correlation_id=exc.correlation_id,
+        )
+        key = match.waits_for
+        transaction.on_commit(lambda: flow_resume_waiting(key))
+    match.refresh_from_db()
+    return match
+
+
+def customer_unmerge(*, exception_id: int, user, note: str) -> CustomerMatch:
+    """Undo the merge this exception's decision made: both customers again, each with its own
+    references and documents (those that arrived for the survivor since stay with it)."""
+    _require_decider(user)
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": "Say why the merge was wrong, so the next person knows."})
+    with transaction.atomic():
+        exc = _locked(exception_id)
+        match = _match_of(exc)
+        record = customer_merge.match_unmerge(match_id=match.pk, user=user, note=note)
+        audit_record(
+            object_type="exception",
+            object_id=exc.pk,
+            action="customer_unmerged",
+            after={"match": match.pk, "merge": record.pk},
+            user=user,
+            note=f"Unmerged {record.merged.name} from {record.survivor.name}: {note}",
+            correlation_id=exc.correlation_id,
+        )
+    match.refresh_from_db()
+    return match
 
 
 # --- payload edits -----------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ VIEW = "monitoring.view_exceptions"
 ACT = "sync.act_on_exception"
 ROW_ACTIONS = ("retry", "resolve", "ignore", "assign", "comment", "replay", "cancel")
 PANELS = ("retry", "resolve", "ignore", "cancel", "replay")
-DETAIL_PARTIALS = ("status", "history", "comments", "actions")
+DETAIL_PARTIALS = ("status", "history", "comments", "actions", "review")
+DECIDE = services.DECIDE_CUSTOMER_MATCH
 
 
 def _errors(exc: ValidationError) -> str:
@@ -113,6 +114,8 @@ def _detail_context(request: HttpRequest, exc: SyncException, **extra) -> dict:
         "exc": exc,
         "assignees": forms.assignee_choices() if request.user.has_perm(ACT) else [],
         "can_approve": request.user.has_perm(services.APPROVE_FINANCIAL_EDITS),
+        "can_decide": request.user.has_perm(DECIDE),
+        "matching": settings.CUSTOMER_MATCHING,
         **sel.exception_story(exc),
         **extra,
     }
@@ -286,6 +289,45 @@ def payload_edit_decide(request: HttpRequest, pk: int, edit_id: int, decision: s
         return response
     (messages.error if error else messages.success)(request, error or notice)
     return redirect(reverse("monitoring:exception_detail", args=[pk]) + "#action-edit")
+
+
+# --- customer match review ------------------------------------------------------------------------------
+@portal_page(DECIDE)
+@require_POST
+def exception_customer_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """Merge into / take the owner's value / keep separate / unmerge, from the review panel."""
+    exc = _get_exception(pk)
+    form = forms.CustomerDecisionForm(request.POST)
+    form.is_valid()
+    data = form.cleaned_data
+    error = notice = ""
+    try:
+        if decision == "unmerge":
+            services.customer_unmerge(exception_id=exc.pk, user=request.user, note=data.get("note", ""))
+            notice = "Unmerged: the two customers are separate again, each with its own references and documents."
+        elif decision in services.CUSTOMER_DECISIONS:
+            match = services.customer_match_decide(
+                exception_id=exc.pk, user=request.user, decision=decision, survivor=data.get("survivor") or "candidate", note=data.get("note", "")
+            )
+            notice = exc_notice(match)
+        else:
+            return HttpResponseBadRequest("Decide merge, owner, separate or unmerge.")
+    except ValidationError as refusal:
+        error = _errors(refusal)
+    if request.htmx:
+        context = _detail_context(request, _get_exception(pk), error=error, notice=notice, failed_action="review" if error else "")
+        response = render(request, "monitoring/exception_detail.html#review", context)
+        if not error:
+            trigger_client_event(response, "exceptionsChanged")
+        return response
+    (messages.error if error else messages.success)(request, error or notice)
+    return redirect(reverse("monitoring:exception_detail", args=[pk]) + "#review")
+
+
+def exc_notice(match) -> str:
+    if match.decision == match.Decision.KEPT_SEPARATE:
+        return "Kept separate. The waiting flows go on with their own customer."
+    return "Merged: one customer with both records' references. The waiting flows go on with it; Unmerge undoes it."
 
 
 # --- bulk retry --------------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sync.models import FlowType
+from sync.models import CustomerMatch, FlowType
 
 from .sources import started_source
 from .sql import EXC_TABLE, STEP_TABLE, fetch_all, fetch_one, rate
 from .window import Window
+
+MATCH_TABLE = CustomerMatch._meta.db_table
 
 
 def retries(window: Window) -> dict:
@@ -29,14 +31,27 @@ def retries(window: Window) -> dict:
 
 
 def duplicate_rate(window: Window) -> dict:
-    """Customer conflicts detected ÷ customers synced, in the window."""
+    """Customer conflicts detected ÷ customers synced, in the window (DESIGN.md).
+
+    Conflicts: duplicate/conflict exceptions opened in the window by customer matching — on a
+    customer sync flow, or the review of a customer match from any flow (order activation's
+    "ensure customer"). Customers synced: customer sync flows started in the window, plus
+    accounts new to the hub that other flows brought and the matcher decided on (new,
+    linked automatically or sent for review; a customer sync's own matches are its flow)."""
     src, src_params = started_source(window, [FlowType.CUSTOMER_SYNC])
     row = fetch_one(
         f"""
-        SELECT (SELECT count(*) FROM {EXC_TABLE} e WHERE e.flow_type = %s AND e.error_class IN ('duplicate', 'conflict')
-                  AND e.first_seen >= %s AND e.first_seen < %s) AS conflicts,
-               (SELECT coalesce(sum(n), 0)::int FROM ({src}) src) AS synced
+        SELECT (SELECT count(*) FROM {EXC_TABLE} e WHERE e.error_class IN ('duplicate', 'conflict')
+                  AND e.first_seen >= %s AND e.first_seen < %s
+                  AND (e.flow_type = %s OR EXISTS (SELECT 1 FROM {MATCH_TABLE} m WHERE m.exception_id = e.id))) AS conflicts,
+               (SELECT coalesce(sum(n), 0)::int FROM ({src}) src) AS synced_flows,
+               (SELECT count(*) FROM {MATCH_TABLE} m WHERE m.created_at >= %s AND m.created_at < %s AND m.flow_type <> %s) AS matched_elsewhere
         """,
-        [FlowType.CUSTOMER_SYNC, window.start, window.end, *src_params],
+        [window.start, window.end, FlowType.CUSTOMER_SYNC, *src_params, window.start, window.end, FlowType.CUSTOMER_SYNC],
     )
-    return {"conflicts": row["conflicts"], "customers_synced": row["synced"], "rate": rate(row["conflicts"], row["synced"])}
+    synced = int(row["synced_flows"]) + int(row["matched_elsewhere"])
+    return {
+        "conflicts": row["conflicts"],
+        "customers_synced": synced,
+        "rate": rate(row["conflicts"], synced),
+    }

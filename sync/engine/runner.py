@@ -23,9 +23,9 @@ from django.utils.module_loading import import_string
 from sync.audit import audit_record
 from sync.connectors.errors import ConnectorError
 from sync.dispatch import dispatch_flow
-from sync.flows.base import Flow, Park, StepContext, StepValidationError
+from sync.flows.base import Flow, Park, ReviewPark, StepContext, StepValidationError
 from sync.flows.registry import flow_for, provided
-from sync.models import ErrorClass, FlowRun, FlowStep, InboxEvent, OutboxMessage, SyncException
+from sync.models import CustomerMatch, ErrorClass, FlowRun, FlowStep, InboxEvent, OutboxMessage, SyncException
 from sync.outbox import outbox_add
 from sync.retry import RetryPolicy
 
@@ -311,6 +311,19 @@ def _park(run: FlowRun, step: FlowStep, park: Park) -> str:
             waits_for=park.waits_for[:128],
             current_step=step.name,
         )
+        if isinstance(park, ReviewPark) and park.open_exception:
+            # the person who decides needs a row in the queue: one per customer match
+            exc = open_exception(
+                system="hub",
+                error_class=park.error_class,
+                message=park.message,
+                flow_run=run,
+                step=step,
+                field="account",
+                payload=park.payload,
+                fingerprint_extra=park.waits_for,
+            )
+            CustomerMatch.objects.filter(pk=park.match_id, exception__isnull=True).update(exception=exc)
     # the prerequisite may have completed while we were looking: check once more
     if _prerequisite_done(park.waits_for):
         flow_resume_waiting(park.waits_for)

@@ -40,7 +40,8 @@ def sweep(inbox_grace_seconds: float = 10) -> dict:
         .exists()
     ):
         dispatch_outbox()
-    parked = FlowRun.objects.filter(status=FlowRun.Status.PARKED, parked_at__lt=now - PARK_LIMIT)[:200]
+    # flows waiting for a customer-match decision already have their review exception open
+    parked = FlowRun.objects.filter(status=FlowRun.Status.PARKED, parked_at__lt=now - PARK_LIMIT).exclude(waits_for__startswith="customer-match:")[:200]
     for run in parked:
         open_exception(system="hub", error_class=ErrorClass.PARKED, message=f"Parked for over {PARK_LIMIT}: {run.parked_reason}", flow_run=run)
     stats["parked_too_long"] = len(parked)

@@ -40,6 +40,21 @@ class Park(Exception):
         self.waits_for = waits_for
 
 
+class ReviewPark(Park):
+    """Park until a person decides a customer match (merge or keep separate).
+
+    The runner opens the review exception (duplicate/conflict, with `message`) when the match
+    has none yet; flows that meet the same open match later just wait on it too."""
+
+    def __init__(self, reason: str, waits_for: str, *, match_id: int, error_class: str, message: str, open_exception: bool, payload: dict):
+        super().__init__(reason, waits_for)
+        self.match_id = match_id
+        self.error_class = error_class
+        self.message = message
+        self.open_exception = open_exception
+        self.payload = payload
+
+
 class StepValidationError(Exception):
     """The hub itself refuses the data (validation/mapping), before calling any system."""
 

@@ -9,10 +9,11 @@ from django.db import transaction
 
 from sync.canonical.store import ref_external, ref_set, safe_external_id
 from sync.connectors import registry
-from sync.models import Customer, FlowRun, Order, Subscription
+from sync.customers.matching import Resolution, review_message
+from sync.models import Customer, ExternalRef, FlowRun, Order, Subscription
 from sync.outbox import outbox_add
 
-from .base import Park, StepContext, StepValidationError
+from .base import Park, ReviewPark, StepContext, StepValidationError
 
 
 def customer_payload(customer: Customer, crm_account_id: str = "") -> dict:
@@ -30,6 +31,29 @@ def customer_payload(customer: Customer, crm_account_id: str = "") -> dict:
     }
 
 
+def wait_for_review(resolution: Resolution) -> None:
+    """Park the flow while its customer waits for a person's match decision."""
+    if not resolution.needs_review:
+        return
+    match = resolution.match
+    candidate = match.candidate
+    raise ReviewPark(
+        f"Waiting for a decision: is {resolution.customer.name} the same customer as {candidate.name if candidate else 'another one'}? (customer match #{match.pk})",
+        match.waits_for,
+        match_id=match.pk,
+        error_class=match.error_class or "duplicate",
+        message=review_message(match),
+        open_exception=match.exception_id is None,
+        payload={
+            "customer_match": match.pk,
+            "record": match.record,
+            "candidate": {"customer_id": str(candidate.pk), "name": candidate.name} if candidate else None,
+            "score": str(match.score),
+            "reasons": match.reasons,
+        },
+    )
+
+
 def _customer(ctx: StepContext, key: str = "validate") -> Customer:
     customer_id = ctx.state.get(key, {}).get("customer_id")
     customer = Customer.objects.select_related("legal_entity").filter(pk=customer_id).first()
@@ -38,13 +62,26 @@ def _customer(ctx: StepContext, key: str = "validate") -> Customer:
     return customer
 
 
+def first_crm_account(customer: Customer) -> str:
+    """The customer's oldest CRM account id (a merged customer has several)."""
+    return (
+        ExternalRef.objects.filter(canonical_type="customer", canonical_id=customer.pk, object_type="Account")
+        .order_by("created_at", "pk")
+        .values_list("external_id", flat=True)
+        .first()
+        or ""
+    )
+
+
 def ensure_erp_customer(ctx: StepContext, key: str = "validate") -> dict:
     customer = _customer(ctx, key)
     erp = registry.erp()
     existing = ref_external(system=erp.system, object_type="customer", canonical_type="customer", canonical_id=customer.pk)
     if existing and key != "validate":
         return {"erp_customer_id": existing, "created": False}
-    crm_account = ctx.state.get(key, {}).get("crm_account_id", "")
+    # one ERP customer per hub customer: keyed by its first CRM account, so after a merge the
+    # second account's orders go to the survivor's ERP customer instead of creating another
+    crm_account = first_crm_account(customer) or ctx.state.get(key, {}).get("crm_account_id", "")
     external_id = safe_external_id("CUST", crm_account or str(customer.pk))
     payload = customer_payload(customer, crm_account)
     ctx.request({"system": erp.system, "operation": "upsert customer", "external_id": external_id, "customer": payload})

@@ -5,43 +5,33 @@ from __future__ import annotations
 import hashlib
 import json
 
-from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from sync.canonical.events import when
-from sync.canonical.store import customer_from_account, legal_entity, lock_account, ref_canonical
-from sync.models import Customer, FlowRun, FlowType
+from sync.canonical.store import legal_entity
+from sync.customers.matching import customer_for_account
+from sync.models import FlowRun, FlowType
 
 from .base import Flow, Step, StepContext, StepValidationError
-from .common import crm_status, ensure_billing_customer, ensure_erp_customer
+from .common import crm_status, ensure_billing_customer, ensure_erp_customer, wait_for_review
 
 
-@transaction.atomic
 def match(ctx: StepContext) -> dict:
-    """Link the account to its hub customer; a *different* account with the same name or tax id is a
-    possible duplicate (a master-data conflict for a person to decide), not silently merged."""
+    """Match the account against the canonical customers (sync/customers/): a record the hub knows
+    updates its customer; a new one is linked, created, or — when it may be the same party as an
+    existing customer — waits (parked) for a person to merge or keep them apart."""
     data = ctx.data
     account = data["account"]
     source = ctx.run.context["event"].get("source", "api")
-    lock_account(source, account["external_id"])
-    known = ref_canonical(system=source, object_type="Account", external_id=account["external_id"])
-    if not known:
-        same = Q(name__iexact=account["name"].strip())
-        if account.get("tax_id"):
-            same |= Q(tax_id=account["tax_id"])
-        twin = Customer.objects.filter(same).first()
-        if twin is not None:
-            raise StepValidationError(
-                "duplicate", f"Possible duplicate of customer {twin.name} (same name or tax id). Merge the CRM accounts or link this one to it.", "account.name"
-            )
     entity = legal_entity(data.get("legal_entity"), data["currency"])
     if entity is None:
         raise StepValidationError(
             "validation", f"Unknown legal entity: {data.get('legal_entity') or data['currency']}. Add it under Admin › Legal entities.", "legal_entity"
         )
-    customer = customer_from_account(source=source, account=account, currency=data["currency"], entity=entity)
-    return {"customer_id": str(customer.pk), "crm_account_id": account["external_id"]}
+    resolution = customer_for_account(source=source, account=account, currency=data["currency"], entity=entity, flow_run=ctx.run)
+    wait_for_review(resolution)
+    customer = resolution.customer
+    return {"customer_id": str(customer.pk), "crm_account_id": account["external_id"], "match": resolution.outcome}
 
 
 def prepare(run: FlowRun, data: dict) -> None:

@@ -10,12 +10,13 @@ from decimal import Decimal
 from django.utils import timezone
 
 from sync.canonical.events import money, when
-from sync.canonical.store import customer_from_account, legal_entity, order_upsert, ref_set, safe_external_id
+from sync.canonical.store import legal_entity, order_upsert, ref_set, safe_external_id
 from sync.connectors import registry
+from sync.customers.matching import customer_for_account
 from sync.models import FlowRun, FlowType, Order, Subscription, SubscriptionItem
 
 from .base import Flow, Step, StepContext, StepValidationError
-from .common import crm_status, ensure_billing_customer, ensure_erp_customer
+from .common import crm_status, ensure_billing_customer, ensure_erp_customer, wait_for_review
 
 
 def validate(ctx: StepContext) -> dict:
@@ -30,7 +31,11 @@ def validate(ctx: StepContext) -> dict:
         if money(line["unit_price"]) < 0:
             raise StepValidationError("validation", "Unit price cannot be negative.", f"lines[{i}].unit_price")
     source = ctx.run.context["event"].get("source", "api")
-    customer = customer_from_account(source=source, account=data["account"], currency=data["currency"], entity=entity)
+    # ensure customer: the account is matched against the canonical customers (sync/customers/);
+    # a possible duplicate parks the order until a person decides, before any document is written
+    resolution = customer_for_account(source=source, account=data["account"], currency=data["currency"], entity=entity, flow_run=ctx.run)
+    wait_for_review(resolution)
+    customer = resolution.customer
     order = order_upsert(source=source, data=data, customer=customer, entity=entity)
     ctx.request({"checked": ["legal_entity", "currency", "lines"], "order_number": data["order_number"]})
     return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from sync.models import FlowRun
+from sync.models import CustomerMatch, FlowRun
 
 from . import amendment, cancellation, credit_memo, customer_sync, invoice_posting, order_activation, payment_status, renewal, usage_close
 from .base import Flow
@@ -35,6 +35,8 @@ def flow_for_event(event_type: str) -> Flow | None:
 def provided(key: str) -> bool:
     """Has the prerequisite `key` ("order:ORD-1", "invoice:INV-9") completed?"""
     kind, _, number = key.partition(":")
+    if kind == "customer-match":  # a person decided the customer match the flow waited on
+        return number.isdigit() and CustomerMatch.objects.filter(pk=int(number)).exclude(decision="").exists()
     flow_type = {"order": "order_activation", "invoice": "invoice_posting"}.get(kind)
     if flow_type is None:
         return False

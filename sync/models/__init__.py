@@ -20,6 +20,7 @@ from .canonical import (  # noqa: F401
     SystemRole,
     UsageRecord,
 )
+from .customers import CustomerMatch, CustomerMerge  # noqa: F401, E402
 from .engine import (  # noqa: F401
     TRANSIENT_ERROR_CLASSES,
     AuditEntry,

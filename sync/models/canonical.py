@@ -10,8 +10,10 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models import Q
 
 MONEY = {"max_digits": 18, "decimal_places": 4}
 currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use an ISO 4217 code in upper case, such as USD.")
@@ -89,9 +91,23 @@ class Customer(CanonicalBase):
     account_owner = models.CharField(max_length=128, blank=True)
     currency = CurrencyField(default="USD")
     legal_entity = models.ForeignKey(LegalEntity, null=True, blank=True, on_delete=models.PROTECT)
+    # master data (sync/customers/): match keys kept beside the values, so candidates are found by index
+    country = models.CharField(max_length=64, blank=True)
+    name_key = models.CharField(max_length=255, blank=True, help_text="normalised name: legal suffix, case, punctuation, accents removed")
+    tax_key = models.CharField(max_length=64, blank=True, help_text="the tax id compacted, when valid (python-stdnum)")
+    email_domain = models.CharField(max_length=255, blank=True, help_text="company email domain (free-mail excluded)")
+    field_sources = models.JSONField(default=dict, blank=True, help_text="field → system whose value it holds (ownership rules)")
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_customers", help_text="set while merged into another customer"
+    )
 
     class Meta:
-        indexes = [models.Index(fields=["name"])]
+        indexes = [
+            models.Index(fields=["name"]),
+            GinIndex(OpClass("name_key", name="gin_trgm_ops"), name="customer_name_key_trgm_idx", condition=Q(merged_into__isnull=True)),
+            models.Index(fields=["tax_key"], name="customer_tax_key_idx", condition=Q(merged_into__isnull=True) & ~Q(tax_key="")),
+            models.Index(fields=["email_domain"], name="customer_email_domain_idx", condition=Q(merged_into__isnull=True) & ~Q(email_domain="")),
+        ]
 
     def __str__(self) -> str:
         return self.name
