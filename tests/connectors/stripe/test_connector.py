@@ -48,7 +48,9 @@ def test_products_are_created_once_with_the_sku_as_id(connector, customer_id, or
 def test_zero_decimal_currency_is_sent_in_whole_yen(connector, order):
     cid = connector.upsert_customer(customer={"hub_id": "hub-jp", "name": "Tokyo KK"}, idempotency_key="jp").external_id
     result = connector.create_subscription(
-        customer_id=cid, order=order("SO-JP", "JPY", lines=[{"sku": "PLAT-PRO", "quantity": "2", "unit_price": "5000"}]), idempotency_key="jp-sub"
+        customer_id=cid,
+        order=order("SO-JP", "JPY", lines=[{"sku": "PLAT-PRO", "quantity": "2", "unit_price": "5000", "billing": "recurring", "interval": "month"}]),
+        idempotency_key="jp-sub",
     )
     assert result.raw["items"]["data"][0]["price"]["unit_amount"] == 5000
     invoice = next(connector.list_invoices(customer_id=cid))
@@ -63,7 +65,7 @@ def test_update_subscription_makes_items_match_by_sku(connector, customer_id, or
         items=[
             {"sku": "PLAT-PRO", "quantity": "12", "unit_price": "49.00"},
             {"sku": "SUPPORT-GOLD", "quantity": "0", "unit_price": "1200.00"},
-            {"sku": "ADDON-SSO", "quantity": "1", "unit_price": "99.50", "interval": "month"},
+            {"sku": "ADDON-SSO", "quantity": "1", "unit_price": "99.50", "billing": "recurring", "interval": "month"},
         ],
     )
     sub = connector.get_subscription(subscription_id=sub_id)
