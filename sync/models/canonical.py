@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator, RegexValidator
 from django.contrib.postgres.indexes import OpClass
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Upper
 
