@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
+from django.utils import timezone
 
 from sync.flows.registry import writeback_steps
 from sync.models import CurrencyRate, FlowRun, FlowType, Invoice
@@ -14,13 +15,12 @@ CENT = Decimal("0.01")
 
 
 def rate_for(currency: str, on: date | None = None) -> Decimal | None:
-    """Units of the reporting currency per unit of `currency` on a date (latest rate on or before)."""
+    """Units of the reporting currency per unit of `currency` on a date (default today): the
+    latest rate valid on or before it — a rate entered for a later day does not apply yet."""
     currency = (currency or "").upper()
     if not currency or currency == settings.REPORTING_CURRENCY:
         return Decimal("1")
-    rates = CurrencyRate.objects.filter(currency=currency)
-    if on is not None:
-        rates = rates.filter(valid_from__lte=on)
+    rates = CurrencyRate.objects.filter(currency=currency, valid_from__lte=on or timezone.localdate())
     rate = rates.order_by("-valid_from").values_list("rate_to_reporting", flat=True).first()
     return rate
 
