@@ -40,7 +40,7 @@ def flow_risk(run: FlowRun, step_name: str = "") -> Decimal:
     a failed-payment notice moves no money → 0; a failure of a CRM write-back step alone → 0."""
     if step_name and step_name in writeback_steps():
         return Decimal("0")
-    amount = run.amount_reporting or to_reporting(run.amount, run.currency)
+    amount = Decimal(str(run.amount_reporting or 0)) or to_reporting(Decimal(str(run.amount or 0)), run.currency)
     if run.flow_type == FlowType.AMENDMENT:
         return abs(amount)
     if run.flow_type == FlowType.PAYMENT_STATUS and run.context.get("event", {}).get("type") == "payment.failed.v1":
