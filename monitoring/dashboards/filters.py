@@ -22,6 +22,7 @@ from sync.models import FlowRun
 IN_FLIGHT = "in_flight"  # the status filter's one value beyond FlowRun.Status
 BASES = [("started", "started in the window"), ("completed", "completed in the window")]
 SLA_OUTCOMES = [("due", "SLA due in the window"), ("met", "SLA met"), ("breached", "SLA breached"), ("at_risk", "SLA at risk now")]
+PAYMENT_KINDS = [("received", "payments received"), ("failed", "payment failures")]
 SORTS = [(value, value) for value in ("-business_started_at", "business_started_at", "-amount_reporting", "business_completed_at", "-duration")]
 
 
@@ -53,6 +54,7 @@ class FlowRunFilterSet(QueryFilterSet):
     q = django_filters.CharFilter(method="filter_q")
     basis = django_filters.ChoiceFilter(choices=BASES, method="filter_basis")
     exc = django_filters.CharFilter(method="filter_exc")  # "1": raised an exception, "0": did not
+    payment = django_filters.ChoiceFilter(choices=PAYMENT_KINDS, method="filter_payment")  # payment flows: received or failed
     min_seconds = SecondsFilter(method="filter_min_seconds")
     max_seconds = SecondsFilter(method="filter_max_seconds")
     sla = django_filters.ChoiceFilter(choices=SLA_OUTCOMES, method="filter_sla")
@@ -102,6 +104,9 @@ class FlowRunFilterSet(QueryFilterSet):
     def filter_exc(self, queryset, name, value):
         return queryset.filter(had_exception=value == "1")
 
+    def filter_payment(self, queryset, name, value):
+        return queryset.filter(flow_type="payment_status", context__event__type=f"payment.{value}.v1")
+
     def filter_min_seconds(self, queryset, name, value):
         return queryset.filter(duration__gte=timedelta(seconds=value))
 
@@ -138,4 +143,6 @@ class FlowRunFilterSet(QueryFilterSet):
             words.append(dict(SLA_OUTCOMES)[data["sla"]])
         if data["exc"]:
             words.append("raised an exception" if data["exc"] == "1" else "no exception")
+        if data["payment"]:
+            words.append(dict(PAYMENT_KINDS)[data["payment"]])
         return words

@@ -7,6 +7,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from monitoring.kpis import amendments as amendment_kpis
 from monitoring.kpis import exceptions as exception_kpis
@@ -17,12 +19,14 @@ from monitoring.kpis import orders as order_kpis
 from monitoring.kpis import sla as sla_kpis
 from monitoring.kpis.summary import kpi_previous_basis, kpi_trend_basis
 from monitoring.kpis.window import Window
-from monitoring.pages import paginate, portal_page, render_dashboard, render_region
+from monitoring.pages import PAGE_SIZE, CappedPaginator, paginate, portal_page, render_dashboard, render_region
 from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun
 
 from . import charts, selectors, tiles
 from .context import kpi_context, window_from, window_query
 from .filters import FlowRunFilterSet
+from .invoice_list import STATES as INVOICE_STATES
+from .invoice_list import InvoiceFilterSet
 
 
 @portal_page("monitoring.view_kpis")
@@ -39,14 +43,28 @@ def overview(request: HttpRequest) -> HttpResponse:
     context.update(k=current, prev=previous, tiles=tiles.overview_tiles(current, previous, qs=window_query(request)))
     if request.htmx and request.htmx.target == "kpis":
         return render(request, "monitoring/overview.html#kpis", context)
+    close = money_kpis.close_readiness(window)
     context.update(
         revenue_at_risk=money_kpis.revenue_at_risk(window),
         in_flight=money_kpis.dollars_in_flight(window),
+        arr=money_kpis.arr(window),
         unbilled=money_kpis.unbilled_arr(window),
-        close=money_kpis.close_readiness(window),
+        close=close,
+        close_links=close_links(close, window),
         exception_ages=exception_kpis.exception_age_buckets(window),
     )
     return render_dashboard(request, "monitoring/overview.html", context)
+
+
+def close_links(close: dict, window: Window) -> dict:
+    """The rows behind each close-readiness count: the same month, the same definition."""
+    month = urlencode({"start": close["period_start"].isoformat(), "end": close["period_end"].isoformat(), "basis": "started", "status": "in_flight"})
+    scope = "".join(f"&{k}={v}" for k, v in (("entity", window.entity), ("currency", window.currency)) if v)
+    return {
+        "invoices": f"{reverse('monitoring:invoices')}?flow=invoice_posting&{month}{scope}#flows",
+        "payments": f"{reverse('monitoring:invoices')}?flow=payment_status&payment=received&{month}{scope}#flows",
+        "breaks": f"{reverse('monitoring:exceptions')}?error_class=reconciliation&month={close['period_start']:%Y-%m}",
+    }
 
 
 def _flow_page(request: HttpRequest, *, flow_types: list[str], template: str, title: str, extra: dict, window: Window) -> HttpResponse:
@@ -127,8 +145,19 @@ def invoices(request: HttpRequest) -> HttpResponse:
             "unposted": unposted,
             "unposted_chart": charts.unposted_chart(unposted, settings.REPORTING_CURRENCY),
             "by_entity": invoice_kpis.invoice_lag_by_entity(window),
-            "close": money_kpis.close_readiness(window),
         }
+        close = money_kpis.close_readiness(window)
+        documents = InvoiceFilterSet(request.GET, window=window, request=request)
+        extra.update(
+            close=close,
+            close_links=close_links(close, window),
+            payments=money_kpis.payment_states(window),
+            documents=documents,
+            documents_page=CappedPaginator(documents.qs, PAGE_SIZE).get_page(request.GET.get("ipage")),
+            invoice_states=INVOICE_STATES,
+        )
+    if request.htmx and request.htmx.target == "documents":
+        return render(request, "monitoring/invoices.html#documents", {**kpi_context(request, window, "Invoices"), **extra})
     return _flow_page(request, flow_types=INVOICE_TYPES, template="monitoring/invoices.html", title="Invoices", extra=extra, window=window)
 
 

@@ -4,7 +4,7 @@ touches is indexed; filters apply in declaration order (the order of the SQL's c
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import django_filters
@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from monitoring.filtering import QueryFilterSet
+from sync.flows.registry import writeback_steps
 from sync.models import ErrorClass, FlowType, SyncException, System
 
 ERROR_CLASS_CHOICES = ErrorClass.choices
@@ -27,6 +28,7 @@ _AGE_RANGES = {  # (youngest, oldest) age of first_seen
     "7d": (timedelta(days=1), timedelta(days=7)),
     "old": (timedelta(days=7), None),
 }
+RECORDS_CHOICES = [("out_of_date", "CRM records out of date (write-back failed)")]
 RETRY_CHOICES = [("0", "Never retried"), ("1", "Retried at least once"), ("3", "Retried 3+ times")]
 SORT_CHOICES = [
     ("-last_seen", "Most recent"),
@@ -100,6 +102,10 @@ class ExceptionFilterSet(QueryFilterSet):
     risk_min = AmountFilter(field_name="revenue_at_risk", lookup_expr="gte")
     retries = django_filters.ChoiceFilter(choices=RETRY_CHOICES, method="filter_retries", error_messages=_not_one_of(RETRY_CHOICES))
     age = django_filters.ChoiceFilter(choices=AGE_CHOICES, method="filter_age", error_messages=_not_one_of(AGE_CHOICES))
+    # money views (docs/MONEY.md): the failed CRM write-backs behind "records out of date", and the
+    # breaks of one closing month (first seen in it, in the viewer's zone: YYYY-MM)
+    records = django_filters.ChoiceFilter(choices=RECORDS_CHOICES, method="filter_records", error_messages=_not_one_of(RECORDS_CHOICES))
+    month = django_filters.CharFilter(method="filter_month")
     q = django_filters.CharFilter(method="filter_q")
     sort = django_filters.ChoiceFilter(choices=SORT_CHOICES, method="filter_sort", required=True, error_messages=_not_one_of(SORT_CHOICES))
 
@@ -121,6 +127,8 @@ class ExceptionFilterSet(QueryFilterSet):
         "risk_min",
         "retries",
         "age",
+        "records",
+        "month",
         "q",
         "sort",
     )
@@ -143,6 +151,8 @@ class ExceptionFilterSet(QueryFilterSet):
         "risk_min": "revenue at risk ≥",
         "retries": "retries",
         "age": "age",
+        "records": "records",
+        "month": "first seen in",
         "q": "search",
     }
 
@@ -180,6 +190,17 @@ class ExceptionFilterSet(QueryFilterSet):
         if oldest is not None:
             queryset = queryset.filter(first_seen__gt=now - oldest)
         return queryset
+
+    def filter_records(self, queryset, name, value):
+        return queryset.filter(step_name__in=writeback_steps())
+
+    def filter_month(self, queryset, name, value):
+        try:
+            start = datetime.strptime(value, "%Y-%m").replace(tzinfo=timezone.get_current_timezone())
+        except ValueError:
+            return queryset.none()
+        end = (start + timedelta(days=32)).replace(day=1)
+        return queryset.filter(first_seen__gte=start, first_seen__lt=end)
 
     def filter_q(self, queryset, name, value):
         return queryset.filter(Q(document_number__istartswith=value) | Q(account_name__istartswith=value) | Q(message__icontains=value))

@@ -94,6 +94,64 @@ class RenewalAccuracyOut(serializers.Serializer):
     accuracy = serializers.FloatField(allow_null=True)
 
 
+def money_field(help_text: str = ""):
+    return serializers.DecimalField(max_digits=20, decimal_places=2, coerce_to_string=True, help_text=help_text)
+
+
+class InFlightOut(serializers.Serializer):
+    currency = serializers.CharField()
+    amount = money_field("orders_amount + invoices_amount")
+    orders = serializers.IntegerField(help_text="order activations not completed, now")
+    orders_amount = money_field("their first-year contract value (recurring ARR + one-time fees)")
+    invoices = serializers.IntegerField(help_text="invoices finalized and not posted, now")
+    invoices_amount = money_field("their amount")
+
+
+class ArrOut(serializers.Serializer):
+    currency = serializers.CharField()
+    amount = money_field("ARR of active subscriptions now: recurring lines normalised to a year")
+    subscriptions = serializers.IntegerField()
+    one_time_billed = money_field("one-time lines on invoices finalized in the window (never ARR)")
+    usage_billed = money_field("usage lines on invoices finalized in the window (never ARR)")
+
+
+class UnbilledArrOut(serializers.Serializer):
+    currency = serializers.CharField()
+    amount = money_field("ARR of active subscriptions past their first invoice date + 1 day with no finalized invoice")
+    subscriptions = serializers.IntegerField()
+
+
+class PaymentStateOut(serializers.Serializer):
+    invoices = serializers.IntegerField()
+    remaining = money_field("amount still to collect")
+    credit_balance = money_field("paid beyond what was due")
+
+
+class PaymentsOut(serializers.Serializer):
+    currency = serializers.CharField()
+    open = PaymentStateOut(help_text="nothing applied yet")
+    partially_paid = PaymentStateOut(help_text="0 < applied < due (partial and under-payments)")
+    paid = PaymentStateOut(help_text="applied = due")
+    overpaid = PaymentStateOut(help_text="applied > due")
+    receivable = money_field("open + partially paid amounts remaining")
+    credit_balance = money_field("credit balance of overpaid invoices")
+
+
+class CloseReadinessOut(serializers.Serializer):
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField()
+    label = serializers.CharField()
+    in_close_window = serializers.BooleanField(help_text="the first 5 business days of a month: the previous month is closing")
+    unposted = serializers.IntegerField(help_text="invoices finalized in the month and not posted")
+    unposted_amount = money_field()
+    unapplied_payments = serializers.IntegerField(help_text="payments received in the month and not applied")
+    unapplied_amount = money_field()
+    open_breaks = serializers.IntegerField(help_text="open reconciliation breaks first seen in the month")
+    breaks_amount = money_field()
+    currency = serializers.CharField()
+    ready = serializers.BooleanField()
+
+
 class WindowOut(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
@@ -112,6 +170,12 @@ class KpiOut(serializers.Serializer):
     retries = RetriesOut()
     duplicate_rate = DuplicateRateOut()
     renewal_accuracy = RenewalAccuracyOut()
+    records_out_of_date = serializers.IntegerField(help_text="flows whose money is in place but whose CRM status write-back failed (no revenue at risk)")
+    dollars_in_flight = InFlightOut()
+    arr = ArrOut()
+    unbilled_arr = UnbilledArrOut()
+    payments = PaymentsOut()
+    close_readiness = CloseReadinessOut()
 
 
 def kpi_payload(summary: dict) -> dict:
@@ -124,7 +188,9 @@ def kpi_payload(summary: dict) -> dict:
 @extend_schema(
     summary="KPIs for a window",
     description="Order cycle time, amendment failures, invoice sync lag, exceptions, SLA, revenue at risk, retries, "
-    "duplicate rate and renewal accuracy, as defined in DESIGN.md. Window [start, end); default the last 30 days. "
+    "duplicate rate and renewal accuracy, as defined in DESIGN.md; and the money figures of docs/MONEY.md (records out of date, "
+    "dollars in flight, ARR, unbilled ARR, payment states, month-end close readiness), all now at the reporting rate of the day. "
+    "Window [start, end); default the last 30 days. "
     "Percentiles are PostgreSQL percentile_cont (linear interpolation). Money is a decimal string in the reporting currency.",
     parameters=[
         OpenApiParameter("start", OpenApiTypes.DATETIME, description="ISO 8601; with end"),

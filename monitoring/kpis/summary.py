@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from monitoring.models import SlaPolicy
 
+from . import money
 from .amendments import amendments, renewal_accuracy
 from .exceptions import exceptions, exceptions_moved
 from .invoices import invoice_sync_lag, lag_percentiles
-from .money import revenue_at_risk
 from .orders import cycle_percentiles, order_cycle_time
 from .quality import duplicate_rate, retries
 from .sla import due_and_met, sla, sla_overall
@@ -23,10 +23,17 @@ def kpi_summary(window: Window) -> dict:
         "invoice_sync_lag": invoice_sync_lag(window),
         "exceptions": exceptions(window),
         "sla": sla(window),
-        "revenue_at_risk": revenue_at_risk(window),
+        "revenue_at_risk": (risk := money.revenue_at_risk(window)),
         "retries": retries(window),
         "duplicate_rate": duplicate_rate(window),
         "renewal_accuracy": renewal_accuracy(window),
+        # the money figures (docs/MONEY.md), all "now" at the reporting rate of the day
+        "records_out_of_date": risk["records_out_of_date"],
+        "dollars_in_flight": money.dollars_in_flight(window),
+        "arr": money.arr(window),
+        "unbilled_arr": money.unbilled_arr(window),
+        "payments": money.payment_states(window),
+        "close_readiness": money.close_readiness(window),
     }
 
 

@@ -100,6 +100,8 @@ def _tables() -> dict[str, tuple[Callable[[], QuerySet], dict[str, Column]]]:
                 "itemtype": Column(_type_case(ITEM_TYPES)),
                 "isinactive": Column(KT("data__isInactive"), "bool"),
                 "baseprice": Column(Cast(KT("data__basePrice"), DecimalField(max_digits=24, decimal_places=6)), "number"),
+                "custitem_q2c_charge_type": Column(KT("data__custitem_q2c_charge_type")),
+                "custitem_q2c_billing_interval": Column(KT("data__custitem_q2c_billing_interval")),
             },
         ),
         "subsidiary": (

@@ -348,6 +348,29 @@ def _derive(record_type: str, spec: Spec, data: dict) -> None:
         data["status"] = {"id": status, "refName": STATUSES[record_type][status]}
 
 
+def _check_application(data: dict, existing: Record | None) -> None:
+    """NetSuite applies a payment to an invoice up to the invoice's amount due; what is left stays
+    unapplied on the payment (a customer credit). [U] the error code for applying more."""
+    previous = {}
+    for line in (existing.data if existing else {}).get("apply", {}).get("items", []):
+        if line.get("doc") and line.get("apply", True):
+            previous[line["doc"]["id"]] = Decimal(str(line.get("amount") or 0))
+    for i, line in enumerate(data.get("apply", {}).get("items", [])):
+        if not line.get("apply", True) or not line.get("doc"):
+            continue
+        invoice = Record.objects.filter(id=int(line["doc"]["id"]), record_type="invoice").first()
+        if invoice is None:
+            continue
+        due = Decimal(str(invoice.data.get("amountRemaining", invoice.data.get("total", 0)))) + previous.get(line["doc"]["id"], Decimal(0))
+        if Decimal(str(line.get("amount") or 0)) > due:
+            raise RecordError(
+                400,
+                "INVALID_FLD_VALUE",
+                f"You cannot apply {line.get('amount')} to invoice {invoice.data.get('tranId')}: its amount due is {due}.",
+                f"apply.items[{i}].amount",
+            )
+
+
 def _refresh_invoice_balances(invoice_ids: set[str]) -> None:
     """amountRemaining and status of invoices after payments were applied to them."""
     for invoice_id in invoice_ids:
@@ -392,6 +415,8 @@ def _write(request: HttpRequest, record_type: str, *, body: dict, existing: Reco
     failure = _failing(record_type, external_id, data)
     if failure is not None:
         raise failure
+    if record_type == "customerPayment":
+        _check_application(data, existing)
     now = timezone.now()
     if existing is None:
         record = Record(record_type=record_type, external_id=external_id, data=data, created_at=now, last_modified=now)

@@ -39,8 +39,14 @@ from .models import AccessToken, ChangeEvent, ConnectedApp, SRecord
 
 DEFAULT_RELAY_URL = "http://127.0.0.1:8000/api/v1/webhooks/salesforce/"
 
-# SKU, name, family, charge type, billing frequency, list price
+# SKU, name, family, charge type, billing frequency, list price — the same SKUs as the ERP's
+# item catalogue (sandboxes/netsuite/seed.py); CPQ says how each bills (SBQQ__ChargeType__c)
 CATALOGUE = [
+    ("PLAT-SEAT", "Platform seat (per user)", "Subscription", "Recurring", "Monthly", "45.00"),
+    ("PLAT-API", "Platform API access", "Subscription", "Recurring", "Monthly", "500.00"),
+    ("SUPPORT-PREM", "Premium support", "Services", "Recurring", "Monthly", "900.00"),
+    ("ONBOARD-FEE", "Onboarding fee", "Services", "One-Time", None, "2500.00"),
+    ("USAGE-API-CALLS", "API calls (per 1,000)", "Usage", "Usage", "Monthly", "0.0125"),
     ("PLAT-STD", "Platform Standard (per seat)", "Subscription", "Recurring", "Monthly", "39.00"),
     ("PLAT-PRO", "Platform Professional (per seat)", "Subscription", "Recurring", "Monthly", "79.00"),
     ("PLAT-ENT", "Platform Enterprise (annual)", "Subscription", "Recurring", "Annual", "24000.00"),
@@ -110,20 +116,11 @@ def ensure_catalogue() -> dict[str, str]:
 
 
 def _product(sku: str, ctx: store.Ctx) -> SRecord:
+    """The catalogue's product, or — for a SKU a rep typed that the catalogue lacks — a new
+    product with no charge type, as a hand-made product in an org is (the hub refuses to guess)."""
     found = SRecord.objects.filter(sobject="Product2", is_deleted=False, fields__ProductCode=sku).first()
     if found is None:
-        found = store.create(
-            ctx,
-            _obj("Product2"),
-            {
-                "Name": sku,
-                "ProductCode": sku,
-                "Family": "Subscription",
-                "External_Id__c": sku,
-                "SBQQ__ChargeType__c": "Recurring",
-                "SBQQ__BillingFrequency__c": "Monthly",
-            },
-        )
+        found = store.create(ctx, _obj("Product2"), {"Name": sku, "ProductCode": sku, "External_Id__c": sku})
     return found
 
 

@@ -558,7 +558,11 @@ def create_subscription(params: dict, request: RequestInfo) -> dict:
         if price["id"] in skus:
             raise invalid("Cannot add multiple subscription items with the same price.", f"items[{i}][price]")
         skus.add(price["id"])
-        quantity = as_int(raw.get("quantity", 1), f"items[{i}][quantity]", minimum=0)
+        if _metered(price) and raw.get("quantity") not in (None, ""):
+            raise invalid(
+                "You cannot set the quantity of a subscription item with a metered price: usage is reported as meter events.", f"items[{i}][quantity]"
+            )
+        quantity = None if _metered(price) else as_int(raw.get("quantity", 1), f"items[{i}][quantity]", minimum=0)
         items.append(_new_item(sub_id, price, quantity, as_metadata(raw.get("metadata"), f"items[{i}][metadata]"), (start, _period_end(start, price))))
     if customer.data.get("currency") and customer.data["currency"] != currency:
         raise invalid(
@@ -637,7 +641,14 @@ def create_subscription(params: dict, request: RequestInfo) -> dict:
     return data
 
 
+def _metered(price: dict) -> bool:
+    return (price.get("recurring") or {}).get("usage_type") == "metered"
+
+
 def _item_amount(item: dict) -> Decimal:
+    """A licensed item's charge for one period; metered items bill usage, [U] which the sandbox does not invoice."""
+    if _metered(item["price"]):
+        return Decimal(0)
     return Decimal(item["price"]["unit_amount_decimal"]) * int(item.get("quantity") or 0)
 
 
@@ -860,7 +871,7 @@ def create_invoice_for(
     currency = sub["currency"]
     invoice_id = new_id("in")
     ts = created or now_ts()
-    sources = [dict(item) for item in sub["items"]["data"]] if recurring else []
+    sources = [dict(item) for item in sub["items"]["data"] if not _metered(item["price"])] if recurring else []
     sources += [dict(line) for line in sub_row.state.pop("pending_lines", [])]
     sources += list(extra_lines or [])
     lines = [_line(invoice_id, sub["id"], s, currency) for s in sources]

@@ -6,9 +6,12 @@ import re
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import Max, Sum
+from django.utils import timezone
 
-from sync.models import Customer, ExternalRef, Invoice, LegalEntity, Order, OrderLine, Product
+from sync.models import CreditMemo, Customer, ExternalRef, Invoice, InvoiceLine, LegalEntity, Order, OrderLine, Payment, Product, Subscription
 
+from .charges import ChargeError, charge_of, first_year_value
 from .events import money, when
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -83,7 +86,15 @@ def customer_from_account(*, source: str, account: dict, currency: str, entity: 
     return customer
 
 
+def _charge_or_blank(line: dict, index: int):
+    try:
+        return charge_of(line, index)
+    except ChargeError:
+        return None
+
+
 def order_upsert(*, source: str, data: dict, customer: Customer, entity: LegalEntity | None) -> Order:
+    """The hub's order with its lines and their charge types (validate checked them first)."""
     total = (
         money(data.get("total_amount"))
         if data.get("total_amount")
@@ -101,38 +112,118 @@ def order_upsert(*, source: str, data: dict, customer: Customer, entity: LegalEn
         },
     )
     order.lines.all().delete()
-    OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            sku=line["sku"],
-            description=line.get("description", "")[:255],
-            quantity=Decimal(str(line["quantity"])),
-            unit_price=money(line["unit_price"]),
-            amount=money(line["unit_price"]) * Decimal(str(line["quantity"])),
-            product=Product.objects.get_or_create(sku=line["sku"], defaults={"name": line.get("description") or line["sku"]})[0],
+    rows = []
+    for i, line in enumerate(data["lines"]):
+        charge = _charge_or_blank(line, i)
+        defaults = {"name": (line.get("description") or line["sku"])[:255]}
+        if charge:
+            defaults.update(charge_type=charge.charge_type, interval=charge.interval, interval_count=charge.interval_count)
+        product, created = Product.objects.get_or_create(sku=line["sku"], defaults=defaults)
+        if (
+            charge
+            and not created
+            and (product.charge_type, product.interval, product.interval_count) != (charge.charge_type, charge.interval, charge.interval_count)
+        ):
+            Product.objects.filter(pk=product.pk).update(charge_type=charge.charge_type, interval=charge.interval, interval_count=charge.interval_count)
+        rows.append(
+            OrderLine(
+                order=order,
+                sku=line["sku"],
+                description=line.get("description", "")[:255],
+                quantity=Decimal(str(line["quantity"])),
+                unit_price=money(line["unit_price"]),
+                amount=money(line["unit_price"]) * Decimal(str(line["quantity"])),
+                product=product,
+                charge_type=charge.charge_type if charge else "",
+                interval=charge.interval if charge else "",
+                interval_count=charge.interval_count if charge else 1,
+            )
         )
-        for line in data["lines"]
-    )
+    OrderLine.objects.bulk_create(rows)
     if data.get("crm_record_id"):
         ref_set(system=source, object_type="Order", external_id=data["crm_record_id"], canonical_type="order", canonical_id=order.pk)
     return order
 
 
-def invoice_upsert(*, data: dict, customer: Customer, order: Order | None) -> Invoice:
-    invoice, _ = Invoice.objects.update_or_create(
-        number=data["invoice_number"],
-        defaults={
-            "customer": customer,
-            "legal_entity": order.legal_entity if order else customer.legal_entity,
-            "currency": data["currency"],
-            "subtotal": money(data.get("subtotal") or data["total"]),
-            "tax": money(data.get("tax")),
-            "total": money(data["total"]),
-            "due_date": data.get("due_date") or None,
-            "finalized_at": when(data.get("finalized_at")),
-            "status": Invoice.Status.OPEN,
-        },
+def order_first_year_value(data: dict) -> Decimal:
+    return first_year_value(data.get("lines") or [])
+
+
+def subscription_for_invoice(*, billing_system: str, data: dict, order: Order | None) -> Subscription | None:
+    """The hub subscription an invoice bills: by the billing platform's subscription id, else the order's."""
+    if data.get("billing_subscription_id"):
+        sub_id = ref_canonical(system=billing_system, object_type="subscription", external_id=data["billing_subscription_id"])
+        if sub_id:
+            return Subscription.objects.filter(pk=sub_id).first()
+    if order is not None:
+        return Subscription.objects.filter(order=order).order_by("created_at").first()
+    return None
+
+
+def invoice_upsert(*, data: dict, customer: Customer, order: Order | None, subscription: Subscription | None = None) -> Invoice:
+    defaults = {
+        "customer": customer,
+        "legal_entity": order.legal_entity if order else customer.legal_entity,
+        "currency": data["currency"],
+        "subtotal": money(data.get("subtotal") or data["total"]),
+        "tax": money(data.get("tax")),
+        "total": money(data["total"]),
+        "due_date": data.get("due_date") or None,
+        "finalized_at": when(data.get("finalized_at")),
+    }
+    if subscription is not None:
+        defaults["subscription"] = subscription
+    invoice, created = Invoice.objects.update_or_create(
+        number=data["invoice_number"], defaults=defaults, create_defaults={**defaults, "status": Invoice.Status.OPEN}
     )
+    invoice.lines.all().delete()
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            sku=(line.get("sku") or "")[:64],
+            description=(line.get("description") or "")[:255],
+            quantity=Decimal(str(line.get("quantity") or "1")),
+            unit_amount=money(line.get("unit_amount")) if line.get("unit_amount") not in (None, "") else Decimal(0),
+            amount=money(line["amount"]),
+            charge_type=line.get("charge_type") or "",
+        )
+        for line in data.get("lines") or []
+    )
+    return refresh_payment_state(invoice.pk)
+
+
+def refresh_payment_state(invoice_id) -> Invoice:
+    """Recompute what was credited, paid and remains on an invoice, and its payment state
+    (docs/MONEY.md): open, partially paid, paid or overpaid. Locks the invoice row, so two
+    payments arriving at once both count."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+        credited = CreditMemo.objects.filter(invoice_id=invoice_id).aggregate(s=Sum("amount"))["s"] or Decimal(0)
+        received = Payment.objects.filter(invoice_id=invoice_id, status=Payment.Status.RECEIVED).aggregate(s=Sum("amount"), last=Max("occurred_at"))
+        paid = received["s"] or Decimal(0)
+        due = invoice.total - credited
+        if invoice.status in (Invoice.Status.VOID, Invoice.Status.DRAFT):
+            status = invoice.status
+        elif paid > due:
+            status = Invoice.Status.OVERPAID
+        elif paid == due:
+            status = Invoice.Status.PAID
+        elif paid > 0:
+            status = Invoice.Status.PARTIALLY_PAID
+        elif invoice.status == Invoice.Status.UNCOLLECTIBLE:
+            status = invoice.status
+        else:
+            status = Invoice.Status.OPEN
+        fields = {
+            "amount_credited": credited,
+            "amount_paid": paid,
+            "amount_remaining": max(due - paid, Decimal(0)),
+            "status": status,
+            "paid_at": (received["last"] or timezone.now()) if status in (Invoice.Status.PAID, Invoice.Status.OVERPAID) else None,
+        }
+        Invoice.objects.filter(pk=invoice_id).update(**fields)
+        for name, value in fields.items():
+            setattr(invoice, name, value)
     return invoice
 
 

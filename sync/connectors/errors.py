@@ -38,6 +38,7 @@ class ConnectorError(Exception):
         status_code: int | None = None,
         retry_after: float | None = None,
         response: Any = None,
+        document: dict | None = None,
     ):
         super().__init__(message)
         self.error_class = ErrorClass(error_class)
@@ -48,6 +49,8 @@ class ConnectorError(Exception):
         self.status_code = status_code
         self.retry_after = retry_after
         self.response = response if response is not None else {}
+        # the business document a mapping failed on: {document_number, account_name, amount, currency}
+        self.document = document or {}
 
     @property
     def transient(self) -> bool:

@@ -32,6 +32,7 @@ class CallResult:
     created: bool | None = None
     status_code: int | None = None
     raw: dict = field(default_factory=dict)
+    starts_at: datetime | None = None  # a subscription: when billing starts (issues its first invoice)
 
 
 # --- the three role interfaces ------------------------------------------------------------
@@ -89,8 +90,10 @@ class BillingConnector(Connector):
 
     @abstractmethod
     def create_subscription(self, *, customer_id: str, order: dict, idempotency_key: str) -> CallResult:
-        """One subscription for an order's recurring lines (order = order.closed_won.v1 data);
-        metadata carries order_number."""
+        """One subscription for an order (order = order.closed_won.v1 data, lines with their charge
+        types): recurring and usage lines become subscription items, one-time lines one-time items
+        of its first invoice; metadata carries order_number. The result's `starts_at` says when
+        billing starts (its first invoice)."""
 
     @abstractmethod
     def get_subscription(self, *, subscription_id: str) -> dict:

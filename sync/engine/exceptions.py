@@ -19,7 +19,7 @@ from django.utils import timezone
 from sync.audit import audit_record
 from sync.models import FlowRun, FlowStep, SyncException
 
-from .money import to_reporting
+from .money import flow_risk, to_reporting
 
 _VOLATILE = re.compile(r"\b(?:[0-9a-f]{8}-[0-9a-f-]{27,}|[0-9a-f]{24,}|\d{6,}|\d+(?:\.\d+)?s)\b", re.I)
 
@@ -55,8 +55,12 @@ def open_exception(
     currency: str = "",
     inbox_event_id: int | None = None,
     fingerprint_extra: str = "",
+    revenue_at_risk: Decimal | None = None,
 ) -> SyncException:
     """Open an exception, or count one more occurrence of the same open one.
+
+    `revenue_at_risk` defaults to the flow's (money.flow_risk: docs/MONEY.md), or the amount in
+    the reporting currency for an exception outside a flow.
 
     Business context comes from the flow run when one is given. Audited. Safe under
     concurrency: the partial unique index on open fingerprints decides the winner.
@@ -79,7 +83,12 @@ def open_exception(
         flow_run_id=flow_run.pk if flow_run else None, step_name=step_name, error_class=error_class, cause_key=cause, extra=fingerprint_extra
     )
     amount = amount or Decimal("0")
-    at_risk = flow_run.amount_reporting if flow_run is not None and flow_run.amount_reporting else to_reporting(amount, currency)
+    if revenue_at_risk is not None:
+        at_risk = revenue_at_risk
+    elif flow_run is not None:
+        at_risk = flow_risk(flow_run, step_name)
+    else:
+        at_risk = to_reporting(amount, currency)
 
     existing = SyncException.objects.filter(fingerprint=fingerprint, status__in=SyncException.OPEN_STATUSES)
     updated = existing.update(
@@ -135,6 +144,7 @@ def open_exception(
             currency=currency,
             inbox_event_id=inbox_event_id,
             fingerprint_extra=fingerprint_extra,
+            revenue_at_risk=revenue_at_risk,
         )
     if flow_run is not None and not flow_run.had_exception:
         FlowRun.objects.filter(pk=flow_run.pk).update(had_exception=True)

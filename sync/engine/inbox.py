@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -105,7 +106,10 @@ def accept_raw(system: str, raw_events: list[dict]) -> list[tuple[str, int | Non
     return inbox_accept(rows)
 
 
-def _dead_letter(event: InboxEvent, *, system: str, error_class: str, message: str, field: str = "", response=None) -> None:
+def _dead_letter(event: InboxEvent, *, system: str, error_class: str, message: str, field: str = "", response=None, document: dict | None = None) -> None:
+    """Dead-letter the event with an exception; `document` (from the mapper) gives it business terms."""
+    document = document or {}
+    amount = document.get("amount")
     with transaction.atomic():
         InboxEvent.objects.filter(pk=event.pk).update(status=InboxEvent.Status.DEAD, error=message[:5000], processed_at=timezone.now())
         open_exception(
@@ -115,7 +119,10 @@ def _dead_letter(event: InboxEvent, *, system: str, error_class: str, message: s
             field=field,
             payload=event.envelope,
             response=response or {},
-            document_number=event.source_event_id[:64],
+            document_number=(document.get("document_number") or event.source_event_id)[:64],
+            account_name=document.get("account_name") or "",
+            amount=Decimal(str(amount)) if amount not in (None, "") else None,
+            currency=document.get("currency") or "",
             inbox_event_id=event.pk,
             fingerprint_extra=f"inbox:{event.pk}",
         )
@@ -151,6 +158,7 @@ def inbox_process(inbox_id: int) -> str:
                 message=exc.message,
                 field=exc.field,
                 response=exc.response if isinstance(exc.response, dict) else {},
+                document=exc.document,
             )
             return InboxEvent.Status.DEAD
         except KeyError as exc:

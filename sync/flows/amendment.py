@@ -7,13 +7,16 @@ Cancelled after a permanent ERP failure? Compensation puts the billing subscript
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.utils import timezone
 
+from sync.canonical.charges import ChargeError, charge_of
 from sync.canonical.events import money, when
 from sync.canonical.store import ref_external, safe_external_id
 from sync.connectors import registry
-from sync.models import Amendment, FlowRun, FlowType, Order
+from sync.models import Amendment, FlowRun, FlowType, Order, Subscription, SubscriptionItem
+from sync.models.canonical import annual_factor
 
 from .base import Flow, Step, StepContext
 from .common import activated_order, crm_status, sales_order_id_for, subscription_id_for
@@ -42,7 +45,10 @@ def billing_change(ctx: StepContext) -> dict:
     # remember the subscription as it was, before changing it, so cancel can restore it
     ctx.run.context.setdefault("steps", {})["billing_change"] = {"before": before}
     FlowRun.objects.filter(pk=ctx.run.pk).update(context=ctx.run.context)
-    items = [{"sku": c["sku"], "quantity": c["quantity"], "unit_price": c["unit_price"]} for c in ctx.data["changes"]]
+    charge_keys = ("billing", "interval", "interval_count", "description")
+    items = [
+        {"sku": c["sku"], "quantity": c["quantity"], "unit_price": c["unit_price"], **{k: c[k] for k in charge_keys if k in c}} for c in ctx.data["changes"]
+    ]
     ctx.request(
         {
             "system": billing.system,
@@ -97,6 +103,37 @@ def prepare(run: FlowRun, data: dict) -> None:
         run.customer_id = order.customer_id
 
 
+def on_complete(run: FlowRun, now) -> None:
+    """The amendment is applied: the hub's subscription items and ARR follow the change."""
+    Amendment.objects.filter(id=run.context.get("amendment_uuid")).update(completed_at=now)
+    data = run.context["event"]["data"]
+    subscription = Subscription.objects.filter(order__number=data["order_number"]).order_by("created_at").first()
+    if subscription is None:
+        return
+    items = {item.sku: item for item in subscription.items.all()}
+    for i, change in enumerate(data["changes"]):
+        try:
+            charge = charge_of(change, i, prefix="changes")
+        except ChargeError:
+            charge = None
+        quantity = Decimal(str(change["quantity"]))
+        item = items.get(change["sku"])
+        if quantity == 0:
+            if item is not None:
+                item.delete()
+                items.pop(change["sku"])
+            continue
+        if item is None:
+            item = SubscriptionItem(subscription=subscription, sku=change["sku"])
+            items[change["sku"]] = item
+        item.quantity, item.unit_amount = quantity, money(change["unit_price"])
+        if charge is not None:
+            item.charge_type, item.interval, item.interval_count = charge.charge_type, charge.interval, charge.interval_count
+        item.save()
+    arr = sum((i.quantity * i.unit_amount * annual_factor(i.charge_type, i.interval, i.interval_count) for i in items.values()), Decimal(0))
+    Subscription.objects.filter(pk=subscription.pk).update(arr=arr)
+
+
 FLOW = Flow(
     flow_type=FlowType.AMENDMENT,
     event_types=("subscription.amended.v1",),
@@ -105,9 +142,9 @@ FLOW = Flow(
         Step("validate", "hub", validate),
         Step("billing_change", "billing", billing_change, restore_subscription, "restore the subscription as it was"),
         Step("erp_change", "erp", erp_change),
-        Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Amended"})),
+        Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Amended"}), writeback=True),
     ],
     prepare=prepare,
-    on_complete=lambda run, now: Amendment.objects.filter(id=run.context.get("amendment_uuid")).update(completed_at=now),
+    on_complete=on_complete,
     description="Subscription change → billing (prorated) → ERP change order → CRM",
 )

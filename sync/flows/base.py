@@ -98,6 +98,9 @@ class Step:
     compensate: Callable[[StepContext], dict] | None = None
     compensation_label: str = ""
     retry: RetryPolicy | None = None  # None: the default policy of the system the role resolves to
+    # a status write-back to the CRM: when it alone fails, no money is out of place — the CRM's
+    # record is out of date (docs/MONEY.md: no revenue at risk, counted under "records out of date")
+    writeback: bool = False
 
     def retry_policy(self, system: str) -> RetryPolicy:
         """How the engine retries this step when it talks to `system`."""

@@ -57,7 +57,7 @@ FLOW = Flow(
         Step("validate", "hub", validate),
         Step("billing_cancel", "billing", billing_cancel),
         Step("erp_close", "erp", erp_close),
-        Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Cancelled"})),
+        Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Cancelled"}), writeback=True),
     ],
     prepare=prepare,
     on_complete=on_complete,

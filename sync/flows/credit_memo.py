@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from sync.canonical.events import money, when
-from sync.canonical.store import customer_for_billing_id, safe_external_id
+from sync.canonical.store import customer_for_billing_id, refresh_payment_state, safe_external_id
 from sync.connectors import registry
 from sync.models import CreditMemo, FlowRun, FlowType, Invoice
 
@@ -34,6 +34,8 @@ def map_credit_memo(ctx: StepContext) -> dict:
             "issued_at": when(data["issued_at"]),
         },
     )
+    if invoice is not None:
+        refresh_payment_state(invoice.pk)  # a credit lowers what is due on the invoice
     return {"customer_id": str(customer.pk), "crm_account_id": ""}
 
 
@@ -62,7 +64,7 @@ FLOW = Flow(
         Step("map_credit_memo", "hub", map_credit_memo),
         Step("erp_customer", "erp", lambda ctx: ensure_erp_customer(ctx, key="map_credit_memo")),
         Step("erp_credit_memo", "erp", erp_credit_memo),
-        Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": f"Credit memo {ctx.data['credit_memo_number']}"})),
+        Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": f"Credit memo {ctx.data['credit_memo_number']}"}), writeback=True),
     ],
     prepare=prepare,
     description="Credit note → ERP credit memo → CRM",

@@ -61,6 +61,7 @@ FLOW = Flow(
                 object_type="Account",
                 record_for=lambda ctx: ctx.data["account"]["external_id"],
             ),
+            writeback=True,
         ),
     ],
     prepare=prepare,

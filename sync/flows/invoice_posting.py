@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from sync.canonical.events import money, when
-from sync.canonical.store import customer_for_billing_id, invoice_upsert, ref_external, ref_set, safe_external_id
+from sync.canonical.store import customer_for_billing_id, invoice_upsert, ref_external, ref_set, safe_external_id, subscription_for_invoice
 from sync.connectors import registry
 from sync.models import FlowRun, FlowType, Invoice, Order
 
@@ -32,7 +32,11 @@ def map_invoice(ctx: StepContext) -> dict:
     entity = (order.legal_entity if order else None) or customer.legal_entity
     if entity is None:
         raise StepValidationError("validation", "The invoice's legal entity is unknown (no order entity, no customer entity).", "legal_entity")
-    invoice = invoice_upsert(data=data, customer=customer, order=order)
+    subscription = subscription_for_invoice(billing_system=billing_system, data=data, order=order)
+    if subscription is None and order is not None and data.get("billing_subscription_id") and order.status == Order.Status.CLOSED_WON:
+        # billing invoiced the new subscription before the activation recorded it: link it once it has
+        raise Park(f"Waiting for order {order.number} to be activated before posting its first invoice.", f"order:{order.number}")
+    invoice = invoice_upsert(data=data, customer=customer, order=order, subscription=subscription)
     sales_order = ref_external(system=registry.system_of("erp"), object_type="salesOrder", canonical_type="order", canonical_id=order.pk) if order else None
     return {
         "customer_id": str(customer.pk),
@@ -41,6 +45,7 @@ def map_invoice(ctx: StepContext) -> dict:
         "erp_subsidiary_id": entity.erp_subsidiary_id,
         "sales_order_id": sales_order or "",
         "crm_account_id": "",
+        "subscription_id": str(subscription.pk) if subscription else "",
     }
 
 
@@ -84,7 +89,7 @@ FLOW = Flow(
         Step("map_invoice", "hub", map_invoice),
         Step("erp_customer", "erp", lambda ctx: ensure_erp_customer(ctx, key="map_invoice")),
         Step("erp_invoice", "erp", erp_invoice),
-        Step("crm_status", "hub", crm_status(lambda ctx: {"Last_Invoice_Status__c": f"Posted {ctx.data['invoice_number']}"})),
+        Step("crm_status", "hub", crm_status(lambda ctx: {"Last_Invoice_Status__c": f"Posted {ctx.data['invoice_number']}"}), writeback=True),
     ],
     prepare=prepare,
     on_complete=on_complete,

@@ -9,11 +9,12 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from sync.canonical.charges import ChargeError, arr, charge_of, first_year_value
 from sync.canonical.events import money, when
 from sync.canonical.store import legal_entity, order_upsert, ref_set, safe_external_id
 from sync.connectors import registry
 from sync.customers.matching import customer_for_account
-from sync.models import FlowRun, FlowType, Order, Subscription, SubscriptionItem
+from sync.models import ChargeType, FlowRun, FlowType, Order, Subscription, SubscriptionItem
 
 from .base import Flow, Step, StepContext, StepValidationError
 from .common import crm_status, ensure_billing_customer, ensure_erp_customer, wait_for_review
@@ -30,6 +31,10 @@ def validate(ctx: StepContext) -> dict:
     for i, line in enumerate(data["lines"]):
         if money(line["unit_price"]) < 0:
             raise StepValidationError("validation", "Unit price cannot be negative.", f"lines[{i}].unit_price")
+        try:
+            charge_of(line, i)  # a line that does not say how it bills is refused, never guessed
+        except ChargeError as exc:
+            raise StepValidationError("mapping", exc.message, exc.field) from None
     source = ctx.run.context["event"].get("source", "api")
     # ensure customer: the account is matched against the canonical customers (sync/customers/);
     # a possible duplicate parks the order until a person decides, before any document is written
@@ -37,7 +42,7 @@ def validate(ctx: StepContext) -> dict:
     wait_for_review(resolution)
     customer = resolution.customer
     order = order_upsert(source=source, data=data, customer=customer, entity=entity)
-    ctx.request({"checked": ["legal_entity", "currency", "lines"], "order_number": data["order_number"]})
+    ctx.request({"checked": ["legal_entity", "currency", "lines", "charge types"], "order_number": data["order_number"]})
     return {
         "customer_id": str(customer.pk),
         "order_id": str(order.pk),
@@ -67,41 +72,57 @@ def close_sales_order(ctx: StepContext) -> dict:
 
 
 def billing_subscription(ctx: StepContext) -> dict:
-    recurring = [line for line in ctx.data["lines"] if line.get("billing", "recurring") == "recurring"]
-    if not recurring:
-        return {"skipped": "no recurring lines"}
+    """The subscription carries the recurring (and usage) lines; one-time lines go with it as
+    one-time items of its first invoice (billing decides how: Stripe `add_invoice_items`)."""
+    lines = ctx.data["lines"]
+    billed = [line for i, line in enumerate(lines) if charge_of(line, i).charge_type != ChargeType.ONE_TIME]
+    if not billed:
+        return {"skipped": "no recurring or usage lines"}
     billing = registry.billing()
     customer_id = ctx.state["billing_customer"]["billing_customer_id"]
-    order = {**ctx.data, "lines": recurring}
+    order = {**ctx.data, "lines": lines}
     ctx.request(
         {"system": billing.system, "operation": "create subscription", "customer_id": customer_id, "idempotency_key": ctx.idempotency_key, "order": order}
     )
     result = billing.create_subscription(customer_id=customer_id, order=order, idempotency_key=ctx.idempotency_key)
-    _record_subscription(ctx, recurring, result.external_id)
+    _record_subscription(ctx, billed, result.external_id, started=result.starts_at)
     return {"subscription_id": result.external_id, "created": result.created}
 
 
-def _record_subscription(ctx: StepContext, recurring: list[dict], external_id: str) -> None:
-    """The hub's own view of the subscription (ARR in the order currency), for unbilled-ARR and missing-invoice checks."""
-    arr = sum((money(l["unit_price"]) * Decimal(str(l["quantity"])) * (1 if l.get("interval") == "year" else 12) for l in recurring), Decimal("0"))
+def _record_subscription(ctx: StepContext, lines: list[dict], external_id: str, started=None) -> None:
+    """The hub's own view of the subscription (ARR of its recurring lines in the order currency),
+    for ARR, unbilled ARR and missing-invoice checks."""
     order = Order.objects.get(pk=ctx.state["validate"]["order_id"])
     subscription, _ = Subscription.objects.update_or_create(
         order=order,
         defaults={
             "customer_id": order.customer_id,
             "currency": order.currency,
-            "arr": arr,
+            "arr": arr(lines),
             "status": Subscription.Status.ACTIVE,
             "start_date": order.effective_date,
+            "billing_starts_at": started or timezone.now(),
         },
     )
     ref_set(
         system=registry.system_of("billing"), object_type="subscription", external_id=external_id, canonical_type="subscription", canonical_id=subscription.pk
     )
     subscription.items.all().delete()
-    SubscriptionItem.objects.bulk_create(
-        SubscriptionItem(subscription=subscription, sku=l["sku"], quantity=Decimal(str(l["quantity"])), unit_amount=money(l["unit_price"])) for l in recurring
-    )
+    items = []
+    for i, line in enumerate(lines):
+        charge = charge_of(line, i)
+        items.append(
+            SubscriptionItem(
+                subscription=subscription,
+                sku=line["sku"],
+                quantity=Decimal(str(line["quantity"])),
+                unit_amount=money(line["unit_price"]),
+                charge_type=charge.charge_type,
+                interval=charge.interval,
+                interval_count=charge.interval_count,
+            )
+        )
+    SubscriptionItem.objects.bulk_create(items)
 
 
 def cancel_subscription(ctx: StepContext) -> dict:
@@ -127,12 +148,7 @@ def prepare(run: FlowRun, data: dict) -> None:
     run.account_name = data["account"]["name"][:255]
     run.currency = data["currency"]
     run.legal_entity = data.get("legal_entity", "") or ""
-    total = (
-        money(data.get("total_amount"))
-        if data.get("total_amount")
-        else sum((money(l["unit_price"]) * Decimal(str(l["quantity"])) for l in data["lines"]), Decimal("0"))
-    )
-    run.amount = total
+    run.amount = first_year_value(data["lines"])  # contract value: recurring ARR + one-time fees (docs/MONEY.md)
     run.closed_won_at = when(data["closed_won_at"])
     run.business_started_at = run.closed_won_at or timezone.now()
 
@@ -152,7 +168,7 @@ FLOW = Flow(
         Step("billing_customer", "billing", ensure_billing_customer),
         Step("erp_sales_order", "erp", erp_sales_order, close_sales_order, "close the ERP sales order"),
         Step("billing_subscription", "billing", billing_subscription, cancel_subscription, "cancel the billing subscription"),
-        Step("crm_status", "hub", crm_status(crm_fields)),
+        Step("crm_status", "hub", crm_status(crm_fields), writeback=True),
     ],
     prepare=prepare,
     on_complete=on_complete,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.utils import timezone
 
 from sync.canonical.events import money, when
-from sync.canonical.store import ref_external, safe_external_id
+from sync.canonical.store import ref_external, refresh_payment_state, safe_external_id
 from sync.connectors import registry
 from sync.models import FlowRun, FlowType, Invoice, Payment
 
@@ -40,9 +41,15 @@ def map_payment(ctx: StepContext) -> dict:
             "failure_reason": ctx.data.get("reason", "")[:255],
         },
     )
-    if _received(ctx.data):
-        Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.PAID, paid_at=when(ctx.data["received_at"]))
+    invoice = refresh_payment_state(invoice.pk)  # partially paid, paid or overpaid: what was received decides (docs/MONEY.md)
+    amount = money(ctx.data["amount"])
+    owed_before = invoice.amount_due - (invoice.amount_paid - amount)  # what the other payments left to collect
     return {
+        "payment_state": invoice.status,
+        "amount_remaining": str(invoice.amount_remaining),
+        "credit_balance": str(invoice.credit_balance),
+        # the ERP applies at most what the invoice still owed; an overpayment's rest stays unapplied (a customer credit)
+        "apply_amount": str(max(min(amount, owed_before), Decimal(0))) if _received(ctx.data) else "0",
         "invoice_id": str(invoice.pk),
         "customer_id": str(invoice.customer_id),
         "erp_customer_id": ref_external(system=erp_system, object_type="customer", canonical_type="customer", canonical_id=invoice.customer_id) or "",
@@ -59,13 +66,16 @@ def erp_payment(ctx: StepContext) -> dict:
     ctx.request(
         {"system": erp.system, "operation": "upsert customer payment", "external_id": external_id, "payment": ctx.data, "invoice_id": mapped["erp_invoice_id"]}
     )
-    result = erp.upsert_payment(payment=ctx.data, customer_id=mapped["erp_customer_id"], invoice_id=mapped["erp_invoice_id"] or None, external_id=external_id)
+    payment = {**ctx.data, "apply_amount": mapped.get("apply_amount", ctx.data["amount"])}
+    result = erp.upsert_payment(payment=payment, customer_id=mapped["erp_customer_id"], invoice_id=mapped["erp_invoice_id"] or None, external_id=external_id)
     return {"erp_payment_id": result.external_id}
 
 
 def crm_fields(ctx: StepContext) -> dict:
     if _received(ctx.data):
-        return {"Payment_Status__c": f"Paid {ctx.data['invoice_number']}"}
+        state = ctx.state.get("map_payment", {}).get("payment_state", "paid")
+        words = {"partially_paid": "Partially paid", "overpaid": "Overpaid", "paid": "Paid"}.get(state, "Payment received")
+        return {"Payment_Status__c": f"{words} {ctx.data['invoice_number']}"}
     return {"Payment_Status__c": f"Payment failed {ctx.data['invoice_number']}: {ctx.data.get('reason', '')}".strip()[:255]}
 
 
@@ -87,7 +97,7 @@ FLOW = Flow(
     steps=[
         Step("map_payment", "hub", map_payment),
         Step("erp_payment", "erp", erp_payment),
-        Step("crm_status", "hub", crm_status(crm_fields)),
+        Step("crm_status", "hub", crm_status(crm_fields), writeback=True),
     ],
     prepare=prepare,
     description="Payment received/failed → ERP customer payment → CRM",

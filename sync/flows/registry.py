@@ -41,3 +41,9 @@ def provided(key: str) -> bool:
     if flow_type is None:
         return False
     return FlowRun.objects.filter(flow_type=flow_type, document_number=number, status=FlowRun.Status.COMPLETED).exists()
+
+
+@cache
+def writeback_steps() -> tuple[str, ...]:
+    """Names of the steps that only write status back to the CRM (Step.writeback)."""
+    return tuple(sorted({s.name for f in FLOWS for s in f.steps if s.writeback}))

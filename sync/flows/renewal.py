@@ -61,7 +61,7 @@ FLOW = Flow(
         Step("validate", "hub", validate),
         Step("billing_renewal", "billing", billing_renewal),
         Step("erp_renewal", "erp", erp_renewal),
-        Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Renewed"})),
+        Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Renewed"}), writeback=True),
     ],
     prepare=prepare,
     description="Renewal → billing term → ERP renewal order → CRM",

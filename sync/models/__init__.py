@@ -1,5 +1,7 @@
 from .canonical import (  # noqa: F401
     Amendment,
+    BillingInterval,
+    ChargeType,
     Contract,
     CreditMemo,
     CurrencyRate,

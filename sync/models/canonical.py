@@ -14,6 +14,7 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 MONEY = {"max_digits": 18, "decimal_places": 4}
 currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use an ISO 4217 code in upper case, such as USD.")
@@ -40,6 +41,41 @@ class SystemRole(models.TextChoices):
     CRM = "crm", "CRM / CPQ"
     BILLING = "billing", "Subscription billing"
     ERP = "erp", "ERP"
+
+
+class ChargeType(models.TextChoices):
+    """How a line bills (docs/MONEY.md). Only recurring lines are ARR; a line whose charge type is
+    not known is refused as a mapping error, never guessed."""
+
+    RECURRING = "recurring"
+    ONE_TIME = "one_time", "one-time"
+    USAGE = "usage"
+
+
+class BillingInterval(models.TextChoices):
+    MONTH = "month"
+    YEAR = "year"
+
+
+def ChargeTypeField(**kwargs):  # noqa: N802
+    kwargs.setdefault("blank", True)
+    return models.CharField(max_length=16, choices=ChargeType.choices, **kwargs)
+
+
+def IntervalField(**kwargs):  # noqa: N802
+    return models.CharField(max_length=8, choices=BillingInterval.choices, blank=True, **kwargs)
+
+
+def IntervalCountField(**kwargs):  # noqa: N802
+    return models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)], **kwargs)
+
+
+def annual_factor(charge_type: str, interval: str, interval_count: int) -> Decimal:
+    """How many times a year a line bills: monthly × 12, annual × 1, every n months × 12/n; one-time and usage 0."""
+    if charge_type != ChargeType.RECURRING:
+        return Decimal(0)
+    per_year = Decimal(12) if interval == BillingInterval.MONTH else Decimal(1)
+    return per_year / Decimal(interval_count or 1)
 
 
 class CanonicalBase(models.Model):
@@ -117,6 +153,9 @@ class Product(CanonicalBase):
     sku = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=255)
     active = models.BooleanField(default=True)
+    charge_type = ChargeTypeField(help_text="as the CRM catalogue says; blank until a line of it was seen")
+    interval = IntervalField()
+    interval_count = IntervalCountField()
 
     def __str__(self) -> str:
         return f"{self.sku} {self.name}"
@@ -181,6 +220,13 @@ class OrderLine(models.Model):
     quantity = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("1"))
     unit_price = MoneyField()
     amount = MoneyField()
+    charge_type = ChargeTypeField()
+    interval = IntervalField()
+    interval_count = IntervalCountField()
+
+    @property
+    def annual_value(self) -> Decimal:
+        return self.amount * annual_factor(self.charge_type, self.interval, self.interval_count)
 
 
 class Subscription(CanonicalBase):
@@ -198,8 +244,14 @@ class Subscription(CanonicalBase):
     currency = CurrencyField()
     arr = MoneyField(help_text="Annual recurring revenue in the subscription's currency")
     start_date = models.DateField(null=True, blank=True)
+    billing_starts_at = models.DateTimeField(
+        null=True, blank=True, help_text="when billing issues the first invoice (the subscription's start in billing); unbilled ARR counts from a day later"
+    )
     current_period_end = models.DateTimeField(null=True, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["billing_starts_at"], name="sub_active_billing_idx", condition=models.Q(status="active"))]
 
 
 class SubscriptionItem(models.Model):
@@ -208,6 +260,9 @@ class SubscriptionItem(models.Model):
     sku = models.CharField(max_length=64)
     quantity = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("1"))
     unit_amount = MoneyField()
+    charge_type = ChargeTypeField(default=ChargeType.RECURRING)
+    interval = IntervalField()
+    interval_count = IntervalCountField()
 
 
 class Amendment(CanonicalBase):
@@ -223,9 +278,14 @@ class Amendment(CanonicalBase):
 
 class Invoice(CanonicalBase):
     class Status(models.TextChoices):
+        """The invoice's payment state (docs/MONEY.md): open (nothing applied), partially paid
+        (0 < applied < due), paid (applied = due), overpaid (applied > due: a credit balance)."""
+
         DRAFT = "draft"
         OPEN = "open"
+        PARTIALLY_PAID = "partially_paid", "partially paid"
         PAID = "paid"
+        OVERPAID = "overpaid"
         VOID = "void"
         UNCOLLECTIBLE = "uncollectible"
 
@@ -238,13 +298,30 @@ class Invoice(CanonicalBase):
     subtotal = MoneyField()
     tax = MoneyField()
     total = MoneyField()
+    amount_credited = MoneyField(help_text="credit memos issued against the invoice")
+    amount_paid = MoneyField(help_text="received payments applied to the invoice")
+    amount_remaining = MoneyField(help_text="max(total − credited − paid, 0): still to collect")
     due_date = models.DateField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
     posted_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["posted_at", "finalized_at"])]
+        indexes = [
+            models.Index(fields=["posted_at", "finalized_at"]),
+            models.Index(fields=["status", "-finalized_at"], name="invoice_state_idx"),
+            models.Index(fields=["-finalized_at"], name="invoice_finalized_idx"),
+            models.Index(OpClass(Upper("number"), name="text_pattern_ops"), name="invoice_number_prefix_idx"),  # search by number prefix
+        ]
+
+    @property
+    def amount_due(self) -> Decimal:
+        return self.total - self.amount_credited
+
+    @property
+    def credit_balance(self) -> Decimal:
+        """What the customer paid beyond what was due (overpaid invoices)."""
+        return max(self.amount_paid - self.amount_due, Decimal(0))
 
 
 class InvoiceLine(models.Model):
@@ -254,6 +331,7 @@ class InvoiceLine(models.Model):
     quantity = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("1"))
     unit_amount = MoneyField()
     amount = MoneyField()
+    charge_type = ChargeTypeField()
 
 
 class Payment(CanonicalBase):

@@ -118,7 +118,7 @@ class BillingConnectorContract:
             items=[
                 {"sku": "CT-SEAT", "quantity": "8", "unit_price": "20.00"},
                 {"sku": "CT-PLATFORM", "quantity": "0", "unit_price": "1200.00"},
-                {"sku": "CT-ADDON", "quantity": "2", "unit_price": "5.00"},
+                {"sku": "CT-ADDON", "quantity": "2", "unit_price": "5.00", "billing": "recurring", "interval": "month"},
             ],
         )
         items = {i["sku"]: Decimal(i["quantity"]) for i in billing.get_subscription(subscription_id=sub_id)["items"]}

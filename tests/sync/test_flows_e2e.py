@@ -130,7 +130,8 @@ def test_an_unknown_sku_fails_for_good_with_a_mapping_exception_in_business_term
     exc = SyncException.objects.get(flow_run=run)
     assert exc.error_class == "mapping" and "SKU-42" in exc.message
     assert exc.document_number == "ORD-E2E-SKU" and exc.account_name == "Customer of ORD-E2E-SKU"
-    assert exc.revenue_at_risk == Decimal("2500.00") and exc.currency == "USD"
+    # issue 11 (by design): an order at risk counts its first-year value — 25 × 40.00 × 12 recurring + 1500.00 one-time
+    assert exc.revenue_at_risk == Decimal("13500.00") and exc.currency == "USD"
     assert stripe_subscriptions("ORD-E2E-SKU") == 0  # billing never ran: the ERP step comes first
 
 

@@ -291,6 +291,7 @@ class Command(BaseCommand):
                 currency=run.currency,
                 arr=run.amount,
                 status=Subscription.Status.ACTIVE,
+                billing_starts_at=run.business_completed_at,
                 current_period_end=run.business_completed_at + timedelta(days=30),
             )
             age = now - run.business_completed_at
@@ -306,6 +307,7 @@ class Command(BaseCommand):
                 currency=run.currency,
                 subtotal=(run.amount / 12).quantize(Decimal("0.01")),
                 total=(run.amount / 12).quantize(Decimal("0.01")),
+                amount_remaining=(run.amount / 12).quantize(Decimal("0.01")),
                 due_date=(finalized + timedelta(days=14)).date(),
                 finalized_at=finalized,
                 posted_at=posted,
@@ -322,7 +324,7 @@ class Command(BaseCommand):
                     failure_reason="" if ok else "card_declined",
                 )
                 if ok:
-                    Invoice.objects.filter(pk=inv.pk).update(status=Invoice.Status.PAID)
+                    Invoice.objects.filter(pk=inv.pk).update(status=Invoice.Status.PAID, amount_paid=inv.total, amount_remaining=0)
 
     def _connectors(self, rng, now, scale):
         calls = []

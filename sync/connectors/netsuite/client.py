@@ -55,6 +55,8 @@ ERROR_CODES = CodeTable(
     ),
 )
 TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS'  # TO_CHAR format for exact times (ASSUMPTION: account time zone UTC)
+ITEM_CHARGE_FIELD = "custitem_q2c_charge_type"  # [U] custom item fields saying how an item bills
+ITEM_INTERVAL_FIELD = "custitem_q2c_billing_interval"
 DEFAULT_CREDIT_ITEM_SKU = "ADJUSTMENT"  # the item a credit memo without lines is booked on
 TRANSACTION_TYPES = {"salesOrder": "SalesOrd", "invoice": "CustInvc", "customerPayment": "CustPymt", "creditMemo": "CustCred"}
 _ITEM_PATH = re.compile(r"^item\.items\[(\d+)\]\.item$")
@@ -130,6 +132,7 @@ class NetSuiteConnector(ERPConnector):
         )
         self.session.headers.update({"Accept": "application/json"})
         self._item_ids: dict[str, str] = {}  # SKU → internal id
+        self._charges: dict[str, tuple[str, str]] = {}  # SKU → (charge type, billing interval) of the item
         self._skus: dict[str, str] = {}  # internal id → SKU
         self._currencies: dict[str, str] | None = None  # ISO code → internal id
 
@@ -237,9 +240,10 @@ class NetSuiteConnector(ERPConnector):
         missing = sorted({s for s in skus if s and s not in self._item_ids})
         if missing:
             in_list = ", ".join(_q(s) for s in missing)
-            for row in self.query(q=f"SELECT id, itemid FROM item WHERE itemid IN ({in_list})"):
+            for row in self.query(q=f"SELECT id, itemid, {ITEM_CHARGE_FIELD}, {ITEM_INTERVAL_FIELD} FROM item WHERE itemid IN ({in_list})"):
                 self._item_ids[row["itemid"]] = str(row["id"])
                 self._skus[str(row["id"])] = row["itemid"]
+                self._charges[row["itemid"]] = (row.get(ITEM_CHARGE_FIELD) or "", row.get(ITEM_INTERVAL_FIELD) or "")
         for sku in skus:
             if not sku or sku not in self._item_ids:
                 field = (field_of or {}).get(sku, "sku")
@@ -259,8 +263,16 @@ class NetSuiteConnector(ERPConnector):
                 self._item_ids[row["itemid"]] = str(row["id"])
         return self._skus.get(item_id or "")
 
+    def check_charges(self, lines: list[dict], prefix: str = "lines") -> None:
+        """Each line must bill as its ERP item does (a one-time item is never a monthly line)."""
+        try:
+            mapper.check_charges(lines, self._charges, prefix=prefix)
+        except mapper.MappingError as exc:
+            raise self._mapping(exc) from exc
+
     def forget_lookups(self) -> None:
         self._item_ids.clear()
+        self._charges.clear()
         self._skus.clear()
         self._currencies = None
 
@@ -339,6 +351,7 @@ class NetSuiteConnector(ERPConnector):
 
         def write() -> CallResult:
             item_ids = self.item_ids([line.get("sku") for line in lines], field_of=field_of)
+            self.check_charges(lines)
             try:
                 body = mapper.sales_order_body(
                     order,
@@ -377,6 +390,7 @@ class NetSuiteConnector(ERPConnector):
 
         def write() -> CallResult:
             item_ids = self.item_ids([line.get("sku") for line in changes], field_of=field_of) if changes else {}
+            self.check_charges(changes, prefix="changes")
             currency = self.currency_id(change["currency"]) if change.get("currency") else None
             try:
                 body = mapper.change_order_body(

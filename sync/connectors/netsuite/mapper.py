@@ -167,6 +167,26 @@ def item_line(line: Mapping, *, item_id: str, index: int, prefix: str = "lines")
     )
 
 
+def check_charges(lines: list[Mapping], item_charges: Mapping[str, tuple[str, str]], prefix: str = "lines") -> None:
+    """A line must bill as its item says (custom item field): a one-time item on a monthly line,
+    or a monthly one billed yearly, is a MappingError naming the product. Items that say nothing
+    (tax, adjustments) and lines that say nothing are left to the flows' own checks."""
+    for i, line in enumerate(lines):
+        charge, interval = item_charges.get(line.get("sku") or "", ("", ""))
+        billing = line.get("billing") or ""
+        if not charge or not billing:
+            continue
+        if charge != billing:
+            raise MappingError(
+                f"Product {line.get('sku')} bills {billing.replace('_', '-')} on the order but is a {charge.replace('_', '-')} item in NetSuite",
+                f"{prefix}[{i}].billing",
+            )
+        if charge == "recurring" and interval and line.get("interval") and line["interval"] != interval:
+            raise MappingError(
+                f"Product {line.get('sku')} bills every {line['interval']} on the order but the NetSuite item bills every {interval}", f"{prefix}[{i}].interval"
+            )
+
+
 def sales_order_body(order: Mapping, *, customer_id: str, item_ids: Mapping[str, str], currency_id: str, subsidiary_id: str | None, external_id: str) -> dict:
     """order.closed_won.v1 data → salesOrder body (for PUT /salesOrder/eid:{external_id})."""
     lines = [item_line(line, item_id=item_ids[line["sku"]], index=i) for i, line in enumerate(order.get("lines") or [])]
@@ -351,6 +371,8 @@ def invoice_from_netsuite(record: Mapping, *, skus_by_item_id: Mapping[str, str]
 def payment_body(payment: Mapping, *, customer_id: str, currency_id: str, invoice_id: str | None, external_id: str) -> dict:
     """payment.received.v1 data → customerPayment body, applied to the invoice when known."""
     amount = to_decimal(payment["amount"], "amount")
+    # an overpayment is applied up to what the invoice owes; the rest stays on the payment, unapplied (a customer credit)
+    applied = to_decimal(payment["apply_amount"], "apply_amount") if payment.get("apply_amount") not in (None, "") else amount
     body = {
         "externalId": external_id,
         "customer": ref(customer_id),
@@ -360,7 +382,7 @@ def payment_body(payment: Mapping, *, customer_id: str, currency_id: str, invoic
         "memo": f"Payment {payment['payment_id']} for invoice {payment.get('invoice_number', '')}".strip(),
     }
     if invoice_id:
-        body["apply"] = {"items": [{"doc": ref(invoice_id), "apply": True, "amount": amount}]}
+        body["apply"] = {"items": [{"doc": ref(invoice_id), "apply": True, "amount": applied}]} if applied else {"items": []}
     return body
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
+from sync.canonical import charges
 from sync.connectors.errors import ConnectorError
 
 SYSTEM = "salesforce"
@@ -118,24 +119,42 @@ def soql_quote(value: str) -> str:
 INTERVALS = {"monthly": ("month", 1), "quarterly": ("month", 3), "semiannual": ("month", 6), "annual": ("year", 1)}
 
 
+CHARGE_TYPES = {"recurring": "recurring", "one-time": "one_time", "usage": "usage"}
+
+
 def billing_of(product: dict | None) -> dict:
-    """How a product bills: {billing: recurring|one_time, interval?: month|year, interval_count?}."""
+    """How a product bills, from CPQ's SBQQ__ChargeType__c (and SBQQ__BillingFrequency__c for
+    recurring and usage charges): {billing: recurring|one_time|usage, interval?, interval_count?}.
+    Nothing is guessed from the product family: a product without a known charge type, or a
+    recurring one without a billing frequency, is a mapping error naming the product."""
     product = product or {}
-    charge = (product.get("SBQQ__ChargeType__c") or "").lower()
-    family = (product.get("Family") or "").lower()
-    if charge == "one-time" or (not charge and family in ("services", "hardware")):
+    label = product.get("ProductCode") or product.get("Id") or "?"
+    if product.get("Name") and product.get("Name") != label:
+        label = f"{label} ({product['Name']})"
+    raw = (product.get("SBQQ__ChargeType__c") or "").strip()
+    charge = CHARGE_TYPES.get(raw.lower())
+    if charge is None:
+        problem = "has no charge type" if not raw else f"has an unknown charge type {raw!r}"
+        raise mapping_error(
+            f"Product {label} {problem} (SBQQ__ChargeType__c): set Recurring, One-Time or Usage on the product in Salesforce", "Product2.SBQQ__ChargeType__c"
+        )
+    if charge == "one_time":
         return {"billing": "one_time"}
-    interval, count = INTERVALS.get((product.get("SBQQ__BillingFrequency__c") or "monthly").lower(), ("month", 1))
-    out = {"billing": "recurring", "interval": interval}
+    frequency = (product.get("SBQQ__BillingFrequency__c") or "").strip()
+    if frequency.lower() not in INTERVALS:
+        problem = "has no billing frequency" if not frequency else f"has an unknown billing frequency {frequency!r}"
+        raise mapping_error(
+            f"{raw} product {label} {problem} (SBQQ__BillingFrequency__c): set Monthly, Quarterly, Semiannual or Annual", "Product2.SBQQ__BillingFrequency__c"
+        )
+    interval, count = INTERVALS[frequency.lower()]
+    out = {"billing": charge, "interval": interval}
     if count != 1:
         out["interval_count"] = count
-    if charge == "usage":
-        out["usage"] = True
     return out
 
 
 def line_of(item: dict) -> dict:
-    product = item.get("Product2") or {}
+    product = {"Id": item.get("Product2Id"), **(item.get("Product2") or {})}
     sku = product.get("ProductCode") or ""
     if not sku:
         raise mapping_error(f"order product {item.get('Id', '')} has no product code (SKU)", "ProductCode")
@@ -149,14 +168,8 @@ def line_of(item: dict) -> dict:
 
 
 def annual_value(lines: list[dict]) -> Decimal:
-    """ARR of recurring lines: monthly × 12 (per interval_count), yearly × 1."""
-    total = Decimal("0")
-    for line in lines:
-        if line.get("billing") != "recurring":
-            continue
-        per_year = Decimal(12) / Decimal(line.get("interval_count", 1)) if line.get("interval") == "month" else Decimal(1)
-        total += Decimal(line["quantity"]) * Decimal(line["unit_price"]) * per_year
-    return total.quantize(TWO)
+    """ARR of the lines: recurring ones normalised to a year (monthly × 12, annual × 1, every n months × 12/n)."""
+    return charges.arr(lines).quantize(TWO)
 
 
 # --- accounts --------------------------------------------------------------------------------
@@ -197,10 +210,19 @@ def order_closed_won(order: dict, items: list[dict]) -> dict:
     closed_won_at is when the order was created from the won deal (Order.CreatedDate)."""
     if not order.get("OrderNumber"):
         raise mapping_error(f"order {order.get('Id')} has no order number", "OrderNumber")
-    lines = [line_of(item) for item in items]
+    account = order.get("Account") or {}
+    try:
+        lines = [line_of(item) for item in items]
+    except ConnectorError as exc:
+        exc.document = {
+            "document_number": order["OrderNumber"],
+            "account_name": account.get("Name") or "",
+            "currency": record_currency(order),
+            "amount": str(_first_year_value(items)),
+        }
+        raise
     if not lines:
         raise mapping_error(f"order {order['OrderNumber']} has no products yet", "OrderItem")
-    account = order.get("Account") or {}
     data = {
         "order_number": order["OrderNumber"],
         "crm_record_id": order["Id"],
@@ -223,6 +245,24 @@ def order_closed_won(order: dict, items: list[dict]) -> dict:
     if order.get("ContractId"):
         data["contract_id"] = order["ContractId"]
     return data
+
+
+def _first_year_value(items: list[dict]) -> Decimal:
+    """The order's first-year value for an exception on it (docs/MONEY.md): lines whose charge
+    type is unknown count once at quantity × unit price."""
+    out = []
+    for item in items:
+        line = {
+            "sku": (item.get("Product2") or {}).get("ProductCode") or "?",
+            "quantity": str(item.get("Quantity") or 0),
+            "unit_price": str(item.get("UnitPrice") or 0),
+        }
+        try:
+            line.update(billing_of({"Id": item.get("Product2Id"), **(item.get("Product2") or {})}))
+        except ConnectorError:
+            pass
+        out.append(line)
+    return charges.first_year_value(out).quantize(TWO)
 
 
 def subscription_amended(order: dict, items: list[dict], contract_items: list[dict], original_order_number: str) -> dict:

@@ -18,7 +18,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,10 +26,11 @@ import requests
 import stripe
 from django.conf import settings
 
+from sync.canonical.charges import ChargeError, charge_of
 from sync.connectors.errors import CodeTable, ConnectorError, classify
 from sync.connectors.http import DEFAULT_WAITS, WaitPolicy, parse_retry_after, send
 from sync.connectors.roles import BillingConnector, CallResult
-from sync.models import ErrorClass
+from sync.models import ChargeType, ErrorClass
 
 from . import mapper, webhook
 from .mapper import ECHO_PREFIX, MappingError
@@ -113,6 +114,12 @@ def _as_dict(obj: Any) -> dict:
 def _status(obj: Any) -> int | None:
     response = getattr(obj, "last_response", None)
     return getattr(response, "code", None) or (200 if obj is not None else None)
+
+
+def _starts_at(sub: Mapping) -> datetime | None:
+    """When the subscription starts billing (basil: `start_date`; the first invoice is issued then)."""
+    ts = sub.get("start_date") or sub.get("billing_cycle_anchor") or sub.get("created")
+    return datetime.fromtimestamp(int(ts), tz=UTC) if ts else None
 
 
 def error_from_stripe(exc: stripe.StripeError) -> ConnectorError:
@@ -303,26 +310,37 @@ class StripeConnector(BillingConnector):
             )
         existing = self.find_subscription(customer_id=customer_id, order_number=order_number)
         if existing is not None:
-            return CallResult(external_id=existing["id"], created=False, status_code=200, raw=existing)
+            return CallResult(external_id=existing["id"], created=False, status_code=200, raw=existing, starts_at=_starts_at(existing))
         items, one_time = [], []
-        for line in order.get("lines") or []:
+        for i, line in enumerate(order.get("lines") or []):
             sku = str(line["sku"])
+            try:
+                charge = charge_of(line, i)
+            except ChargeError as exc:
+                raise ConnectorError(ErrorClass.MAPPING, exc.message, system="stripe", field=exc.field) from None
             self.ensure_product(sku=sku, name=line.get("description") or sku, idempotency_key=idempotency_key)
-            quantity = self._quantity(line.get("quantity", "1"), sku)
-            if line.get("billing") == "one_time":
+            if charge.charge_type == ChargeType.ONE_TIME:  # a one-time invoice item on the first invoice, not a subscription price
                 one_time.append(
-                    {"price_data": self._price_data(sku=sku, unit_price=line["unit_price"], currency=currency, interval=None), "quantity": quantity}
+                    {
+                        "price_data": self._price_data(sku=sku, unit_price=line["unit_price"], currency=currency, interval=None),
+                        "quantity": self._quantity(line.get("quantity", "1"), sku),
+                    }
                 )
                 continue
-            items.append(
-                {
-                    "price_data": self._price_data(sku=sku, unit_price=line["unit_price"], currency=currency, interval=line.get("interval") or "month"),
-                    "quantity": quantity,
-                    "metadata": {"sku": sku},
-                }
-            )
+            if charge.charge_type == ChargeType.USAGE:  # a metered price: billed from meter events, no quantity
+                price = self._metered_price(
+                    sku=sku, unit_price=line["unit_price"], currency=currency, interval=line.get("interval") or "month", idempotency_key=idempotency_key
+                )
+                items.append({"price": price, "metadata": {"sku": sku}})
+                continue
+            price_data = self._price_data(sku=sku, unit_price=line["unit_price"], currency=currency, interval=charge.interval)
+            if charge.interval_count != 1:
+                price_data["recurring"]["interval_count"] = charge.interval_count
+            items.append({"price_data": price_data, "quantity": self._quantity(line.get("quantity", "1"), sku), "metadata": {"sku": sku}})
         if not items:
-            raise ConnectorError(ErrorClass.VALIDATION, f"order {order_number} has no recurring lines for a subscription", system="stripe", field="lines")
+            raise ConnectorError(
+                ErrorClass.VALIDATION, f"order {order_number} has no recurring or usage lines for a subscription", system="stripe", field="lines"
+            )
         metadata = {"order_number": order_number}
         for name in ("opportunity_id", "legal_entity", "crm_record_id"):
             if order.get(name):
@@ -331,7 +349,15 @@ class StripeConnector(BillingConnector):
         if one_time:
             params["add_invoice_items"] = one_time
         sub = self.call("subscriptions.create", self.client.v1.subscriptions.create, params=params, options={"idempotency_key": self.key(idempotency_key)})
-        return CallResult(external_id=sub.id, created=True, status_code=_status(sub), raw=_as_dict(sub))
+        raw = _as_dict(sub)
+        return CallResult(external_id=sub.id, created=True, status_code=_status(sub), raw=raw, starts_at=_starts_at(raw))
+
+    def _metered_price(self, *, sku: str, unit_price: str, currency: str, interval: str, idempotency_key: str) -> str:
+        """A metered price for a usage line (inline price_data cannot be metered)."""
+        data = self._price_data(sku=sku, unit_price=unit_price, currency=currency, interval=interval)
+        data["recurring"]["usage_type"] = "metered"
+        price = self.call("prices.create", self.client.v1.prices.create, params=data, options={"idempotency_key": self.key(idempotency_key, f"price-{sku}")})
+        return price.id
 
     def _retrieve_subscription(self, subscription_id: str) -> dict:
         return _as_dict(self.call("subscriptions.retrieve", self.client.v1.subscriptions.retrieve, subscription_id))
@@ -354,14 +380,26 @@ class StripeConnector(BillingConnector):
                     continue
                 if unit_price in (None, ""):
                     raise ConnectorError(ErrorClass.MAPPING, f"{sku} is new on {subscription_id} and needs a unit_price", system="stripe", field="unit_price")
+                try:
+                    charge = charge_of(wanted, len(changes), prefix="items")
+                except ChargeError as exc:
+                    raise ConnectorError(ErrorClass.MAPPING, exc.message, system="stripe", field=exc.field) from None
+                if charge.charge_type == ChargeType.ONE_TIME:
+                    raise ConnectorError(
+                        ErrorClass.MAPPING,
+                        f"{sku} is a one-time charge: it is invoiced once, not added to subscription {subscription_id}",
+                        system="stripe",
+                        field="items",
+                    )
                 self.ensure_product(sku=sku, name=wanted.get("description") or sku, idempotency_key=idempotency_key)
-                changes.append(
-                    {
-                        "price_data": self._price_data(sku=sku, unit_price=unit_price, currency=currency, interval=wanted.get("interval") or "month"),
-                        "quantity": quantity,
-                        "metadata": {"sku": sku},
-                    }
-                )
+                if charge.charge_type == ChargeType.USAGE:
+                    price = self._metered_price(sku=sku, unit_price=unit_price, currency=currency, interval=charge.interval, idempotency_key=idempotency_key)
+                    changes.append({"price": price, "metadata": {"sku": sku}})
+                    continue
+                price_data = self._price_data(sku=sku, unit_price=unit_price, currency=currency, interval=charge.interval)
+                if charge.interval_count != 1:
+                    price_data["recurring"]["interval_count"] = charge.interval_count
+                changes.append({"price_data": price_data, "quantity": quantity, "metadata": {"sku": sku}})
                 continue
             if quantity == 0:
                 changes.append({"id": item["id"], "deleted": True})

@@ -166,10 +166,29 @@ def item_unit_price(item: Mapping, currency: str) -> str:
     return to_major(amount or 0, currency)
 
 
+def item_charge(item: Mapping) -> dict:
+    """How a subscription item bills, from its price (`type`, `recurring`): {billing, interval,
+    interval_count?}. Never guessed: a price that says neither is a MappingError naming the product."""
+    price = item.get("price") or {}
+    recurring = price.get("recurring") or {}
+    product = item_sku(item) or price.get("id") or "?"
+    if price.get("type") == "one_time" or (not recurring and price.get("type") != "recurring"):
+        raise MappingError(f"subscription item {item.get('id', '')} of product {product} has no recurring price (price type {price.get('type')!r})")
+    interval = recurring.get("interval")
+    if interval not in INTERVALS_PER_YEAR:
+        raise MappingError(f"the price of product {product} has no known billing interval ({interval!r})")
+    out = {"billing": "usage" if recurring.get("usage_type") == "metered" else "recurring", "interval": interval}
+    if int(recurring.get("interval_count") or 1) != 1:
+        out["interval_count"] = int(recurring["interval_count"])
+    return out
+
+
 def item_annual_factor(item: Mapping) -> Decimal:
-    recurring = _get(item, "price", "recurring") or {}
-    per_year = INTERVALS_PER_YEAR.get(recurring.get("interval") or "month", Decimal(12))
-    return per_year / Decimal(recurring.get("interval_count") or 1)
+    """Periods a year of a licensed recurring item (monthly × 12, yearly × 1, every n × 1/n); metered usage is no ARR."""
+    charge = item_charge(item)
+    if charge["billing"] != "recurring":
+        return Decimal(0)
+    return INTERVALS_PER_YEAR[charge["interval"]] / Decimal(charge.get("interval_count") or 1)
 
 
 def items_of(subscription: Mapping) -> list[dict]:
@@ -204,7 +223,7 @@ def subscription_to_canonical(sub: Mapping) -> dict:
                 "sku": item_sku(item),
                 "quantity": quantity_str(item.get("quantity") or 0),
                 "unit_price": item_unit_price(item, currency),
-                "interval": _get(item, "price", "recurring", "interval", default="month"),
+                **item_charge(item),
                 "current_period_end": ts_to_iso(item.get("current_period_end")),
             }
             for item in items
@@ -259,6 +278,17 @@ def _line_sku(line: Mapping) -> str:
     return _get(line, "metadata", "sku") or product or ""
 
 
+def line_charge_type(line: Mapping) -> str:
+    """An invoice line's charge type from what it bills (basil `parent.type`): a subscription
+    item (recurring, its prorations included) or a one-time invoice item; "" when the line says neither."""
+    kind = _get(line, "parent", "type") or ""
+    if kind == "subscription_item_details":
+        return "recurring"
+    if kind == "invoice_item_details":
+        return "recurring" if _get(line, "parent", "invoice_item_details", "proration") else "one_time"
+    return ""
+
+
 def invoice_lines(invoice: Mapping) -> list[dict]:
     currency = invoice.get("currency") or "usd"
     lines = []
@@ -271,6 +301,9 @@ def invoice_lines(invoice: Mapping) -> list[dict]:
         unit = _get(line, "pricing", "unit_amount_decimal")
         if unit not in (None, ""):
             entry["unit_amount"] = to_major(unit, currency)
+        kind = line_charge_type(line)
+        if kind:
+            entry["charge_type"] = kind
         lines.append(entry)
     return lines
 
@@ -323,26 +356,10 @@ def amendment_from_event(event: Mapping) -> list[dict]:
     changes = []
     for sku, (quantity, unit_price, item) in after.items():
         if before.get(sku, (None, None))[:2] != (quantity, unit_price):
-            changes.append(
-                {
-                    "sku": sku,
-                    "quantity": quantity,
-                    "unit_price": unit_price,
-                    "billing": "recurring",
-                    "interval": _get(item, "price", "recurring", "interval", default="month"),
-                }
-            )
+            changes.append({"sku": sku, "quantity": quantity, "unit_price": unit_price, **item_charge(item)})
     for sku, (_, unit_price, item) in before.items():
         if sku not in after:
-            changes.append(
-                {
-                    "sku": sku,
-                    "quantity": "0",
-                    "unit_price": unit_price,
-                    "billing": "recurring",
-                    "interval": _get(item, "price", "recurring", "interval", default="month"),
-                }
-            )
+            changes.append({"sku": sku, "quantity": "0", "unit_price": unit_price, **item_charge(item)})
     if not changes:
         return []
     delta = subscription_arr(now_items, currency) - subscription_arr(before_items, currency)

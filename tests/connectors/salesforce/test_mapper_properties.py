@@ -30,7 +30,13 @@ def test_money_is_the_exact_amount_salesforce_sent_as_a_json_number(amount):
 
 @given(cents, st.integers(min_value=1, max_value=10000))
 def test_line_totals_are_exact_in_decimal(unit_price, qty):
-    line = mapper.line_of({"Quantity": float(qty), "UnitPrice": float(unit_price), "Product2": {"ProductCode": "SKU-1"}})
+    line = mapper.line_of(
+        {
+            "Quantity": float(qty),
+            "UnitPrice": float(unit_price),
+            "Product2": {"ProductCode": "SKU-1", "SBQQ__ChargeType__c": "Recurring", "SBQQ__BillingFrequency__c": "Monthly"},
+        }
+    )
 
     assert Decimal(line["unit_price"]) == unit_price
     assert Decimal(line["quantity"]) * Decimal(line["unit_price"]) == qty * unit_price
@@ -85,9 +91,26 @@ def test_bad_values_are_mapping_errors_naming_the_field():
         ({"SBQQ__ChargeType__c": "Recurring", "SBQQ__BillingFrequency__c": "Annual"}, {"billing": "recurring", "interval": "year"}),
         ({"SBQQ__ChargeType__c": "Recurring", "SBQQ__BillingFrequency__c": "Quarterly"}, {"billing": "recurring", "interval": "month", "interval_count": 3}),
         ({"SBQQ__ChargeType__c": "One-Time"}, {"billing": "one_time"}),
-        ({"Family": "Services"}, {"billing": "one_time"}),
-        ({"Family": "Subscription"}, {"billing": "recurring", "interval": "month"}),
+        ({"SBQQ__ChargeType__c": "Usage", "SBQQ__BillingFrequency__c": "Monthly"}, {"billing": "usage", "interval": "month"}),
+        ({"SBQQ__ChargeType__c": "Recurring", "SBQQ__BillingFrequency__c": "Monthly"}, {"billing": "recurring", "interval": "month"}),
     ],
 )
 def test_billing_follows_the_product(product, expected):
     assert mapper.billing_of(product) == expected
+
+
+@pytest.mark.parametrize(
+    "product, words",
+    [
+        # issue 11: the family used to be guessed from ("Services" → one-time, anything else → monthly)
+        ({"ProductCode": "ONBOARD-FEE", "Name": "Onboarding fee", "Family": "Services"}, "ONBOARD-FEE (Onboarding fee) has no charge type"),
+        ({"ProductCode": "LEGACY-42", "Family": "Subscription"}, "LEGACY-42 has no charge type"),
+        ({"ProductCode": "X-1", "SBQQ__ChargeType__c": "Milestone"}, "unknown charge type 'Milestone'"),
+        ({"ProductCode": "X-2", "SBQQ__ChargeType__c": "Recurring"}, "has no billing frequency"),
+    ],
+)
+def test_a_product_that_does_not_say_how_it_bills_is_a_mapping_error_naming_it(product, words):
+    with pytest.raises(ConnectorError) as refused:
+        mapper.billing_of(product)
+    assert refused.value.error_class == "mapping" and words in refused.value.message
+    assert refused.value.field.startswith("Product2.SBQQ__")

@@ -48,7 +48,9 @@ def test_products_are_created_once_with_the_sku_as_id(connector, customer_id, or
 def test_zero_decimal_currency_is_sent_in_whole_yen(connector, order):
     cid = connector.upsert_customer(customer={"hub_id": "hub-jp", "name": "Tokyo KK"}, idempotency_key="jp").external_id
     result = connector.create_subscription(
-        customer_id=cid, order=order("SO-JP", "JPY", lines=[{"sku": "PLAT-PRO", "quantity": "2", "unit_price": "5000"}]), idempotency_key="jp-sub"
+        customer_id=cid,
+        order=order("SO-JP", "JPY", lines=[{"sku": "PLAT-PRO", "quantity": "2", "unit_price": "5000", "billing": "recurring", "interval": "month"}]),
+        idempotency_key="jp-sub",
     )
     assert result.raw["items"]["data"][0]["price"]["unit_amount"] == 5000
     invoice = next(connector.list_invoices(customer_id=cid))
@@ -63,7 +65,7 @@ def test_update_subscription_makes_items_match_by_sku(connector, customer_id, or
         items=[
             {"sku": "PLAT-PRO", "quantity": "12", "unit_price": "49.00"},
             {"sku": "SUPPORT-GOLD", "quantity": "0", "unit_price": "1200.00"},
-            {"sku": "ADDON-SSO", "quantity": "1", "unit_price": "99.50", "interval": "month"},
+            {"sku": "ADDON-SSO", "quantity": "1", "unit_price": "99.50", "billing": "recurring", "interval": "month"},
         ],
     )
     sub = connector.get_subscription(subscription_id=sub_id)
@@ -158,3 +160,36 @@ def test_every_request_is_recorded_under_its_operation(connector):
     connector.upsert_customer(customer={"hub_id": "hub-rec", "name": "Record Ltd", "email": "ap@record.example"}, idempotency_key="rec")
     calls = list(ConnectorCall.objects.filter(system="stripe").order_by("id").values_list("operation", "status_code", "error_class"))
     assert calls == [("customers.search", 200, ""), ("customers.list", 200, ""), ("customers.create", 200, "")]
+
+
+def test_one_time_lines_are_invoice_items_of_the_first_invoice_not_subscription_prices(connector, customer_id, order):
+    """Issue 11: ONBOARD-FEE was billed as "2500.00 USD / month". One-time lines go with the
+    subscription as one-time items of its first invoice (Stripe's add_invoice_items); only
+    recurring prices are subscription items, and only they are ARR."""
+    from sandboxes.stripe.models import StripeObject
+    from sync.connectors.stripe import mapper
+
+    lines = [
+        {"sku": "PLAT-SEAT", "quantity": "10", "unit_price": "45.00", "billing": "recurring", "interval": "month"},
+        {"sku": "PLAT-ENT", "quantity": "1", "unit_price": "24000.00", "billing": "recurring", "interval": "year"},
+        {"sku": "ONBOARD-FEE", "quantity": "1", "unit_price": "2500.00", "billing": "one_time"},
+    ]
+    created = connector.create_subscription(customer_id=customer_id, order=order("SO-ONE", lines=lines), idempotency_key="one-time")
+    sub = connector.get_subscription(subscription_id=created.external_id)
+
+    assert sorted((i["sku"], i["billing"], i["interval"]) for i in sub["items"]) == [("PLAT-ENT", "recurring", "year"), ("PLAT-SEAT", "recurring", "month")]
+    assert sub["arr"] == "29400.00"  # 10 × 45 × 12 + 24000; the fee is no ARR
+    invoice = StripeObject.objects.get(object="invoice", subscription=created.external_id).data
+    charges = {line["sku"]: (line["charge_type"], line["amount"]) for line in mapper.invoice_lines(invoice)}
+    assert charges == {"PLAT-SEAT": ("recurring", "450.00"), "PLAT-ENT": ("recurring", "24000.00"), "ONBOARD-FEE": ("one_time", "2500.00")}
+    fee = next(line for line in invoice["lines"]["data"] if line["pricing"]["price_details"]["product"] == "ONBOARD-FEE")
+    assert "/ month" not in fee["description"] and fee["parent"]["type"] == "invoice_item_details"
+    assert created.starts_at is not None
+
+
+def test_a_line_that_does_not_say_how_it_bills_is_refused_naming_the_product(connector, customer_id, order):
+    with pytest.raises(ConnectorError) as refused:
+        connector.create_subscription(
+            customer_id=customer_id, order=order("SO-GUESS", lines=[{"sku": "LEGACY-42", "quantity": "1", "unit_price": "120.00"}]), idempotency_key="guess"
+        )
+    assert refused.value.error_class == "mapping" and "LEGACY-42" in refused.value.message and refused.value.field == "lines[0].billing"

@@ -26,11 +26,13 @@ from django.utils import timezone
 log = logging.getLogger("demo.traffic")
 
 CATALOG = [
-    # sku, unit price, recurring?, quantity range
-    ("PLAT-SEAT", "45.00", True, (5, 250)),
-    ("PLAT-API", "500.00", True, (1, 3)),
-    ("SUPPORT-PREM", "900.00", True, (1, 1)),
-    ("ONBOARD-FEE", "2500.00", False, (1, 1)),
+    # sku, unit price, quantity range — how each bills (monthly, annual, one-time) is the Salesforce
+    # product's charge type (sandboxes/salesforce/simulate.py CATALOGUE), never the traffic's guess
+    ("PLAT-SEAT", "45.00", (5, 250)),
+    ("PLAT-API", "500.00", (1, 3)),
+    ("SUPPORT-PREM", "900.00", (1, 1)),
+    ("ONBOARD-FEE", "2500.00", (1, 1)),  # one-time
+    ("PLAT-ENT", "24000.00", (1, 1)),  # annual
 ]
 ACCOUNTS = [
     "Globex Corporation",
@@ -108,12 +110,14 @@ class Command(BaseCommand):
         picks = self.rng.sample(CATALOG[:3], k=self.rng.randint(1, 3))
         if self.rng.random() < 0.6:
             picks.append(CATALOG[3])
-        lines = [{"sku": sku, "quantity": self.rng.randint(*qty), "unit_price": price} for sku, price, _, qty in picks]
+        if self.rng.random() < 0.15:
+            picks.append(CATALOG[4])
+        lines = [{"sku": sku, "quantity": self.rng.randint(*qty), "unit_price": price} for sku, price, qty in picks]
         problem = self.rng.random() < failure_rate
         fail_crm = False
         if problem:
             kind = self.rng.choice(["unknown_sku", "crm_validation"])
-            if kind == "unknown_sku":
+            if kind == "unknown_sku":  # a hand-made product without a charge type: the hub refuses to guess how it bills
                 lines.append({"sku": f"LEGACY-{self.rng.randint(10, 99)}", "quantity": 1, "unit_price": "120.00"})
             else:
                 fail_crm = True
