@@ -93,6 +93,26 @@ def span(seconds) -> str:
     return short_span(int(seconds))
 
 
+def _day(value) -> str:
+    return f"{value:%b} {value.day}"
+
+
+def window_label(window) -> str:
+    """A KPI window in words, in the viewer's zone: whole days with the last one included
+    ("Nov 1 – Nov 30, 2026", "Nov 30, 2026"), a rolling window with its times
+    ("Oct 21, 14:05 – Nov 20, 2026, 14:05")."""
+    if window is None:
+        return ""
+    if window.whole_days:
+        first, last = window.first_day, window.last_day
+        if first == last:
+            return f"{_day(last)}, {last.year}"
+        return f"{_day(first)}{'' if first.year == last.year else f', {first.year}'} – {_day(last)}, {last.year}"
+    start, end = timezone.localtime(window.start), timezone.localtime(window.end)
+    head = f"{_day(start)}, {start:%H:%M}" if start.year == end.year else f"{_day(start)}, {start.year}, {start:%H:%M}"
+    return f"{head} – {_day(end)}, {end.year}, {end:%H:%M}"
+
+
 def is_past(value) -> bool:
     """True for a datetime before now (e.g. an SLA due time already passed)."""
     return bool(value) and value < timezone.now()

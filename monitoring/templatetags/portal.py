@@ -15,6 +15,7 @@ register.filter("span", formatting.span)
 register.filter("is_past", formatting.is_past)
 register.filter("share", formatting.share)
 register.filter("get", formatting.get_item)
+register.filter("window_label", formatting.window_label)
 register.simple_tag(formatting.money, name="money")
 register.simple_tag(formatting.money_short, name="money_short")
 
