@@ -113,6 +113,26 @@ def window_label(window) -> str:
     return f"{head} – {_day(end)}, {end.year}, {end:%H:%M}"
 
 
+def moment(value) -> str:
+    """An instant in the viewer's zone, said the way a window edge is meant: local midnight is
+    "the end of" the day before ("the end of Oct 31"), anything else its day and time ("Dec 3, 15:00")."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    if local.hour == local.minute == local.second == 0 and not local.microsecond:
+        return f"the end of {_day(local - timedelta(days=1))}"
+    return f"{_day(local)}, {local:%H:%M}"
+
+
+def day_label(value) -> str:
+    """A date or instant as its local day: 'Nov 3, 2026'."""
+    if value is None:
+        return "—"
+    if hasattr(value, "hour"):
+        value = timezone.localtime(value)
+    return f"{_day(value)}, {value.year}"
+
+
 def is_past(value) -> bool:
     """True for a datetime before now (e.g. an SLA due time already passed)."""
     return bool(value) and value < timezone.now()

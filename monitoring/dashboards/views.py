@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from monitoring.kpis import amendments as amendment_kpis
+from monitoring.kpis import coverage
 from monitoring.kpis import exceptions as exception_kpis
 from monitoring.kpis import flows as flow_kpis
 from monitoring.kpis import invoices as invoice_kpis
@@ -31,12 +32,24 @@ def overview(request: HttpRequest) -> HttpResponse:
     loaded by htmx as soon as the page is shown), so neither waits for the other and the
     60-second tile refresh computes only the tiles."""
     window = window_from(request)
-    context = {**kpi_context(request, window, "Overview"), "previous_window": window.previous(), "trend_titles": charts.TREND_TITLES}
+    previous_window, since = window.previous(), coverage.data_since()
+    compared = coverage.comparable(previous_window, since)  # only a previous window the hub holds data for
+    context = {
+        **kpi_context(request, window, "Overview"),
+        "previous_window": previous_window,
+        "compared": compared,
+        "data_since": since,
+        "trend_titles": charts.TREND_TITLES,
+    }
     if request.GET.get("part") == "trends":
         return render(request, "monitoring/overview.html#trends", {**context, "trends": charts.overview_trends(window)})
     current = kpi_trend_basis(window)
-    previous = kpi_previous_basis(window.previous())
-    context.update(k=current, prev=previous, tiles=tiles.overview_tiles(current, previous, qs=window_query(request)))
+    previous = kpi_previous_basis(previous_window) if compared else None
+    context.update(
+        k=current,
+        prev=previous,
+        tiles=tiles.overview_tiles(current, previous, qs=window_query(request), window=window, previous_window=previous_window, data_since=since),
+    )
     if request.htmx and request.htmx.target == "kpis":
         return render(request, "monitoring/overview.html#kpis", context)
     context.update(

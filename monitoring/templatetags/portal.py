@@ -16,6 +16,8 @@ register.filter("is_past", formatting.is_past)
 register.filter("share", formatting.share)
 register.filter("get", formatting.get_item)
 register.filter("window_label", formatting.window_label)
+register.filter("day_label", formatting.day_label)
+register.filter("moment", formatting.moment)
 register.simple_tag(formatting.money, name="money")
 register.simple_tag(formatting.money_short, name="money_short")
 
