@@ -38,6 +38,14 @@ def age(value) -> str:
     return duration((timezone.now() - value).total_seconds())
 
 
+def until(value) -> str:
+    """Time from now to a datetime: 'in 42s', 'now' once it has passed."""
+    if not value:
+        return "—"
+    seconds = (value - timezone.now()).total_seconds()
+    return f"in {duration(seconds)}" if seconds >= 1 else "now"
+
+
 def money(amount, currency="") -> str:
     """Decimal money with its ISO currency: 'USD 12,345.00'."""
     if amount is None or amount == "":

@@ -7,10 +7,11 @@ import uuid
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from monitoring.live import selectors as live
 from sync.models import (
     AuditEntry,
     ConnectorCall,
@@ -184,15 +185,21 @@ def connector_health(hours: int = 1) -> list[dict]:
         by_class: dict[str, list] = {}
         for system, error_class, n in cursor.fetchall():
             by_class.setdefault(system, []).append({"error_class": error_class, "n": n})
-    waiting = dict(FlowStep.objects.filter(status=FlowStep.Status.RETRY).values_list("system").annotate(n=Count("id")).values_list("system", "n"))
+    waiting = live.waiting_by_system()
     known = [s for s, _ in SYSTEM_CHOICES if s != System.HUB]
-    systems = known + sorted((set(stats) | set(states)) - set(known))
+    systems = known + sorted((set(stats) | set(states)) - set(known) - {System.HUB})
     labels = dict(System.choices)
+    # "last success" is the last call that succeeded — within the range, else the last ever (one
+    # index step back per system); the circuit's own stamp (steps only) only when no call is kept
+    last_ok = {s: stats.get(s, {}).get("last_ok_call") for s in systems}
+    last_ok.update(live.last_successful_calls([s for s in systems if not last_ok[s]]))
+    verdicts = {c["system"]: c for c in live.connector_status()}
     out = []
     for value in systems:
         stat = stats.get(value, {})
         calls = stat.get("calls", 0)
         state = states.get(value)
+        verdict = verdicts.get(value, {})
         out.append(
             {
                 "system": value,
@@ -204,8 +211,12 @@ def connector_health(hours: int = 1) -> list[dict]:
                 "error_rate": (stat.get("errors", 0) / calls) if calls else None,
                 "errors_by_class": by_class.get(value, []),
                 "p95_ms": None if stat.get("p95") is None else round(stat["p95"]),
-                "last_success_at": (state.last_success_at if state and state.last_success_at else stat.get("last_ok_call")),
-                "waiting_steps": waiting.get(value, 0),
+                "last_success_at": last_ok.get(value) or (state.last_success_at if state else None),
+                "waiting_steps": waiting.get(value, {}).get("n", 0),
+                "next_attempt_at": waiting.get(value, {}).get("next_attempt_at"),
+                "status": verdict.get("status", "ok"),
+                "reason": verdict.get("reason", ""),
+                "since": verdict.get("since"),
                 "open_exceptions": SyncException.objects.filter(system=value, status__in=SyncException.OPEN_STATUSES).count(),
             }
         )

@@ -18,6 +18,7 @@ from monitoring.kpis import orders as order_kpis
 from monitoring.kpis import sla as sla_kpis
 from monitoring.kpis.summary import kpi_previous_basis, kpi_trend_basis
 from monitoring.kpis.window import Window
+from monitoring.live import selectors as live
 from monitoring.pages import paginate, portal_page, render_dashboard, render_region
 from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun
 
@@ -156,6 +157,7 @@ def connectors(request: HttpRequest) -> HttpResponse:
         "hours": hours,
         "ranges": [(1, "1 h"), (6, "6 h"), (24, "24 h"), (168, "7 days")],
         "states": selectors.connector_health(hours),
+        "waiting": live.waiting_steps(),
         "chart": charts.connector_chart(selectors.connector_series(hours)),
         "ownership": OwnershipRule.objects.all(),
         "circuit": ConnectorState.Circuit,
@@ -182,5 +184,7 @@ def traces(request: HttpRequest) -> HttpResponse:
 @portal_page("monitoring.view_traces")
 def trace_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(FlowRun, pk=pk)
-    context = {"page_title": f"Trace {run.document_number or run.pk}", "run": run, **selectors.trace(run)}
+    story = selectors.trace(run)
+    story["steps"] = [live.with_attempts(step, run.flow_type) for step in story["steps"]]  # next attempt, attempts left
+    context = {"page_title": f"Trace {run.document_number or run.pk}", "run": run, **story}
     return render(request, "monitoring/trace_detail.html", context)

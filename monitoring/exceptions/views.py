@@ -30,6 +30,7 @@ from django_htmx.http import (
     trigger_client_event,
 )
 
+from monitoring.live import selectors as live
 from monitoring.models import BulkJob, PayloadEdit, SavedView
 from monitoring.pages import paginate, portal_page, render_region
 from sync.models import InboxEvent, SyncException
@@ -69,13 +70,18 @@ def _queue_context(request: HttpRequest, filters: ExceptionFilterSet) -> dict:
 @portal_page(VIEW)
 def exceptions(request: HttpRequest) -> HttpResponse:
     filters = ExceptionFilterSet(request.GET, request=request)
-    if request.GET.get("partial") == "counts":
-        return render(request, "monitoring/exceptions.html#counts", {"counts": sel.exception_counts(user=request.user), "filters": filters})
+    partial = request.GET.get("partial")
+    if partial == "counts":
+        context = {"counts": sel.exception_counts(user=request.user), "filters": filters, "waiting": live.waiting_steps(limit=0)}
+        return render(request, "monitoring/exceptions.html#counts", context)
+    if partial == "waiting":
+        return render(request, "monitoring/exceptions.html#waiting", {"waiting": live.waiting_steps()})
     page_obj = paginate(request, filters.qs)
     context = {
         "page_title": "Exceptions",
         "page_obj": page_obj,
         "counts": sel.exception_counts(user=request.user),
+        "waiting": live.waiting_steps(),
         "saved_views": list(sel.saved_views_for(request.user)),
         "my_groups": list(request.user.groups.order_by("name")),
         **_queue_context(request, filters),

@@ -10,6 +10,7 @@ register = template.Library()
 
 register.filter("duration", formatting.duration)
 register.filter("age", formatting.age)
+register.filter("until", formatting.until)
 register.filter("pct", formatting.pct)
 register.filter("span", formatting.span)
 register.filter("is_past", formatting.is_past)
