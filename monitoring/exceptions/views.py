@@ -8,6 +8,8 @@ a plain form post is redirected back with a message.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -60,6 +62,7 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 def _queue_context(request: HttpRequest, filters: ExceptionFilterSet) -> dict:
     return {
         "filters": filters,
+        "queue_sort": filters.data["sort"],
         "filter_query": filters.querystring(),
         "assignees": forms.assignee_choices() if request.user.has_perm(ACT) else [],
         **sel.filter_options(),
@@ -185,13 +188,15 @@ def _do(request: HttpRequest, exc: SyncException, action: str) -> str:
 
 def _row_response(request: HttpRequest, pk: int, *, panel: str = "", error: str = "", notice: str = "") -> HttpResponse:
     exc = SyncException.objects.select_related("assignee", "flow_run", "step").get(pk=pk)
+    back = _safe_next(request, reverse("monitoring:exceptions"))
     context = {
+        "queue_sort": QueryDict(urlsplit(back).query).get("sort") or ExceptionFilterSet.defaults["sort"],  # the row keeps the list's first column
         "exc": exc,
         "panel": panel,
         "error": error,
         "notice": notice,
         "assignees": forms.assignee_choices(),
-        "next": _safe_next(request, reverse("monitoring:exceptions")),
+        "next": back,
         "preview": sel.retry_preview(exc) if panel == "retry" else None,
         "can_replay": bool(exc.inbox_event_id and exc.inbox_event.status == InboxEvent.Status.DEAD) if panel == "replay" else False,
     }
