@@ -313,18 +313,38 @@ def exception_bulk_retry(request: HttpRequest) -> HttpResponse:
         except ValidationError as refusal:
             error = _errors(refusal)
             if request.htmx:
-                ctx = {"preview": sel.bulk_retry_preview(filters=filters), "filters": filters, "error": error}
-                return render(request, "monitoring/exception_bulk.html#bulk-preview", ctx)
+                standalone = request.htmx.target == "bulk-page"
+                ctx = {
+                    "preview": sel.bulk_retry_preview(filters=filters),
+                    "filters": filters,
+                    "error": error,
+                    "queue_url": f"{reverse('monitoring:exceptions')}?{filters.querystring()}",
+                    "bulk_target": "#bulk-page" if standalone else "#bulk",
+                }
+                return render(request, f"monitoring/exception_bulk.html#{'bulk-page' if standalone else 'bulk-preview'}", ctx)
             messages.error(request, error)
             return redirect(f"{reverse('monitoring:exception_bulk_retry')}?{filters.querystring()}")
         url = reverse("monitoring:exception_bulk_job", args=[job.pk])
         if request.htmx:
-            response = render(request, "monitoring/exception_bulk.html#bulk-progress", {"job": job})
+            if request.htmx.target == "bulk-page":
+                # the dry-run page becomes the job's page: its heading, its progress, its URL
+                context = {"page_title": f"Bulk retry #{job.pk}", "job": job, "queue_url": f"{reverse('monitoring:exceptions')}?{job.query}"}
+                response = render(request, "monitoring/exception_bulk.html#bulk-page", context)
+                response["HX-Push-Url"] = url
+            else:  # the dry run shown inside the queue: its card becomes the job's progress
+                response = render(request, "monitoring/exception_bulk.html#bulk-progress", {"job": job})
             trigger_client_event(response, "exceptionsChanged")
             return response
         return redirect(url)
-    preview = sel.bulk_retry_preview(filters=filters, keys_limit=50 if request.htmx else sel.BULK_KEYS_SHOWN)
-    context = {"page_title": "Bulk retry", "preview": preview, "filters": filters, "queue_url": f"{reverse('monitoring:exceptions')}?{filters.querystring()}"}
+    embedded = bool(request.htmx and not request.htmx.boosted)
+    preview = sel.bulk_retry_preview(filters=filters, keys_limit=50 if embedded else sel.BULK_KEYS_SHOWN)
+    context = {
+        "page_title": "Bulk retry",
+        "preview": preview,
+        "filters": filters,
+        "queue_url": f"{reverse('monitoring:exceptions')}?{filters.querystring()}",
+        "bulk_target": "#bulk" if embedded else "#bulk-page",
+    }
     return render_region(request, "monitoring/exception_bulk.html", context, "bulk-preview")
 
 
