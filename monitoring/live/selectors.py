@@ -5,7 +5,8 @@ page shows.
 A system is **down** while its circuit is open (or half-open) and no call to it has succeeded
 since the circuit opened; it is **degraded** while at least `CONNECTOR_DEGRADED["error_rate"]`
 of its calls in the last `window_seconds` failed for a system reason (unavailable, timeout,
-rate limit, auth — not a record the system refused), out of at least `min_calls` calls.
+rate limit, auth — not a record the system refused), out of at least `min_calls` calls (counted
+from when its circuit last closed, if that is later: an outage that ended is not an error rate).
 "Last success" is the last call that succeeded (the call records), not the last flow step.
 
 Every read is bounded and indexed: the circuit rows (one per system), the call records of the
@@ -51,10 +52,17 @@ def _label(system: str) -> str:
 
 # --- connectors -----------------------------------------------------------------------------------
 def _recent_calls(since: datetime) -> dict[str, dict]:
-    table = ConnectorCall._meta.db_table
+    """Calls and system failures per system since `since` — or since its circuit last closed, if
+    later: the failures that opened a circuit are not an error rate once the outage is over."""
+    calls, states = ConnectorCall._meta.db_table, ConnectorState._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT system, count(*), count(*) FILTER (WHERE error_class = ANY(%s)) FROM {table} WHERE at >= %s GROUP BY system",
+            f"""
+            SELECT c.system, count(*), count(*) FILTER (WHERE c.error_class = ANY(%s))
+            FROM {calls} c LEFT JOIN {states} s ON s.system = c.system
+            WHERE c.at >= %s AND (s.closed_at IS NULL OR c.at >= s.closed_at)
+            GROUP BY c.system
+            """,
             [[str(c) for c in SYSTEM_ERRORS], since],
         )
         return {system: {"calls": calls, "failed": failed} for system, calls, failed in cursor.fetchall()}

@@ -85,6 +85,17 @@ def test_a_circuit_left_open_after_the_system_answered_again_is_not_down(client)
     assert client.get("/healthz").json()["connectors"]["systems"]["netsuite"]["status"] == "ok"
 
 
+def test_the_failures_of_an_outage_that_ended_are_not_an_error_rate(client):
+    from sync.engine import circuit
+
+    netsuite_circuit_open()  # six 503s two minutes ago opened the circuit
+    circuit.circuit_record_success("netsuite")  # a probe got through: closed
+    calls("netsuite", 4, ago=timedelta(seconds=0))
+    body = client.get("/healthz").json()
+    assert ConnectorState.objects.get(system="netsuite").closed_at is not None
+    assert body["status"] == "ok" and body["connectors"]["systems"]["netsuite"]["status"] == "ok"
+
+
 # --- the banner -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/", "/exceptions/", "/sla/", "/orders/"])
 def test_every_page_carries_the_outage_banner_in_business_words_for_executives(client, executive, path):
