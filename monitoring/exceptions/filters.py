@@ -30,7 +30,7 @@ _AGE_RANGES = {  # (youngest, oldest) age of first_seen
 RETRY_CHOICES = [("0", "Never retried"), ("1", "Retried at least once"), ("3", "Retried 3+ times")]
 SORT_CHOICES = [
     # time sorts name the time they sort by; the queue's first column shows that same time
-    ("-last_seen", "Last seen, most recent first"),
+    ("-last_seen", "Last seen, newest"),
     ("first_seen", "Age, oldest first"),
     ("-first_seen", "Age, newest first"),
     ("-amount", "Largest amount"),

@@ -84,6 +84,19 @@ def last_successful_calls(systems: list[str]) -> dict[str, datetime | None]:
         return dict(cursor.fetchall())
 
 
+def failing_since(system: str, last_ok: datetime | None) -> datetime | None:
+    """When the current run of failures began: the first failed call after the last successful
+    one (the circuit's own opened_at moves each time a probe fails and it opens again)."""
+    table = ConnectorCall._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT at FROM {table} WHERE system = %s AND error_class = ANY(%s) AND at > coalesce(%s, '-infinity'::timestamptz) ORDER BY at LIMIT 1",
+            [system, [str(c) for c in SYSTEM_ERRORS], last_ok],
+        )
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+
 def waiting_by_system() -> dict[str, dict]:
     """Steps waiting to retry, per system: how many and when the soonest tries again."""
     rows = FlowStep.objects.filter(status=FlowStep.Status.RETRY).order_by().values("system").annotate(n=Count("id"), next_attempt_at=Min("next_attempt_at"))
@@ -111,7 +124,7 @@ def connector_status(*, now: datetime | None = None) -> list[dict]:
         answered_since_open = bool(ok_at and opened_at and ok_at > opened_at)
         if circuit != ConnectorState.Circuit.CLOSED and not answered_since_open:
             verdict = "down"
-            since = opened_at or (state.last_error_at if state else None)
+            since = failing_since(system, ok_at) or opened_at or (state.last_error_at if state else None)
             reason = f"{_label(system)} is not answering: its circuit is {'open' if circuit == ConnectorState.Circuit.OPEN else 'half-open (probing)'}"
         elif error_rate is not None and calls["calls"] >= config["min_calls"] and error_rate >= config["error_rate"]:
             verdict = "degraded"

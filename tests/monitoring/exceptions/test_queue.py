@@ -200,7 +200,7 @@ def test_the_first_column_shows_what_the_list_is_sorted_by(client, itops):
     assert rows(html) == [old_but_recurring.pk, young_but_quiet.pk]
     assert header.startswith("Last seen") and {kind for kind, _ in shown} == {"last_seen"}
     assert [at for _, at in shown] == sorted((at for _, at in shown), reverse=True)  # the column reads in the sorted order
-    assert '<option value="-last_seen" selected>Last seen, most recent first</option>' in html
+    assert '<option value="-last_seen" selected>Last seen, newest</option>' in html
 
     html = listed(client, "?sort=first_seen")  # age: oldest first
     header, shown = first_column(html)

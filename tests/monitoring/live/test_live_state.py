@@ -64,6 +64,15 @@ def test_healthz_is_degraded_but_alive_while_a_connectors_circuit_is_open(client
     assert "temporarily unavailable" in netsuite["last_error"]
 
 
+def test_down_since_is_when_the_failures_began_not_when_the_circuit_last_reopened(client):
+    calls("netsuite", 3, ago=timedelta(minutes=20))  # last answered 20 minutes ago
+    calls("netsuite", 5, error_class="unavailable", ago=timedelta(minutes=12))  # the outage began
+    netsuite_circuit_open(since=timedelta(seconds=30))  # a probe just failed: the circuit opened again
+    since = client.get("/healthz").json()["connectors"]["systems"]["netsuite"]["down_since"]
+    began = ConnectorCall.objects.filter(system="netsuite", error_class="unavailable").order_by("at").first().at
+    assert since == began.isoformat()
+
+
 def test_healthz_is_degraded_when_a_connector_fails_many_calls_without_an_open_circuit(client):
     calls("stripe", 12)
     calls("stripe", 8, error_class="timeout")
