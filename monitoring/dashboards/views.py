@@ -23,7 +23,7 @@ from monitoring.pages import paginate, portal_page, render_dashboard, render_reg
 from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun
 
 from . import charts, selectors, tiles
-from .context import kpi_context, window_from, window_query
+from .context import kpi_context, window_choice, window_from, window_query
 from .filters import FlowRunFilterSet
 
 
@@ -64,7 +64,10 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 def _flow_page(request: HttpRequest, *, flow_types: list[str], template: str, title: str, extra: dict, window: Window) -> HttpResponse:
-    filters = FlowRunFilterSet(request.GET, flow_types=flow_types, window=window, request=request)
+    params = request.GET.copy()
+    for name in window_choice(request).errors:  # a window parameter the page could not use narrows nothing
+        params.pop(name, None)
+    filters = FlowRunFilterSet(params, flow_types=flow_types, window=window, request=request)
     context = {
         **kpi_context(request, window, title),
         "filters": filters,

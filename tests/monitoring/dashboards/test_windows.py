@@ -148,3 +148,11 @@ def test_the_api_answers_unreadable_windows_with_problem_json_naming_the_field(c
     response = client.get("/api/v1/kpis/", params)
     assert response.status_code == 400 and response["Content-Type"].startswith("application/problem+json")
     assert response.json()["errors"][0]["field"] == field
+
+
+def test_a_currency_the_window_could_not_use_does_not_empty_the_flow_list(client, executive):
+    activated("ORD-ANY-CURRENCY", timezone.now() - timedelta(days=1))
+    client.force_login(executive)
+    assert "three-letter ISO 4217 code" in client.get("/orders/", {"currency": "EURO", "days": 30}).content.decode()
+    table = client.get("/orders/", {"currency": "EURO", "days": 30}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="table").content.decode()
+    assert table.lstrip().startswith('<div id="table">') and "ORD-ANY-CURRENCY" in table
