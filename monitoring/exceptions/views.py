@@ -46,6 +46,7 @@ ACT = "sync.act_on_exception"
 ROW_ACTIONS = ("retry", "resolve", "ignore", "assign", "comment", "replay", "cancel")
 PANELS = ("retry", "resolve", "ignore", "cancel", "replay")
 DETAIL_PARTIALS = ("status", "history", "comments", "actions")
+QUEUE_WAITING_SHOWN = 10  # the steps that try next, above the queue; the Connectors page lists more
 
 
 def _errors(exc: ValidationError) -> str:
@@ -78,13 +79,13 @@ def exceptions(request: HttpRequest) -> HttpResponse:
         context = {"counts": sel.exception_counts(user=request.user), "filters": filters, "waiting": live.waiting_steps(limit=0)}
         return render(request, "monitoring/exceptions.html#counts", context)
     if partial == "waiting":
-        return render(request, "monitoring/exceptions.html#waiting", {"waiting": live.waiting_steps()})
+        return render(request, "monitoring/exceptions.html#waiting", {"waiting": live.waiting_steps(limit=QUEUE_WAITING_SHOWN)})
     page_obj = paginate(request, filters.qs)
     context = {
         "page_title": "Exceptions",
         "page_obj": page_obj,
         "counts": sel.exception_counts(user=request.user),
-        "waiting": live.waiting_steps(),
+        "waiting": live.waiting_steps(limit=QUEUE_WAITING_SHOWN),
         "saved_views": list(sel.saved_views_for(request.user)),
         "my_groups": list(request.user.groups.order_by("name")),
         **_queue_context(request, filters),
