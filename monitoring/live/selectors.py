@@ -137,6 +137,7 @@ def connector_status(*, now: datetime | None = None) -> list[dict]:
             {
                 "system": system,
                 "label": _label(system),
+                "state": state,  # the ConnectorState row (None before the first call)
                 "role": role,
                 "role_label": ROLE_LABELS.get(role, ""),
                 "status": verdict,
@@ -163,7 +164,7 @@ def outage_banner() -> list[dict]:
     key = "live:outage-banner"
     found = cache.get(key) if settings.LIVE_BANNER_CACHE_SECONDS else None
     if found is None:
-        found = [c for c in connector_status() if c["status"] != "ok"]
+        found = [{k: v for k, v in c.items() if k != "state"} for c in connector_status() if c["status"] != "ok"]
         for c in found:
             c["impact"] = ROLE_IMPACT.get(c["role"], f"work that needs {c['label']} is waiting")
         cache.set(key, found, settings.LIVE_BANNER_CACHE_SECONDS)
