@@ -109,6 +109,35 @@ def parse_args():
     return p.parse_args()
 
 
+def dated_pages() -> list[tuple[str, str]]:
+    """Pages whose window is dates relative to today: a past month (From–To, To included), whose
+    open exceptions are counted at its end, and whose previous month is compared."""
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    first, last = today - timedelta(days=75), today - timedelta(days=46)
+    return [
+        ("Overview, a past 30 days (From–To)", f"/?start={first:%Y-%m-%d}&end={last:%Y-%m-%d}"),
+        ("Exception queue (with steps waiting to retry)", "/exceptions/"),
+        ("Outage banner (htmx, every page every 15 s)", "/live/banner/"),
+        ("Health (/healthz, with the connectors)", "/healthz"),
+    ]
+
+
+def mark_waiting_steps(n: int = 500) -> int:
+    """Steps waiting to retry, as during an outage: the pending steps of n in-flight runs."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE sync_flowstep SET status = 'retry', next_attempt_at = now() + (random() * interval '5 minutes'), "
+            "error_class = 'unavailable', error_message = 'bench: the service is temporarily unavailable', attempts = 2 "
+            "WHERE id IN (SELECT id FROM sync_flowstep WHERE status IN ('pending', 'retry') ORDER BY id LIMIT %s)",
+            [n],
+        )
+        return cursor.rowcount
+
+
 def server_url(dbname: str) -> str:
     base = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/q2c"))
     return urlunparse(base._replace(path=f"/{dbname}"))
@@ -308,6 +337,7 @@ def main() -> None:
         again = rollups.refresh()
         print(f"rollup refresh after one late event: {again['hours']:,} hour(s) recomputed, {(time.perf_counter() - t) * 1000:,.0f} ms", flush=True)
 
+    print(f"{mark_waiting_steps():,} steps waiting to retry", flush=True)
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})
     client = Client()
     client.force_login(user)
@@ -329,7 +359,7 @@ def main() -> None:
         ("baseline: SELECT count(*) FROM sync_flowrun", *time_it(baseline_count, args.requests)),
         ("baseline: one percentile_cont, orders, 30 days", *time_it(baseline_percentile, args.requests)),
     ]
-    for label, path in PAGES:
+    for label, path in PAGES + dated_pages():
         headers = {}
         if "#" in path:  # an htmx request for one region of the page
             path, target = path.split("#")

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from monitoring.live.selectors import outage_banner
+
 # (url name, label, permission) in navigation order
 NAV = [
     ("monitoring:overview", "Overview", "monitoring.view_kpis"),
@@ -33,4 +35,5 @@ def portal(request) -> dict:
     context["nav_items"] = items
     context["user_roles"] = sorted(user.groups.values_list("name", flat=True))
     context["can_act"] = user.has_perm("sync.act_on_exception")
+    context["outage"] = outage_banner()  # cached a few seconds: every page asks
     return context

@@ -38,6 +38,14 @@ def age(value) -> str:
     return duration((timezone.now() - value).total_seconds())
 
 
+def until(value) -> str:
+    """Time from now to a datetime: 'in 42s', 'now' once it has passed."""
+    if not value:
+        return "—"
+    seconds = (value - timezone.now()).total_seconds()
+    return f"in {duration(seconds)}" if seconds >= 1 else "now"
+
+
 def money(amount, currency="") -> str:
     """Decimal money with its ISO currency: 'USD 12,345.00'."""
     if amount is None or amount == "":
@@ -91,6 +99,46 @@ def span(seconds) -> str:
     if seconds is None or seconds == "":
         return "—"
     return short_span(int(seconds))
+
+
+def _day(value) -> str:
+    return f"{value:%b} {value.day}"
+
+
+def window_label(window) -> str:
+    """A KPI window in words, in the viewer's zone: whole days with the last one included
+    ("Nov 1 – Nov 30, 2026", "Nov 30, 2026"), a rolling window with its times
+    ("Oct 21, 14:05 – Nov 20, 2026, 14:05")."""
+    if window is None:
+        return ""
+    if window.whole_days:
+        first, last = window.first_day, window.last_day
+        if first == last:
+            return f"{_day(last)}, {last.year}"
+        return f"{_day(first)}{'' if first.year == last.year else f', {first.year}'} – {_day(last)}, {last.year}"
+    start, end = timezone.localtime(window.start), timezone.localtime(window.end)
+    head = f"{_day(start)}, {start:%H:%M}" if start.year == end.year else f"{_day(start)}, {start.year}, {start:%H:%M}"
+    return f"{head} – {_day(end)}, {end.year}, {end:%H:%M}"
+
+
+def moment(value) -> str:
+    """An instant in the viewer's zone, said the way a window edge is meant: local midnight is
+    "the end of" the day before ("the end of Oct 31"), anything else its day and time ("Dec 3, 15:00")."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    if local.hour == local.minute == local.second == 0 and not local.microsecond:
+        return f"the end of {_day(local - timedelta(days=1))}"
+    return f"{_day(local)}, {local:%H:%M}"
+
+
+def day_label(value) -> str:
+    """A date or instant as its local day: 'Nov 3, 2026'."""
+    if value is None:
+        return "—"
+    if hasattr(value, "hour"):
+        value = timezone.localtime(value)
+    return f"{_day(value)}, {value.year}"
 
 
 def is_past(value) -> bool:

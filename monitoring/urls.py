@@ -2,6 +2,7 @@ from django.urls import path
 
 from .dashboards import views
 from .exceptions import views as exception_views
+from .live import views as live_views
 from .sla import views as sla_views
 
 app_name = "monitoring"
@@ -29,4 +30,5 @@ urlpatterns = [
     path("traces/", views.traces, name="traces"),
     path("traces/<int:pk>/", views.trace_detail, name="trace_detail"),
     path("connectors/", views.connectors, name="connectors"),
+    path("live/banner/", live_views.outage_banner, name="live_banner"),
 ]

@@ -1,4 +1,6 @@
-"""/healthz: is PostgreSQL answering, is the broker answering. 200 or 503 with detail."""
+"""/healthz: is PostgreSQL answering, is the broker answering: 503 with the reason when not.
+Otherwise 200, "ok" — or "degraded" with the reason when an informational section says so
+(a connected system down: the hub is alive, its work waits)."""
 
 from __future__ import annotations
 
@@ -49,12 +51,21 @@ def healthz(request):
     checks = {"postgres": _check(_postgres), "broker": _check(_broker)}
     healthy = all(c["ok"] for c in checks.values())
     body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    degraded = []
     if checks["postgres"]["ok"]:
         for name, detail in _details().items():
             try:
                 body[name] = detail()
             except Exception as exc:  # noqa: BLE001 — informational only
                 body[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            section = body[name]
+            if isinstance(section, dict) and section.get("status") == "degraded":
+                degraded.append(f"{name}: {section.get('reason') or 'degraded'}")
     if not healthy:
         body["reason"] = "; ".join(f"{name} is down ({c['error']})" for name, c in checks.items() if not c["ok"])
+    elif degraded:
+        # alive (200: a liveness probe must not restart the hub because NetSuite is down), but
+        # its work is waiting: say so, and why
+        body["status"] = "degraded"
+        body["reason"] = "; ".join(degraded)
     return JsonResponse(body, status=200 if healthy else 503)

@@ -214,7 +214,9 @@ SYNC_ENGINE = {
 SYNC_SLA_DUE_AT = "monitoring.sla.policies.sla_due_at"
 # Informational sections of /healthz from the apps above q2c_portal: name → dotted path of a
 # function returning a dict (strings, so q2c_portal imports no app).
-HEALTH_DETAILS = {"kpi_rollups": "monitoring.kpis.rollups.health"}
+# A section whose dict says "status": "degraded" makes the whole answer "degraded" (still 200:
+# the hub is alive, its work waits); only PostgreSQL or the broker make it 503.
+HEALTH_DETAILS = {"kpi_rollups": "monitoring.kpis.rollups.health", "connectors": "monitoring.live.selectors.connectors_health"}
 
 # --- product settings -----------------------------------------------------------
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL") or "http://localhost:8000"  # absolute links in alerts
@@ -247,6 +249,18 @@ CUSTOMER_MATCHING = {
     "TRIGRAM_SIMILARITY": 0.3,
     "CANDIDATES": 20,
 }
+
+# --- monitoring: live state ---------------------------------------------------------
+# A connector counts as degraded (banner on every page, /healthz "degraded") when at least this
+# share of its calls in the last window failed for a system reason (unavailable, timeout, rate
+# limit, auth), out of at least min_calls; it is down while its circuit is open.
+CONNECTOR_DEGRADED = {
+    "error_rate": float(os.environ.get("CONNECTOR_DEGRADED_ERROR_RATE", "0.2")),
+    "min_calls": int(os.environ.get("CONNECTOR_DEGRADED_MIN_CALLS", "10")),
+    "window_seconds": int(os.environ.get("CONNECTOR_DEGRADED_WINDOW_SECONDS", "300")),
+}
+# Every page shows the outage banner; each web process reads the connectors' state at most this often.
+LIVE_BANNER_CACHE_SECONDS = int(os.environ.get("LIVE_BANNER_CACHE_SECONDS", "5"))
 
 # --- monitoring: alerts ---------------------------------------------------------------
 # An exception spike alerts when at least this many exceptions open within 15 minutes (and at

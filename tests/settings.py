@@ -32,3 +32,7 @@ CELERY_RESULT_BACKEND = REDIS_URL
 
 # Every chart the tests render is checked against plotly's schema (production skips the ~18 ms).
 PLOTLY_VALIDATE = True
+
+# Each test sees its own connector state in the outage banner (a cached banner would outlive
+# the test's rolled-back rows); tests/monitoring/live checks the cache itself.
+LIVE_BANNER_CACHE_SECONDS = 0

@@ -11,10 +11,10 @@ from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from monitoring.live import selectors as live
 from sync.models import (
     AuditEntry,
     ConnectorCall,
-    ConnectorState,
     FlowRun,
     FlowStep,
     FlowType,
@@ -163,20 +163,20 @@ def deal_lifecycle(run: FlowRun) -> dict | None:
 
 # --- connectors ---------------------------------------------------------------------------------
 def connector_health(hours: int = 1) -> list[dict]:
-    """Per system: circuit state plus the window's request rate, error rate (by class) and p95 latency."""
+    """Per system: its live state (monitoring.live: circuit, verdict, last successful call, steps
+    waiting to retry) plus the range's request rate, error rate (by class) and p95 latency."""
     since = timezone.now() - timedelta(hours=hours)
-    states = {s.system: s for s in ConnectorState.objects.all()}
     table = ConnectorCall._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT system, count(*), count(*) FILTER (WHERE error_class <> ''),
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), max(at) FILTER (WHERE error_class = '')
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
             FROM {table} WHERE at >= %s GROUP BY system
             """,
             [since],
         )
-        stats = {r[0]: {"calls": r[1], "errors": r[2], "p95": r[3], "last_ok_call": r[4]} for r in cursor.fetchall()}
+        stats = {r[0]: {"calls": r[1], "errors": r[2], "p95": r[3]} for r in cursor.fetchall()}
         cursor.execute(
             f"SELECT system, error_class, count(*) FROM {table} WHERE at >= %s AND error_class <> '' GROUP BY 1, 2 ORDER BY 3 DESC",
             [since],
@@ -184,29 +184,40 @@ def connector_health(hours: int = 1) -> list[dict]:
         by_class: dict[str, list] = {}
         for system, error_class, n in cursor.fetchall():
             by_class.setdefault(system, []).append({"error_class": error_class, "n": n})
-    waiting = dict(FlowStep.objects.filter(status=FlowStep.Status.RETRY).values_list("system").annotate(n=Count("id")).values_list("system", "n"))
+    verdicts = {c["system"]: c for c in live.connector_status()}
     known = [s for s, _ in SYSTEM_CHOICES if s != System.HUB]
-    systems = known + sorted((set(stats) | set(states)) - set(known))
+    systems = known + sorted((set(stats) | set(verdicts)) - set(known) - {System.HUB})
     labels = dict(System.choices)
+    open_exceptions = dict(
+        SyncException.objects.filter(status__in=SyncException.OPEN_STATUSES, system__in=systems)
+        .order_by()
+        .values("system")
+        .annotate(n=Count("id"))
+        .values_list("system", "n")
+    )
     out = []
     for value in systems:
         stat = stats.get(value, {})
         calls = stat.get("calls", 0)
-        state = states.get(value)
+        verdict = verdicts.get(value, {})
         out.append(
             {
                 "system": value,
                 "label": labels.get(value, value),
-                "state": state,
+                "state": verdict.get("state"),
                 "calls": calls,
                 "calls_per_min": round(calls / (hours * 60), 2),
                 "errors": stat.get("errors", 0),
                 "error_rate": (stat.get("errors", 0) / calls) if calls else None,
                 "errors_by_class": by_class.get(value, []),
                 "p95_ms": None if stat.get("p95") is None else round(stat["p95"]),
-                "last_success_at": (state.last_success_at if state and state.last_success_at else stat.get("last_ok_call")),
-                "waiting_steps": waiting.get(value, 0),
-                "open_exceptions": SyncException.objects.filter(system=value, status__in=SyncException.OPEN_STATUSES).count(),
+                "last_success_at": verdict.get("last_success_at"),  # the last call that succeeded
+                "waiting_steps": verdict.get("waiting_steps", 0),
+                "next_attempt_at": verdict.get("next_attempt_at"),
+                "status": verdict.get("status", "ok"),
+                "reason": verdict.get("reason", ""),
+                "since": verdict.get("since"),
+                "open_exceptions": open_exceptions.get(value, 0),
             }
         )
     return out

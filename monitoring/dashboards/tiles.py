@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from monitoring.formatting import day_label, moment, pct
 from monitoring.formatting import duration as human_duration
-from monitoring.formatting import pct
 
 
 def with_query(url: str, qs: str) -> str:
@@ -15,19 +15,34 @@ def with_query(url: str, qs: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{qs}"
 
 
-def overview_tiles(current: dict, previous: dict, *, qs: str = "") -> list[dict]:
+def overview_tiles(current: dict, previous: dict | None, *, qs: str = "", window=None, previous_window=None, data_since=None) -> list[dict]:
     """KPI tiles with the change against the previous period (tone says whether the change is good).
 
+    `previous` is None when the hub holds no data for all of the previous window: each tile
+    then says "no comparison (data since <date>)" instead of comparing with a partial period.
     `qs` (the window's query string) is added to each tile's link, so the rows behind a tile
     are those of the same window."""
-    tiles = _tiles(current, previous, reverse)
+    tiles = _tiles(current, previous, reverse, window=window, previous_window=previous_window)
     for tile in tiles:
         if tile["key"] not in ("exceptions", "revenue"):  # current-state lists: no window
             tile["href"] = with_query(tile["href"], qs)
+        if previous is None:
+            tile["delta"], tile["was"] = None, None
+            tile["no_comparison"] = f"no comparison (data since {day_label(data_since)})" if data_since else "no comparison (no data yet)"
     return tiles
 
 
-def _tiles(current: dict, previous: dict, reverse) -> list[dict]:
+EMPTY_PREVIOUS = {
+    "order_cycle_time": {"p50_seconds": None},
+    "invoice_sync_lag": {"p95_seconds": None},
+    "sla_overall": {"compliance": None},
+    "amendments": {"failure_rate": None},
+    "exceptions": {"open_at_end": None},
+    "renewal_accuracy": {"accuracy": None},
+}
+
+
+def _tiles(current: dict, previous: dict | None, reverse, *, window=None, previous_window=None) -> list[dict]:
     def delta(now, before, *, lower_is_better: bool, kind: str) -> dict | None:
         if now is None or before is None:
             return None
@@ -48,7 +63,7 @@ def _tiles(current: dict, previous: dict, reverse) -> list[dict]:
         better = (diff < 0) if lower_is_better else (diff > 0)
         return {"text": text, "arrow": "▲" if diff > 0 else "▼", "tone": "good" if better else "bad"}
 
-    c, p = current, previous
+    c, p = current, previous or EMPTY_PREVIOUS
     oct_, poct = c["order_cycle_time"], p["order_cycle_time"]
     lag, plag = c["invoice_sync_lag"], p["invoice_sync_lag"]
     so, pso = c["sla_overall"], p["sla_overall"]
@@ -91,12 +106,18 @@ def _tiles(current: dict, previous: dict, reverse) -> list[dict]:
         {
             "key": "exceptions",
             "label": "Open exceptions",
-            "value": f"{ex['open']:,}",
+            "value": f"{ex['open_at_end']:,}",
             "href": reverse("monitoring:exceptions"),
-            "sub": f"{ex['opened']:,} opened · {ex['resolved']:,} resolved · MTTR {human_duration(ex['mttr_seconds'])}",
-            "delta": delta(ex["opened"], pex["opened"], lower_is_better=True, kind="count"),
-            "was": f"{pex['opened']:,} opened",
-            "tone": "bad" if ex["open"] else "ok",
+            "sub": (
+                ("" if window is None or window.reaches_now else f"open at {moment(window.end)} · ")
+                + f"{ex['opened']:,} opened · {ex['resolved']:,} resolved · MTTR {human_duration(ex['mttr_seconds'])}"
+            ),
+            # like with like: open at this window's end against open at the previous window's end
+            "delta": delta(ex["open_at_end"], pex["open_at_end"], lower_is_better=True, kind="count"),
+            "was": None
+            if pex["open_at_end"] is None
+            else f"{pex['open_at_end']:,} open at {moment(previous_window.end) if previous_window else 'the previous end'}",
+            "tone": "bad" if ex["open_at_end"] else "ok",
         },
         {
             "key": "amendments",

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from monitoring.kpis import amendments as amendment_kpis
+from monitoring.kpis import coverage
 from monitoring.kpis import exceptions as exception_kpis
 from monitoring.kpis import flows as flow_kpis
 from monitoring.kpis import invoices as invoice_kpis
@@ -19,11 +20,12 @@ from monitoring.kpis import orders as order_kpis
 from monitoring.kpis import sla as sla_kpis
 from monitoring.kpis.summary import kpi_previous_basis, kpi_trend_basis
 from monitoring.kpis.window import Window
+from monitoring.live import selectors as live
 from monitoring.pages import PAGE_SIZE, CappedPaginator, paginate, portal_page, render_dashboard, render_region
 from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun
 
 from . import charts, selectors, tiles
-from .context import kpi_context, window_from, window_query
+from .context import kpi_context, window_choice, window_from, window_query
 from .filters import FlowRunFilterSet
 from .invoice_list import STATES as INVOICE_STATES
 from .invoice_list import InvoiceFilterSet
@@ -35,12 +37,24 @@ def overview(request: HttpRequest) -> HttpResponse:
     loaded by htmx as soon as the page is shown), so neither waits for the other and the
     60-second tile refresh computes only the tiles."""
     window = window_from(request)
-    context = {**kpi_context(request, window, "Overview"), "previous_window": window.previous(), "trend_titles": charts.TREND_TITLES}
+    previous_window, since = window.previous(), coverage.data_since()
+    compared = coverage.comparable(previous_window, since)  # only a previous window the hub holds data for
+    context = {
+        **kpi_context(request, window, "Overview"),
+        "previous_window": previous_window,
+        "compared": compared,
+        "data_since": since,
+        "trend_titles": charts.TREND_TITLES,
+    }
     if request.GET.get("part") == "trends":
         return render(request, "monitoring/overview.html#trends", {**context, "trends": charts.overview_trends(window)})
     current = kpi_trend_basis(window)
-    previous = kpi_previous_basis(window.previous())
-    context.update(k=current, prev=previous, tiles=tiles.overview_tiles(current, previous, qs=window_query(request)))
+    previous = kpi_previous_basis(previous_window) if compared else None
+    context.update(
+        k=current,
+        prev=previous,
+        tiles=tiles.overview_tiles(current, previous, qs=window_query(request), window=window, previous_window=previous_window, data_since=since),
+    )
     if request.htmx and request.htmx.target == "kpis":
         return render(request, "monitoring/overview.html#kpis", context)
     close = money_kpis.close_readiness(window)
@@ -68,7 +82,10 @@ def close_links(close: dict, window: Window) -> dict:
 
 
 def _flow_page(request: HttpRequest, *, flow_types: list[str], template: str, title: str, extra: dict, window: Window) -> HttpResponse:
-    filters = FlowRunFilterSet(request.GET, flow_types=flow_types, window=window, request=request)
+    params = request.GET.copy()
+    for name in window_choice(request).errors:  # a window parameter the page could not use narrows nothing
+        params.pop(name, None)
+    filters = FlowRunFilterSet(params, flow_types=flow_types, window=window, request=request)
     context = {
         **kpi_context(request, window, title),
         "filters": filters,
@@ -172,6 +189,7 @@ def connectors(request: HttpRequest) -> HttpResponse:
         "hours": hours,
         "ranges": [(1, "1 h"), (6, "6 h"), (24, "24 h"), (168, "7 days")],
         "states": selectors.connector_health(hours),
+        "waiting": live.waiting_steps(),
         "chart": charts.connector_chart(selectors.connector_series(hours)),
         "ownership": OwnershipRule.objects.all(),
         "circuit": ConnectorState.Circuit,
@@ -198,5 +216,7 @@ def traces(request: HttpRequest) -> HttpResponse:
 @portal_page("monitoring.view_traces")
 def trace_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(FlowRun, pk=pk)
-    context = {"page_title": f"Trace {run.document_number or run.pk}", "run": run, **selectors.trace(run)}
+    story = selectors.trace(run)
+    story["steps"] = [live.with_attempts(step, run.flow_type) for step in story["steps"]]  # next attempt, attempts left
+    context = {"page_title": f"Trace {run.document_number or run.pk}", "run": run, **story}
     return render(request, "monitoring/trace_detail.html", context)

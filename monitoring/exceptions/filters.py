@@ -31,9 +31,10 @@ _AGE_RANGES = {  # (youngest, oldest) age of first_seen
 RECORDS_CHOICES = [("out_of_date", "CRM records out of date (write-back failed)")]
 RETRY_CHOICES = [("0", "Never retried"), ("1", "Retried at least once"), ("3", "Retried 3+ times")]
 SORT_CHOICES = [
-    ("-last_seen", "Most recent"),
-    ("first_seen", "Oldest first"),
-    ("-first_seen", "Newest first"),
+    # time sorts name the time they sort by; the queue's first column shows that same time
+    ("-last_seen", "Last seen, newest"),
+    ("first_seen", "Age, oldest first"),
+    ("-first_seen", "Age, newest first"),
     ("-amount", "Largest amount"),
     ("amount", "Smallest amount"),
     ("-revenue_at_risk", "Most revenue at risk"),

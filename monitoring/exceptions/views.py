@@ -8,6 +8,8 @@ a plain form post is redirected back with a message.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -30,6 +32,7 @@ from django_htmx.http import (
     trigger_client_event,
 )
 
+from monitoring.live import selectors as live
 from monitoring.models import BulkJob, PayloadEdit, SavedView
 from monitoring.pages import paginate, portal_page, render_region
 from sync.models import InboxEvent, SyncException
@@ -44,6 +47,7 @@ ROW_ACTIONS = ("retry", "resolve", "ignore", "assign", "comment", "replay", "can
 PANELS = ("retry", "resolve", "ignore", "cancel", "replay")
 DETAIL_PARTIALS = ("status", "history", "comments", "actions", "review")
 DECIDE = services.DECIDE_CUSTOMER_MATCH
+QUEUE_WAITING_SHOWN = 10  # the steps that try next, above the queue; the Connectors page lists more
 
 
 def _errors(exc: ValidationError) -> str:
@@ -60,6 +64,7 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 def _queue_context(request: HttpRequest, filters: ExceptionFilterSet) -> dict:
     return {
         "filters": filters,
+        "queue_sort": filters.data["sort"],
         "filter_query": filters.querystring(),
         "assignees": forms.assignee_choices() if request.user.has_perm(ACT) else [],
         **sel.filter_options(),
@@ -70,13 +75,18 @@ def _queue_context(request: HttpRequest, filters: ExceptionFilterSet) -> dict:
 @portal_page(VIEW)
 def exceptions(request: HttpRequest) -> HttpResponse:
     filters = ExceptionFilterSet(request.GET, request=request)
-    if request.GET.get("partial") == "counts":
-        return render(request, "monitoring/exceptions.html#counts", {"counts": sel.exception_counts(user=request.user), "filters": filters})
+    partial = request.GET.get("partial")
+    if partial == "counts":
+        context = {"counts": sel.exception_counts(user=request.user), "filters": filters, "waiting": live.waiting_steps(limit=0)}
+        return render(request, "monitoring/exceptions.html#counts", context)
+    if partial == "waiting":
+        return render(request, "monitoring/exceptions.html#waiting", {"waiting": live.waiting_steps(limit=QUEUE_WAITING_SHOWN)})
     page_obj = paginate(request, filters.qs)
     context = {
         "page_title": "Exceptions",
         "page_obj": page_obj,
         "counts": sel.exception_counts(user=request.user),
+        "waiting": live.waiting_steps(limit=QUEUE_WAITING_SHOWN),
         "saved_views": list(sel.saved_views_for(request.user)),
         "my_groups": list(request.user.groups.order_by("name")),
         **_queue_context(request, filters),
@@ -182,13 +192,15 @@ def _do(request: HttpRequest, exc: SyncException, action: str) -> str:
 
 def _row_response(request: HttpRequest, pk: int, *, panel: str = "", error: str = "", notice: str = "") -> HttpResponse:
     exc = SyncException.objects.select_related("assignee", "flow_run", "step").get(pk=pk)
+    back = _safe_next(request, reverse("monitoring:exceptions"))
     context = {
+        "queue_sort": QueryDict(urlsplit(back).query).get("sort") or ExceptionFilterSet.defaults["sort"],  # the row keeps the list's first column
         "exc": exc,
         "panel": panel,
         "error": error,
         "notice": notice,
         "assignees": forms.assignee_choices(),
-        "next": _safe_next(request, reverse("monitoring:exceptions")),
+        "next": back,
         "preview": sel.retry_preview(exc) if panel == "retry" else None,
         "can_replay": bool(exc.inbox_event_id and exc.inbox_event.status == InboxEvent.Status.DEAD) if panel == "replay" else False,
     }
@@ -344,18 +356,38 @@ def exception_bulk_retry(request: HttpRequest) -> HttpResponse:
         except ValidationError as refusal:
             error = _errors(refusal)
             if request.htmx:
-                ctx = {"preview": sel.bulk_retry_preview(filters=filters), "filters": filters, "error": error}
-                return render(request, "monitoring/exception_bulk.html#bulk-preview", ctx)
+                standalone = request.htmx.target == "bulk-page"
+                ctx = {
+                    "preview": sel.bulk_retry_preview(filters=filters),
+                    "filters": filters,
+                    "error": error,
+                    "queue_url": f"{reverse('monitoring:exceptions')}?{filters.querystring()}",
+                    "bulk_target": "#bulk-page" if standalone else "#bulk",
+                }
+                return render(request, f"monitoring/exception_bulk.html#{'bulk-page' if standalone else 'bulk-preview'}", ctx)
             messages.error(request, error)
             return redirect(f"{reverse('monitoring:exception_bulk_retry')}?{filters.querystring()}")
         url = reverse("monitoring:exception_bulk_job", args=[job.pk])
         if request.htmx:
-            response = render(request, "monitoring/exception_bulk.html#bulk-progress", {"job": job})
+            if request.htmx.target == "bulk-page":
+                # the dry-run page becomes the job's page: its heading, its progress, its URL
+                context = {"page_title": f"Bulk retry #{job.pk}", "job": job, "queue_url": f"{reverse('monitoring:exceptions')}?{job.query}"}
+                response = render(request, "monitoring/exception_bulk.html#bulk-page", context)
+                response["HX-Push-Url"] = url
+            else:  # the dry run shown inside the queue: its card becomes the job's progress
+                response = render(request, "monitoring/exception_bulk.html#bulk-progress", {"job": job})
             trigger_client_event(response, "exceptionsChanged")
             return response
         return redirect(url)
-    preview = sel.bulk_retry_preview(filters=filters, keys_limit=50 if request.htmx else sel.BULK_KEYS_SHOWN)
-    context = {"page_title": "Bulk retry", "preview": preview, "filters": filters, "queue_url": f"{reverse('monitoring:exceptions')}?{filters.querystring()}"}
+    embedded = bool(request.htmx and not request.htmx.boosted)
+    preview = sel.bulk_retry_preview(filters=filters, keys_limit=50 if embedded else sel.BULK_KEYS_SHOWN)
+    context = {
+        "page_title": "Bulk retry",
+        "preview": preview,
+        "filters": filters,
+        "queue_url": f"{reverse('monitoring:exceptions')}?{filters.querystring()}",
+        "bulk_target": "#bulk" if embedded else "#bulk-page",
+    }
     return render_region(request, "monitoring/exception_bulk.html", context, "bulk-preview")
 
 

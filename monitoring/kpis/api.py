@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import zoneinfo
+from contextlib import nullcontext
+
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -12,19 +16,14 @@ from rest_framework.response import Response
 from q2c_portal.api import has_perm
 
 from .summary import kpi_summary
-from .window import Window
+from .window import window_from_params
 
 
-class KpiQuery(serializers.Serializer):
-    start = serializers.DateTimeField(required=False)
-    end = serializers.DateTimeField(required=False)
-    entity = serializers.CharField(required=False, allow_blank=True, max_length=32)
-    currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False, allow_blank=True)
-
-    def validate(self, attrs):
-        if attrs.get("start") and attrs.get("end") and attrs["start"] >= attrs["end"]:
-            raise serializers.ValidationError({"end": "end must be after start."})
-        return attrs
+def _zone(name: str):
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError({"tz": f"“{name[:60]}” is not a time zone; use an IANA name such as Europe/Berlin."}) from None
 
 
 # --- the response contract (DESIGN.md KPIs); the API answers exactly these keys ---------------
@@ -190,11 +189,15 @@ def kpi_payload(summary: dict) -> dict:
     description="Order cycle time, amendment failures, invoice sync lag, exceptions, SLA, revenue at risk, retries, "
     "duplicate rate and renewal accuracy, as defined in DESIGN.md; and the money figures of docs/MONEY.md (records out of date, "
     "dollars in flight, ARR, unbilled ARR, payment states, month-end close readiness), all now at the reporting rate of the day. "
-    "Window [start, end); default the last 30 days. "
+    "Window [start, end): dates are whole days in `tz` with the end day "
+    "included; datetimes are instants with the end exclusive; only start: until now; only end: the 30 days up to it; default the last 30 days. "
+    "A parameter that cannot be read answers 400 problem+json naming it. "
     "Percentiles are PostgreSQL percentile_cont (linear interpolation). Money is a decimal string in the reporting currency.",
     parameters=[
-        OpenApiParameter("start", OpenApiTypes.DATETIME, description="ISO 8601; with end"),
-        OpenApiParameter("end", OpenApiTypes.DATETIME, description="ISO 8601, exclusive"),
+        OpenApiParameter("start", OpenApiTypes.STR, description="YYYY-MM-DD (midnight in tz) or an ISO 8601 datetime"),
+        OpenApiParameter("end", OpenApiTypes.STR, description="YYYY-MM-DD, included (ends at the next midnight in tz), or an ISO 8601 datetime, exclusive"),
+        OpenApiParameter("days", int, description="the last N days up to now (1–3660), without start/end"),
+        OpenApiParameter("tz", str, description="IANA time zone the dates are days of (default: TIME_ZONE)"),
         OpenApiParameter("entity", str, description="legal entity code (ERP subsidiary)"),
         OpenApiParameter("currency", str, description="only documents in this ISO 4217 currency"),
     ],
@@ -203,13 +206,11 @@ def kpi_payload(summary: dict) -> dict:
 @api_view(["GET"])
 @permission_classes([has_perm("monitoring.view_kpis")])
 def kpi_view(request):
-    query = KpiQuery(data=request.query_params)
-    query.is_valid(raise_exception=True)
-    data = query.validated_data
-    if bool(data.get("start")) != bool(data.get("end")):
-        raise ValidationError({"start": "Give both start and end, or neither (last 30 days)."})
-    if data.get("start"):
-        window = Window(data["start"], data["end"], data.get("entity", ""), data.get("currency", "").upper())
-    else:
-        window = Window.last_days(30, entity=data.get("entity", ""), currency=data.get("currency", "").upper())
-    return Response(kpi_payload(kpi_summary(window)))
+    params = request.query_params
+    tz_name = params.get("tz", "").strip()
+    zone = _zone(tz_name) if tz_name else None
+    with timezone.override(zone) if zone else nullcontext():
+        choice = window_from_params(params, tz=zone)
+        if choice.errors:
+            raise ValidationError(choice.errors)
+        return Response(kpi_payload(kpi_summary(choice.window)))

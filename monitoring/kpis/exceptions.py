@@ -63,6 +63,22 @@ def exceptions_moved(window: Window) -> dict:
     )
 
 
+def open_at(window: Window, at) -> int:
+    """Exceptions open at the instant `at` (within the window's entity/currency filters): first
+    seen by then and not closed by then. Still open now and first seen by `at`, plus those closed
+    (resolved or ignored) after `at` that were first seen by it — two indexed ranges, never a
+    scan of the whole history."""
+    join, extra, params = exception_scope(window)
+    row = fetch_one(
+        f"""
+        SELECT (SELECT count(*) FROM {EXC_TABLE} e {join} WHERE e.status IN {OPEN_EXC} AND e.first_seen <= %s {extra})
+             + (SELECT count(*) FROM {EXC_TABLE} e {join} WHERE e.status NOT IN {OPEN_EXC} AND e.resolved_at > %s AND e.first_seen <= %s {extra}) AS n
+        """,
+        [at, *params, at, at, *params],
+    )
+    return row["n"]
+
+
 def exception_age_buckets(window: Window) -> dict:
     join, extra, params = exception_scope(window)
     age = "(%s - e.first_seen)"

@@ -6,7 +6,7 @@ from monitoring.models import SlaPolicy
 
 from . import money
 from .amendments import amendments, renewal_accuracy
-from .exceptions import exceptions, exceptions_moved
+from .exceptions import exceptions, exceptions_moved, open_at
 from .invoices import invoice_sync_lag, lag_percentiles
 from .orders import cycle_percentiles, order_cycle_time
 from .quality import duplicate_rate, retries
@@ -39,7 +39,8 @@ def kpi_summary(window: Window) -> dict:
 
 def kpi_previous_basis(window: Window) -> dict:
     """Only what the Overview's tiles compare with: the window-dependent figures (no "now"
-    lists, no money), with the same definitions as kpi_trend_basis."""
+    lists, no money), with the same definitions as kpi_trend_basis; exceptions as they stood
+    when this (previous) window ended."""
     cycle, lag = cycle_percentiles(window), lag_percentiles(window)
     due = due_and_met(window, list(SlaPolicy.objects.values_list("flow_type", flat=True)))
     due_n, met_n = sum(r["due"] for r in due.values()), sum(r["met"] for r in due.values())
@@ -47,7 +48,7 @@ def kpi_previous_basis(window: Window) -> dict:
         "order_cycle_time": {"count": cycle["count"], "p50_seconds": round_seconds(cycle["p50"]), "p90_seconds": round_seconds(cycle["p90"])},
         "invoice_sync_lag": {"posted": lag["posted"], "p50_seconds": round_seconds(lag["p50"]), "p95_seconds": round_seconds(lag["p95"])},
         "sla_overall": {"due": due_n, "met": met_n, "breached": due_n - met_n, "compliance": rate(met_n, due_n)},
-        "exceptions": {"opened": exceptions_moved(window)["opened"]},
+        "exceptions": {"opened": exceptions_moved(window)["opened"], "open_at_end": open_at(window, window.end)},
         "amendments": amendments(window),
         "renewal_accuracy": renewal_accuracy(window),
     }
@@ -56,11 +57,14 @@ def kpi_previous_basis(window: Window) -> dict:
 def kpi_trend_basis(window: Window) -> dict:
     """The figures the Overview compares with the previous period (fewer queries than kpi_summary)."""
     sla_rows = sla(window)
+    exc = exceptions(window)
+    # like with like: open when the window ends (now, for a window that reaches now)
+    exc["open_at_end"] = exc["open"] if window.reaches_now else open_at(window, window.end)
     return {
         "order_cycle_time": order_cycle_time(window),
         "amendments": amendments(window),
         "invoice_sync_lag": invoice_sync_lag(window),
-        "exceptions": exceptions(window),
+        "exceptions": exc,
         "sla": sla_rows,
         "sla_overall": sla_overall(sla_rows),
         "renewal_accuracy": renewal_accuracy(window),

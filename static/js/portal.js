@@ -68,3 +68,20 @@ document.addEventListener("htmx:beforeRequest", function (evt) {
   var prev = evt.detail.target && evt.detail.target.previousElementSibling;
   if (prev && prev.classList && prev.classList.contains("htmx-error")) prev.remove();
 });
+// Click behaviour declared in the markup (data-* attributes), so templates carry no inline handlers.
+document.addEventListener("click", function (evt) {
+  var toggle = evt.target.closest && evt.target.closest("[data-toggles-nav]");
+  if (toggle) {
+    document.body.classList.toggle("nav-open");
+    toggle.setAttribute("aria-expanded", String(document.body.classList.contains("nav-open")));
+    return;
+  }
+  // a "Cancel" that empties the region it was loaded into (e.g. the bulk-retry dry run in the
+  // queue); where that region is absent (the dry run as a page of its own) the link navigates
+  var clears = evt.target.closest && evt.target.closest("[data-clears]");
+  var region = clears && document.getElementById(clears.getAttribute("data-clears"));
+  if (region) {
+    evt.preventDefault();
+    region.innerHTML = "";
+  }
+});

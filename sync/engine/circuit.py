@@ -54,7 +54,7 @@ def circuit_record_success(system: str) -> None:
     changed = (
         ConnectorState.objects.filter(system=system)
         .exclude(circuit=ConnectorState.Circuit.CLOSED)
-        .update(circuit=ConnectorState.Circuit.CLOSED, consecutive_failures=0, opened_at=None, last_success_at=now)
+        .update(circuit=ConnectorState.Circuit.CLOSED, consecutive_failures=0, opened_at=None, closed_at=now, last_success_at=now)
     )
     if changed:
         audit_record(object_type="connector", object_id=system, action="circuit_closed", after={"circuit": ConnectorState.Circuit.CLOSED})

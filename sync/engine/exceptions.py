@@ -21,16 +21,42 @@ from sync.models import FlowRun, FlowStep, SyncException
 
 from .money import flow_risk, to_reporting
 
-_VOLATILE = re.compile(r"\b(?:[0-9a-f]{8}-[0-9a-f-]{27,}|[0-9a-f]{24,}|\d{6,}|\d+(?:\.\d+)?s)\b", re.I)
+# The parts of a message that change from one occurrence of a cause to the next, in the order
+# they are replaced: what is left names the cause (a SKU, a price, a currency, a field).
+_VOLATILE = [
+    # ISO 8601 timestamps and dates, and clock times
+    (r"(?<![\w-])\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?(?![\w-])", 0),
+    (r"(?<![\w:])\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?![\w:])", 0),
+    # UUIDs, long hex (request ids, hashes)
+    (r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
+    (r"\b[0-9a-f]{24,}\b", re.I),
+    # vendor record ids: Stripe (cus_…, in_…, price_1…: a prefix and 14+ letters/digits) and
+    # Salesforce (15 or 18 letters/digits with at least two digits)
+    (r"\b[a-z]{2,8}_(?=[A-Za-z0-9]*\d)[A-Za-z0-9]{14,}\b", 0),
+    (r"\b(?=[A-Za-z0-9]*\d[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])(?:[A-Za-z0-9]{18}|[A-Za-z0-9]{15})\b", 0),
+    # durations ("within 20s", "after 1.5 s")
+    (r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds?|min|minutes?)\b", 0),
+    # numbers on their own (amounts, counts, line indexes: lines[2]) — not those inside a name
+    # such as SKU-42, price_legacy_2023 or US01
+    (r"(?<![\w.-])[-+]?\d+(?:[.,]\d+)*(?![\w-])", 0),
+    # long digit runs wherever they stand as a word (ids: INV-2098412)
+    (r"\b\d{6,}\b", 0),
+]
+_VOLATILE_RES = [re.compile(pattern, flags) for pattern, flags in _VOLATILE]
+_SPACES = re.compile(r"\s+")
 
 
 def normalise_message(message: str) -> str:
-    """Drop ids, long numbers and durations so the same cause groups across records."""
-    return _VOLATILE.sub("#", message or "").strip()[:500]
+    """What is left of a message (or a field path) without its volatile parts — ids, numbers,
+    amounts, timestamps, durations, line indexes — so the same cause groups across records."""
+    text = message or ""
+    for pattern in _VOLATILE_RES:
+        text = pattern.sub("#", text)
+    return _SPACES.sub(" ", text).strip()[:500]
 
 
 def cause_key_for(system: str, error_class: str, message: str, field: str = "") -> str:
-    raw = "|".join([system, error_class, field, normalise_message(message)])
+    raw = "|".join([system, error_class, normalise_message(field), normalise_message(message)])
     return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 

@@ -334,6 +334,7 @@ class ConnectorState(models.Model):
     circuit = models.CharField(max_length=16, choices=Circuit.choices, default=Circuit.CLOSED)
     consecutive_failures = models.PositiveIntegerField(default=0)
     opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="when the circuit last closed after being open (the outage ended)")
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)

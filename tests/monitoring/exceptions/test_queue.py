@@ -182,6 +182,33 @@ def test_sorting_by_age_amount_and_occurrences(client, itops):
     assert rows(listed(client, "?sort=-occurrences")) == [c.pk, a.pk, b.pk]
 
 
+def test_the_first_column_shows_what_the_list_is_sorted_by(client, itops):
+    import re
+
+    now = timezone.now()
+    old_but_recurring = exc(first_seen=now - timedelta(days=3), last_seen=now - timedelta(minutes=1))
+    young_but_quiet = exc(first_seen=now - timedelta(hours=1), last_seen=now - timedelta(minutes=30))
+    client.force_login(itops)
+
+    def first_column(html):
+        header = re.search(r"<thead[^>]*><tr>\s*<th[^>]*>(.*?)</th>", html, re.S).group(1)
+        shown = re.findall(r'<td class="age" data-shown="(\w+)" data-at="([^"]+)"', html)
+        return re.sub(r"<[^>]+>", "", header).strip(), shown
+
+    html = listed(client)  # the default: last seen, most recent first
+    header, shown = first_column(html)
+    assert rows(html) == [old_but_recurring.pk, young_but_quiet.pk]
+    assert header.startswith("Last seen") and {kind for kind, _ in shown} == {"last_seen"}
+    assert [at for _, at in shown] == sorted((at for _, at in shown), reverse=True)  # the column reads in the sorted order
+    assert '<option value="-last_seen" selected>Last seen, newest</option>' in html
+
+    html = listed(client, "?sort=first_seen")  # age: oldest first
+    header, shown = first_column(html)
+    assert rows(html) == [old_but_recurring.pk, young_but_quiet.pk]
+    assert header.startswith("Age") and {kind for kind, _ in shown} == {"first_seen"}
+    assert [at for _, at in shown] == sorted(at for _, at in shown)
+
+
 def test_pages_of_25_on_the_server(client, itops):
     made = [exc(document_number=f"ORD-{i:03d}", amount=Decimal(i + 1)) for i in range(30)]
     client.force_login(itops)
