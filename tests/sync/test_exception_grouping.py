@@ -119,7 +119,7 @@ def test_the_migration_merges_causes_recorded_with_the_old_rule_and_keeps_recurr
 
     from django.apps import apps
 
-    migration = importlib.import_module("sync.migrations.0010_exception_cause_keys_without_volatile_parts")
+    migration = importlib.import_module("sync.migrations.0012_exception_cause_keys_without_volatile_parts")
     old_rule = re.compile(r"\b(?:[0-9a-f]{8}-[0-9a-f-]{27,}|[0-9a-f]{24,}|\d{6,}|\d+(?:\.\d+)?s)\b", re.I)
 
     def sha(*parts):
