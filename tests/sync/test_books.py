@@ -139,10 +139,11 @@ def test_every_money_figure_on_the_api_overview_and_invoices_is_the_books(stack,
         response = requests.post(f"{live_server.url}/api/v1/events/", json=envelope, headers={"Authorization": f"Token {token}"}, timeout=20)
         assert response.status_code == 202, response.text
 
-    def settled(flow_type: str, n: int, timeout: float = 300):
+    def settled(flow_type: str, n: int, timeout: float = 300, *, billing_events: bool = True):
         def done():
             sf.relay_pending_events(max_events=500, url=relay_url)
-            stripe_sim.deliver_pending_webhooks(max_events=500, url=stripe_url)
+            if billing_events:  # held back while orders activate, so invoices wait for the ERP fault below
+                stripe_sim.deliver_pending_webhooks(max_events=500, url=stripe_url)
             finished = FlowRun.objects.filter(flow_type=flow_type, status__in=["completed", "failed"]).count()
             return finished >= n
 
@@ -158,7 +159,7 @@ def test_every_money_figure_on_the_api_overview_and_invoices_is_the_books(stack,
             fail=deal["i"] == F_WRITEBACK,
         )
         deal.update(order_id=result["order_id"], order_number=result["order_number"])
-    settled(FlowType.ORDER_ACTIVATION, len(deals))
+    settled(FlowType.ORDER_ACTIVATION, len(deals), billing_events=False)
     runs = {r.document_number: r for r in FlowRun.objects.filter(flow_type=FlowType.ORDER_ACTIVATION)}
     assert {runs[d["order_number"]].status for d in deals} == {"completed"}, [
         (n, list(r.steps.values_list("name", "status", "error_message"))) for n, r in runs.items() if r.status != "completed"
