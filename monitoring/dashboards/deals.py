@@ -135,7 +135,7 @@ def deal_lifecycle(deal_id: str, flows: list[FlowRun] | None = None) -> dict | N
         current = next((s["key"] for s in stages[len(LIFECYCLE_STAGES) :] if s["state"] in ("now", "failed")), None)
     cancelled = next((s for s in stages if s["key"] == FlowType.CANCELLATION and s["state"] == "done"), None)
     current_stage = next((s for s in stages if s["key"] == current), None)
-    if cancelled is not None and current_stage is None:
+    if cancelled is not None:  # the deal has ended, whatever it still owes (the payment stage says so)
         stage_label = "Cancelled"
     elif current_stage is not None:
         stage_label = f"{current_stage['label']} — {'failing' if current_stage['state'] == 'failed' else 'waiting'}"
