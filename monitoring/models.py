@@ -254,6 +254,7 @@ class PayloadEdit(models.Model):
         PENDING = "pending", "awaiting approval"
         APPROVED = "approved", "approved and applied"
         REJECTED = "rejected"
+        SUPERSEDED = "superseded", "superseded (the flow moved on without it)"
 
     exception = models.ForeignKey("sync.SyncException", on_delete=models.CASCADE, related_name="payload_edits")
     step = models.ForeignKey("sync.FlowStep", null=True, on_delete=models.SET_NULL, related_name="+")

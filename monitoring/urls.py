@@ -29,6 +29,7 @@ urlpatterns = [
     path("reconciliation/", views.reconciliation, name="reconciliation"),
     path("traces/", views.traces, name="traces"),
     path("traces/<int:pk>/", views.trace_detail, name="trace_detail"),
+    path("deals/<path:deal_id>/", views.deal_detail, name="deal_detail"),  # deal ids may hold slashes
     path("connectors/", views.connectors, name="connectors"),
     path("live/banner/", live_views.outage_banner, name="live_banner"),
 ]

@@ -190,6 +190,7 @@ class FlowSerializer(serializers.ModelSerializer):
             "flow_type",
             "status",
             "correlation_id",
+            "deal_id",
             "document_number",
             "account_name",
             "legal_entity",
@@ -225,6 +226,7 @@ class AuditSerializer(serializers.ModelSerializer):
     parameters=[
         OpenApiParameter("correlation_id", str),
         OpenApiParameter("document_number", str),
+        OpenApiParameter("deal_id", str, description="every flow of one deal (the CRM order key)"),
         OpenApiParameter("flow_type", str),
         OpenApiParameter("status", str),
     ],

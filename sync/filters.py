@@ -12,6 +12,7 @@ from sync.models import FlowRun
 class FlowRunApiFilterSet(django_filters.FilterSet):
     correlation_id = django_filters.UUIDFilter(strip=False, error_messages={"invalid": "Must be a UUID."})
     document_number = django_filters.CharFilter(strip=False)
+    deal_id = django_filters.CharFilter(strip=False)
     flow_type = django_filters.CharFilter(strip=False)
     status = django_filters.CharFilter(strip=False)
 

@@ -37,7 +37,7 @@ class InvoiceFilterSet(QueryFilterSet):
     def __init__(self, data=None, *, window=None, request=None):
         queryset = (
             Invoice.objects.filter(finalized_at__isnull=False)
-            .select_related("customer", "legal_entity")
+            .select_related("customer", "legal_entity", "subscription__order")
             .annotate(
                 credit=ExpressionWrapper(F("amount_paid") - (F("total") - F("amount_credited")), output_field=DecimalField(max_digits=18, decimal_places=4))
             )

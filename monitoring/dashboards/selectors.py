@@ -7,25 +7,13 @@ import uuid
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from monitoring.live import selectors as live
-from sync.models import (
-    AuditEntry,
-    ConnectorCall,
-    FlowRun,
-    FlowStep,
-    FlowType,
-    Invoice,
-    LegalEntity,
-    Order,
-    Payment,
-    Subscription,
-    SyncException,
-    System,
-)
+from sync.models import AuditEntry, ConnectorCall, FlowRun, LegalEntity, SyncException, System
+
+from . import deals
 
 SYSTEM_CHOICES = [(s.value, s.label) for s in (System.SALESFORCE, System.NETSUITE, System.STRIPE, System.HUB)]
 
@@ -35,11 +23,12 @@ def legal_entities() -> list[tuple[str, str]]:
 
 
 def trace_search(q: str) -> QuerySet[FlowRun]:
-    """By correlation id (exact), else document number prefix or account name."""
+    """By correlation id (exact), else deal id (exact: every flow of the deal), document number
+    prefix or account name."""
     try:
         cid = uuid.UUID(q)
     except ValueError:
-        return FlowRun.objects.filter(Q(document_number__istartswith=q) | Q(account_name__icontains=q)).order_by("-created_at")
+        return FlowRun.objects.filter(Q(deal_id=q) | Q(document_number__istartswith=q) | Q(account_name__icontains=q)).order_by("-created_at")
     return FlowRun.objects.filter(correlation_id=cid).order_by("created_at")
 
 
@@ -47,117 +36,12 @@ def trace(run: FlowRun) -> dict:
     related = FlowRun.objects.filter(correlation_id=run.correlation_id).exclude(pk=run.pk).order_by("created_at")[:50]
     audit = AuditEntry.objects.filter(correlation_id=run.correlation_id).select_related("actor").order_by("at")[:500]
     return {
+        "deal_flows": FlowRun.objects.filter(deal_id=run.deal_id).count() if run.deal_id else 0,
         "steps": run.steps.order_by("seq"),
         "related": related,
         "audit": audit,
         "exceptions": run.exceptions.order_by("-last_seen")[:20],
-        "lifecycle": deal_lifecycle(run),
-    }
-
-
-# --- a deal's lifecycle as one line ----------------------------------------------------------------
-LIFECYCLE_STAGES = [
-    ("closed_won", "Closed won", "CRM"),
-    ("erp_order", "ERP sales order", "ERP"),
-    ("subscription", "Subscription", "Billing"),
-    ("first_invoice", "First invoice", "Billing → ERP"),
-    ("payment", "Payment", "Billing → ERP"),
-]
-
-
-def _order_number_for(run: FlowRun) -> str | None:
-    if run.flow_type == FlowType.ORDER_ACTIVATION:
-        return run.document_number
-    if run.flow_type in (FlowType.INVOICE_POSTING, FlowType.PAYMENT_STATUS):
-        invoice = Invoice.objects.filter(number=run.document_number).select_related("subscription__order").first()
-        if invoice and invoice.subscription_id and invoice.subscription.order_id:
-            return invoice.subscription.order.number
-    return None
-
-
-def deal_lifecycle(run: FlowRun) -> dict | None:
-    """closed-won → ERP order → subscription → first invoice → payment: when each happened,
-    the time spent reaching it, and where the deal is now (a handful of indexed lookups)."""
-    number = _order_number_for(run)
-    if not number:
-        return None
-    order = Order.objects.filter(number=number).first()
-    order_run = FlowRun.objects.filter(flow_type=FlowType.ORDER_ACTIVATION, document_number=number).order_by("-created_at").first()
-    if order is None and order_run is None:
-        return None
-    steps = {s.name: s for s in order_run.steps.all()} if order_run else {}
-    now = timezone.now()
-
-    def step_done(name: str):
-        s = steps.get(name)
-        return s.finished_at if s and s.status == FlowStep.Status.SUCCEEDED else None
-
-    def step_failed(name: str) -> bool:
-        s = steps.get(name)
-        return bool(s and s.status in (FlowStep.Status.FAILED, FlowStep.Status.RETRY))
-
-    subscription = Subscription.objects.filter(order__number=number).order_by("created_at").first() if order else None
-    invoice = Invoice.objects.filter(subscription=subscription).order_by(Coalesce("finalized_at", "created_at")).first() if subscription else None
-    payment = Payment.objects.filter(invoice=invoice).order_by(F("occurred_at").asc()).first() if invoice else None
-    invoice_run = (
-        FlowRun.objects.filter(flow_type=FlowType.INVOICE_POSTING, document_number=invoice.number).order_by("-created_at").first() if invoice else None
-    )
-    payment_run = FlowRun.objects.filter(flow_type=FlowType.PAYMENT_STATUS, document_number=invoice.number).order_by("-created_at").first() if invoice else None
-
-    closed_won_at = (order.closed_won_at if order else None) or (order_run.closed_won_at or order_run.business_started_at if order_run else None)
-    points = {
-        "closed_won": (closed_won_at, order_run, False, order.number if order else number),
-        "erp_order": (step_done("erp_sales_order"), order_run, step_failed("erp_sales_order"), ""),
-        "subscription": (
-            step_done("billing_subscription") or (subscription.created_at if subscription else None),
-            order_run,
-            step_failed("billing_subscription"),
-            "",
-        ),
-        "first_invoice": (
-            invoice.finalized_at if invoice else None,
-            invoice_run,
-            bool(invoice_run and invoice_run.status == FlowRun.Status.FAILED),
-            f"{invoice.number}{' · posted' if invoice.posted_at else ' · not posted'}" if invoice else "",
-        ),
-        "payment": (
-            (payment.occurred_at if payment and payment.status == Payment.Status.RECEIVED else None),
-            payment_run,
-            bool(payment and payment.status == Payment.Status.FAILED),
-            (payment.failure_reason or "failed") if payment and payment.status == Payment.Status.FAILED else "",
-        ),
-    }
-    stages, previous, current = [], None, None
-    for key, label, system in LIFECYCLE_STAGES:
-        at, flow, failed, note = points[key]
-        stage = {
-            "key": key,
-            "label": label,
-            "system": system,
-            "at": at,
-            "note": note,
-            "run_id": flow.pk if flow else None,
-            "state": "pending",
-            "spent_seconds": None,
-        }
-        if at is not None and current is None:
-            stage["state"] = "done"
-            if previous is not None:
-                stage["spent_seconds"] = max((at - previous).total_seconds(), 0)
-            previous = at
-        elif current is None:
-            current = key
-            stage["state"] = "failed" if failed else "now"
-            if previous is not None:
-                stage["spent_seconds"] = max((now - previous).total_seconds(), 0)
-        stages.append(stage)
-    total_end = previous if current is None else now
-    return {
-        "order_number": number,
-        "stages": stages,
-        "current": current,
-        "total_seconds": (total_end - closed_won_at).total_seconds() if closed_won_at else None,
-        "complete": current is None,
+        "lifecycle": deals.deal_lifecycle(run.deal_id),
     }
 
 

@@ -24,7 +24,7 @@ from monitoring.live import selectors as live
 from monitoring.pages import PAGE_SIZE, CappedPaginator, paginate, portal_page, render_dashboard, render_region
 from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun
 
-from . import charts, selectors, tiles
+from . import charts, deals, selectors, tiles
 from .context import kpi_context, window_choice, window_from, window_query
 from .filters import FlowRunFilterSet
 from .invoice_list import STATES as INVOICE_STATES
@@ -220,3 +220,14 @@ def trace_detail(request: HttpRequest, pk: int) -> HttpResponse:
     story["steps"] = [live.with_attempts(step, run.flow_type) for step in story["steps"]]  # next attempt, attempts left
     context = {"page_title": f"Trace {run.document_number or run.pk}", "run": run, **story}
     return render(request, "monitoring/trace_detail.html", context)
+
+
+@portal_page("monitoring.view_kpis")  # who may see Orders may see a deal
+def deal_detail(request: HttpRequest, deal_id: str) -> HttpResponse:
+    """One deal's whole story: its flows in time order, its lifecycle, money and open exceptions."""
+    story = deals.deal_story(deal_id)
+    if story is None:
+        context = {"page_title": f"Deal {deal_id}", "deal_id": deal_id, "missing": True}
+        return render(request, "monitoring/deal_detail.html", context, status=404)
+    context = {"page_title": f"Deal {deal_id}", **story}
+    return render(request, "monitoring/deal_detail.html", context)

@@ -88,6 +88,7 @@ class ExceptionSerializer(serializers.ModelSerializer):
     assignee = serializers.SerializerMethodField()
     age_seconds = serializers.SerializerMethodField()
     flow_run = serializers.IntegerField(source="flow_run_id", allow_null=True)
+    deal = serializers.SerializerMethodField(help_text="the deal id (CRM order key) of the exception's flow, '' when none")
 
     class Meta:
         model = SyncException
@@ -117,7 +118,13 @@ class ExceptionSerializer(serializers.ModelSerializer):
             "fingerprint",
             "correlation_id",
             "flow_run",
+            "deal",
         ]
+
+    def get_deal(self, obj) -> str:
+        if hasattr(obj, "deal_ref"):  # the list's queryset carries it (one query for the page)
+            return obj.deal_ref or ""
+        return obj.flow_run.deal_id if obj.flow_run_id else ""
 
     def get_url(self, obj) -> str:
         request = self.context.get("request")

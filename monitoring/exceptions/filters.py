@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from monitoring.filtering import QueryFilterSet
@@ -95,6 +95,7 @@ class ExceptionFilterSet(QueryFilterSet):
     step = django_filters.CharFilter(field_name="step_name")
     cause = django_filters.CharFilter(field_name="cause_key")
     document = django_filters.CharFilter(field_name="document_number")
+    deal = django_filters.CharFilter(field_name="flow_run__deal_id")  # every exception of one deal (its flows carry the deal id)
     currency = CurrencyFilter()
     account = django_filters.CharFilter(field_name="account_name", lookup_expr="istartswith")
     assignee = django_filters.CharFilter(method="filter_assignee")
@@ -122,6 +123,7 @@ class ExceptionFilterSet(QueryFilterSet):
         "cause",
         "account",
         "document",
+        "deal",
         "currency",
         "amount_min",
         "amount_max",
@@ -146,6 +148,7 @@ class ExceptionFilterSet(QueryFilterSet):
         "cause": "root cause",
         "account": "account",
         "document": "document",
+        "deal": "deal",
         "currency": "currency",
         "amount_min": "amount ≥",
         "amount_max": "amount ≤",
@@ -163,7 +166,7 @@ class ExceptionFilterSet(QueryFilterSet):
 
     def __init__(self, data=None, queryset=None, *, request=None):
         if queryset is None:
-            queryset = SyncException.objects.select_related("assignee").defer(*_LIST_DEFERRED)
+            queryset = SyncException.objects.select_related("assignee").defer(*_LIST_DEFERRED).annotate(deal_ref=F("flow_run__deal_id"))
         super().__init__(data, queryset, request=request)
 
     # --- filters --------------------------------------------------------------------------

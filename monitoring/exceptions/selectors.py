@@ -293,6 +293,7 @@ HISTORY_LABELS = {
     ("exception", "payload_edit_requested"): ("Payload edit awaiting approval", "warn"),
     ("exception", "payload_edit_approved"): ("Payload edit approved and applied", "ok"),
     ("exception", "payload_edit_rejected"): ("Payload edit rejected", "muted"),
+    ("exception", "payload_edit_superseded"): ("Payload edit superseded — the flow moved on without it", "muted"),
     ("exception", "customer_merged"): ("Customers merged", "ok"),
     ("exception", "customer_kept_separate"): ("Customers kept separate", "ok"),
     ("exception", "customer_unmerged"): ("Merge undone: two customers again", "warn"),

@@ -66,6 +66,7 @@ def exception_resolve(*, exception_id: int, user, note: str) -> SyncException:
     before = _snapshot(exc)
     exc.status, exc.resolved_at, exc.resolution_note = SyncException.Status.RESOLVED, timezone.now(), note
     exc.save(update_fields=["status", "resolved_at", "resolution_note"])
+    _supersede_pending_edits(exc, user=user, why=f"the exception was resolved by hand ({note})")
     audit_record(
         object_type="exception",
         object_id=exc.pk,
@@ -90,6 +91,7 @@ def exception_ignore(*, exception_id: int, user, reason: str) -> SyncException:
     before = _snapshot(exc)
     exc.status, exc.resolved_at, exc.resolution_note = SyncException.Status.IGNORED, timezone.now(), reason
     exc.save(update_fields=["status", "resolved_at", "resolution_note"])
+    _supersede_pending_edits(exc, user=user, why=f"the exception was ignored ({reason})")
     audit_record(
         object_type="exception",
         object_id=exc.pk,
@@ -372,8 +374,51 @@ def exception_edit_payload(*, exception_id: int, user, payload, reason: str):
     return edit
 
 
+def _why_edit_cannot_apply(exc: SyncException, edit: PayloadEdit) -> str:
+    """Why a pending edit can no longer be applied (the flow got past the step another way), or ''."""
+    if exc.status not in SyncException.OPEN_STATUSES:
+        return f"the exception was {exc.get_status_display().lower()} after the edit was made{f' ({exc.resolution_note})' if exc.resolution_note else ''}"
+    run = exc.flow_run
+    if run is not None and run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
+        return f"the flow is already {run.get_status_display().lower()}"
+    step = FlowStep.objects.filter(pk=edit.step_id).only("status", "name").first() if edit.step_id else None
+    if step is None:
+        return "the step it edits no longer exists"
+    if step.status in (FlowStep.Status.SUCCEEDED, FlowStep.Status.SKIPPED, FlowStep.Status.COMPENSATED):
+        return f"step {step.name} is already {step.get_status_display().lower()}"
+    return ""
+
+
+def _supersede(edit: PayloadEdit, *, exc: SyncException, user, why: str) -> PayloadEdit:
+    """Take a pending edit out of the pending state, unapplied, saying why (audited)."""
+    edit.status, edit.decided_by, edit.decided_at = PayloadEdit.Status.SUPERSEDED, user, timezone.now()
+    edit.decision_note = f"Not applied: {why}. The original payload stayed in use; edit again if the data still needs fixing."
+    edit.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    audit_record(
+        object_type="exception",
+        object_id=exc.pk,
+        action="payload_edit_superseded",
+        before={"status": PayloadEdit.Status.PENDING},
+        after={"edit": edit.pk, "status": edit.status},
+        user=user,
+        note=edit.decision_note,
+        correlation_id=exc.correlation_id,
+    )
+    return edit
+
+
+def _supersede_pending_edits(exc: SyncException, *, user, why: str) -> None:
+    """An exception closed by hand takes its pending edit with it (no edit waits on a closed exception)."""
+    for edit in PayloadEdit.objects.select_for_update().filter(exception=exc, status=PayloadEdit.Status.PENDING):
+        _supersede(edit, exc=exc, user=user, why=why)
+
+
 def payload_edit_approve(*, edit_id: int, user, note: str = ""):
-    """A second permitted user approves a financial payload edit: it is applied and the step retried."""
+    """A second permitted user approves a financial payload edit: it is applied and the step retried.
+
+    When the flow has since got past the step (retried without the edit, completed, cancelled, the
+    exception resolved), the edit cannot apply: it is marked superseded with the reason (status
+    `superseded`, audited) instead of failing on "cannot retry" and staying pending for ever."""
     if not user.has_perm(APPROVE_FINANCIAL_EDITS):
         raise PermissionDenied("Your role may not approve edits of financial documents.")
     with transaction.atomic():
@@ -385,7 +430,9 @@ def payload_edit_approve(*, edit_id: int, user, note: str = ""):
         if edit.requested_by_id == user.pk:
             raise ValidationError({"edit": "A second person must approve an edit of a financial document; you made this one."})
         exc = _locked(edit.exception_id)
-        _require_open(exc, "edited")
+        why = _why_edit_cannot_apply(exc, edit)
+        if why:
+            return _supersede(edit, exc=exc, user=user, why=why)
         edit.status, edit.decided_by, edit.decided_at, edit.decision_note = PayloadEdit.Status.APPROVED, user, timezone.now(), (note or "").strip()
         edit.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
         step_override_payload(step_id=edit.step_id, payload=edit.payload, actor=user)

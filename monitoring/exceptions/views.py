@@ -283,8 +283,11 @@ def payload_edit_decide(request: HttpRequest, pk: int, edit_id: int, decision: s
     error = notice = ""
     try:
         if decision == "approve":
-            services.payload_edit_approve(edit_id=edit.pk, user=request.user, note=note)
-            notice = f"Edit #{edit.pk} approved, applied, and the step retried."
+            decided = services.payload_edit_approve(edit_id=edit.pk, user=request.user, note=note)
+            if decided.status == PayloadEdit.Status.SUPERSEDED:
+                error = f"Edit #{edit.pk} is superseded, not applied. {decided.decision_note}"
+            else:
+                notice = f"Edit #{edit.pk} approved, applied, and the step retried."
         elif decision == "reject":
             services.payload_edit_reject(edit_id=edit.pk, user=request.user, note=note)
             notice = f"Edit #{edit.pk} rejected; the original payload stays in use."

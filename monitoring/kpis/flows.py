@@ -46,7 +46,7 @@ def in_flight(flow_types: list[str], window: Window, limit: int = 15) -> list[di
     extra, params = window.flow_filter_sql()
     return fetch_all(
         f"""
-        SELECT f.id, f.flow_type, f.document_number, f.account_name, f.legal_entity, f.amount, f.currency, f.status,
+        SELECT f.id, f.flow_type, f.document_number, f.deal_id, f.account_name, f.legal_entity, f.amount, f.currency, f.status,
                f.current_step, f.parked_reason, f.waits_for, f.business_started_at, f.sla_due_at, f.sla_breached,
                extract(epoch FROM %s - f.business_started_at) AS age_seconds,
                (SELECT s.name || coalesce(' · ' || nullif(s.error_class, ''), '') FROM {STEP_TABLE} s

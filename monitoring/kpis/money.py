@@ -14,11 +14,14 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from monitoring.models import SlaHoliday
+from sync.canonical.charges import first_year_value
+from sync.engine.money import flow_risk
 from sync.flows.registry import writeback_steps
-from sync.models import Customer, FlowType, Invoice, InvoiceLine, LegalEntity, Subscription
+from sync.models import Customer, FlowRun, FlowType, Invoice, InvoiceLine, LegalEntity, Order, Subscription, SyncException
 
 from .sql import ACTIVE, EXC_TABLE, FLOW_TABLE, OPEN_EXC, RATE_TABLE, cents, fetch_all, fetch_one, sql_list
 from .window import Window
@@ -312,4 +315,57 @@ def close_readiness(window: Window) -> dict:
         "breaks_amount": cents(breaks["amount"]),
         "currency": settings.REPORTING_CURRENCY,
         "ready": unposted == 0 and unapplied == 0 and breaks["n"] == 0,
+    }
+
+
+# --- one deal ----------------------------------------------------------------------------------------
+def deal_invoices(deal_id: str):
+    """The invoices of a deal: those billing its subscription (the link back to its order), and
+    those whose posting flow carries the deal id (an invoice the billing metadata named the order on)."""
+    posted_for_deal = FlowRun.objects.filter(deal_id=deal_id, flow_type=FlowType.INVOICE_POSTING).values("document_number")
+    return Invoice.objects.filter(Q(subscription__order__number=deal_id) | Q(number__in=posted_for_deal)).distinct()
+
+
+def deal_money(deal_id: str) -> dict:
+    """A deal's money in its own currency, by docs/MONEY.md: contract value = the order's first-year
+    contract value (sync.canonical.charges.first_year_value: recurring ARR + one-time fees); ARR = its
+    subscription's ARR while active (0 once cancelled; amendments change it when they complete);
+    invoiced = totals of its finalized invoices; credited, paid, remaining and credit balance = each
+    invoice's payment state (sync.canonical.store.refresh_payment_state) summed; at risk = the revenue
+    at risk of its flows with an open exception (sync.engine.money.flow_risk, reporting currency)."""
+    order_run = FlowRun.objects.filter(deal_id=deal_id, flow_type=FlowType.ORDER_ACTIVATION).order_by("-created_at").first()
+    order = Order.objects.filter(number=deal_id).first()
+    lines = ((order_run.context.get("event") or {}).get("data") or {}).get("lines") if order_run else None
+    contract_value = first_year_value(lines) if lines else (order_run.amount if order_run else None)
+    subscription = Subscription.objects.filter(order__number=deal_id).order_by("created_at").first()
+    invoices = list(deal_invoices(deal_id).filter(finalized_at__isnull=False))
+    currency = (order.currency if order else "") or (order_run.currency if order_run else "") or (invoices[0].currency if invoices else "")
+
+    def total(values) -> Decimal:
+        return cents(sum((Decimal(v) for v in values), Decimal(0)))
+
+    at_risk = Decimal(0)
+    failing = SyncException.objects.filter(flow_run__deal_id=deal_id, status__in=SyncException.OPEN_STATUSES).exclude(step_name__in=writeback_steps())
+    late = (
+        FlowRun.objects.filter(deal_id=deal_id, finished_at__isnull=True)
+        .filter(Q(sla_due_at__lt=timezone.now()) | Q(sla_breached=True))
+        .exclude(status=FlowRun.Status.CANCELLED)
+        .exclude(current_step__in=writeback_steps())
+    )
+    # each flow once, at its own measure: an open exception other than a write-back, or past its SLA
+    for run in FlowRun.objects.filter(Q(pk__in=failing.values("flow_run_id")) | Q(pk__in=late.values("pk"))):
+        at_risk += flow_risk(run)
+    return {
+        "currency": currency,
+        "contract_value": cents(contract_value) if contract_value is not None else None,
+        "arr": cents(subscription.arr) if subscription and subscription.status == Subscription.Status.ACTIVE else Decimal("0.00"),
+        "subscription_status": subscription.get_status_display() if subscription else "",
+        "invoices": len(invoices),
+        "invoiced": total(i.total for i in invoices),
+        "credited": total(i.amount_credited for i in invoices),
+        "paid": total(i.amount_paid for i in invoices),
+        "remaining": total(i.amount_remaining for i in invoices),
+        "credit_balance": total(i.credit_balance for i in invoices),
+        "at_risk": cents(at_risk),
+        "reporting_currency": settings.REPORTING_CURRENCY,
     }

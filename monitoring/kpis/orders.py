@@ -83,7 +83,7 @@ def slowest_orders(window: Window, limit: int = 10) -> list[dict]:
     extra, params = window.flow_filter_sql()
     return fetch_all(
         f"""
-        SELECT f.id, f.document_number, f.account_name, f.legal_entity, f.amount, f.currency, f.business_started_at,
+        SELECT f.id, f.document_number, f.deal_id, f.account_name, f.legal_entity, f.amount, f.currency, f.business_started_at,
                f.business_completed_at, {DURATION} AS seconds, f.sla_breached
         FROM {FLOW_TABLE} f
         WHERE f.flow_type = 'order_activation' AND f.status = 'completed' AND f.business_completed_at >= %s AND f.business_completed_at < %s {extra}

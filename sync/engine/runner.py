@@ -73,6 +73,7 @@ def flow_start(*, flow: Flow, envelope: dict, inbox_event: InboxEvent | None = N
     if correlation_id:
         run.correlation_id = correlation_id
     flow.prepare(run, data)
+    run.deal_id = flow.deal_of(run, data)
     run.amount_reporting = to_reporting(run.amount, run.currency)
     run.sla_due_at = _sla_due(flow.flow_type, run.business_started_at)
     try:
@@ -228,9 +229,10 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
         return _fail(run, step, flow, ConnectorError(ErrorClass.MAPPING, f"{type(exc).__name__}: {exc}", system=system))
     if system != "hub":
         circuit.circuit_record_success(system)
+    deal = {} if run.deal_id else _deal_found(run, flow)
     with transaction.atomic():
         run.context.setdefault("steps", {})[step.name] = result
-        FlowRun.objects.filter(pk=run.pk).update(context=run.context)
+        FlowRun.objects.filter(pk=run.pk).update(context=run.context, **deal)
         _set_step(
             step,
             FlowStep.Status.SUCCEEDED,
@@ -242,6 +244,16 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
         )
         resolve_for_step(step)
     return FlowStep.Status.SUCCEEDED
+
+
+def _deal_found(run: FlowRun, flow: Flow) -> dict:
+    """The deal of a run that did not know it at the start, once a step has linked it (a payment
+    whose invoice was posted meanwhile): {"deal_id": …} to store, or {}."""
+    deal = flow.deal_of(run, run.context["event"]["data"])
+    if deal:
+        run.deal_id = deal
+        return {"deal_id": deal}
+    return {}
 
 
 def _summary(result: dict) -> dict:

@@ -20,6 +20,7 @@ from sync.models.canonical import annual_factor
 
 from .base import Flow, Step, StepContext
 from .common import activated_order, crm_status, sales_order_id_for, subscription_id_for
+from .deals import of_order
 
 
 def validate(ctx: StepContext) -> dict:
@@ -145,6 +146,7 @@ FLOW = Flow(
         Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Amended"}), writeback=True),
     ],
     prepare=prepare,
+    deal_of=of_order,
     on_complete=on_complete,
     description="Subscription change → billing (prorated) → ERP change order → CRM",
 )

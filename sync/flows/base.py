@@ -119,3 +119,6 @@ class Flow:
     description: str = ""
     # what completing this flow satisfies, e.g. ["order:ORD-1042"]: parked flows waiting on it resume
     provides: Callable[[dict], list[str]] = field(default=lambda data: [])
+    # the deal (the CRM order key) the flow belongs to, from its event data and the canonical objects
+    # it links to; "" while not known yet (asked again after each step until found) — see flows/deals.py
+    deal_of: Callable[[FlowRun, dict], str] = field(default=lambda run, data: "")

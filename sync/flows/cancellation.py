@@ -10,6 +10,7 @@ from sync.models import FlowRun, FlowType, Order, Subscription
 
 from .base import Flow, Step, StepContext
 from .common import activated_order, crm_status, sales_order_id_for, subscription_id_for
+from .deals import of_order
 
 
 def validate(ctx: StepContext) -> dict:
@@ -60,6 +61,7 @@ FLOW = Flow(
         Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Cancelled"}), writeback=True),
     ],
     prepare=prepare,
+    deal_of=of_order,
     on_complete=on_complete,
     description="Cancellation → billing → ERP close → CRM",
 )

@@ -11,6 +11,7 @@ from sync.models import CreditMemo, FlowRun, FlowType, Invoice
 
 from .base import Flow, Park, Step, StepContext, StepValidationError
 from .common import crm_status, ensure_erp_customer
+from .deals import of_invoice_document
 
 
 def map_credit_memo(ctx: StepContext) -> dict:
@@ -67,5 +68,6 @@ FLOW = Flow(
         Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": f"Credit memo {ctx.data['credit_memo_number']}"}), writeback=True),
     ],
     prepare=prepare,
+    deal_of=of_invoice_document,
     description="Credit note → ERP credit memo → CRM",
 )

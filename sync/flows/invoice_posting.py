@@ -14,6 +14,7 @@ from sync.models import FlowRun, FlowType, Invoice, Order
 
 from .base import Flow, Park, Step, StepContext, StepValidationError
 from .common import crm_status, ensure_erp_customer
+from .deals import of_invoice
 
 
 def map_invoice(ctx: StepContext) -> dict:
@@ -92,6 +93,7 @@ FLOW = Flow(
         Step("crm_status", "hub", crm_status(lambda ctx: {"Last_Invoice_Status__c": f"Posted {ctx.data['invoice_number']}"}), writeback=True),
     ],
     prepare=prepare,
+    deal_of=of_invoice,
     on_complete=on_complete,
     provides=lambda data: [f"invoice:{data['invoice_number']}"],
     description="Finalized invoice → ERP invoice → CRM",

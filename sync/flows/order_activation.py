@@ -18,6 +18,7 @@ from sync.models import ChargeType, FlowRun, FlowType, Order, Subscription, Subs
 
 from .base import Flow, Step, StepContext, StepValidationError
 from .common import crm_status, ensure_billing_customer, ensure_erp_customer, wait_for_review
+from .deals import of_order
 
 
 def validate(ctx: StepContext) -> dict:
@@ -171,6 +172,7 @@ FLOW = Flow(
         Step("crm_status", "hub", crm_status(crm_fields), writeback=True),
     ],
     prepare=prepare,
+    deal_of=of_order,
     on_complete=on_complete,
     provides=lambda data: [f"order:{data['order_number']}"],
     description="Closed-won deal → ERP sales order → billing subscription → CRM Activated",

@@ -14,6 +14,7 @@ from sync.models import FlowRun, FlowType, Invoice, Payment
 
 from .base import Flow, Park, Step, StepContext
 from .common import crm_status
+from .deals import of_invoice_document
 
 
 def _received(ctx_or_data) -> bool:
@@ -100,5 +101,6 @@ FLOW = Flow(
         Step("crm_status", "hub", crm_status(crm_fields), writeback=True),
     ],
     prepare=prepare,
+    deal_of=of_invoice_document,
     description="Payment received/failed → ERP customer payment → CRM",
 )

@@ -12,6 +12,7 @@ from sync.models import FlowRun, FlowType, Order
 from .amendment import registry_customer_id
 from .base import Flow, Step, StepContext, StepValidationError
 from .common import activated_order, crm_status, sales_order_id_for, subscription_id_for
+from .deals import of_order
 
 
 def validate(ctx: StepContext) -> dict:
@@ -64,5 +65,6 @@ FLOW = Flow(
         Step("crm_status", "hub", crm_status(lambda ctx: {"Q2C_Status__c": "Renewed"}), writeback=True),
     ],
     prepare=prepare,
+    deal_of=of_order,
     description="Renewal → billing term → ERP renewal order → CRM",
 )

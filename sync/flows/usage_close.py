@@ -15,6 +15,7 @@ from sync.models import FlowRun, FlowType, Subscription, UsageRecord
 
 from .base import Flow, Step, StepContext, StepValidationError
 from .common import activated_order
+from .deals import of_order
 
 
 def aggregate(ctx: StepContext) -> dict:
@@ -85,6 +86,7 @@ FLOW = Flow(
     business_key=lambda data: f"{data['order_number']}:{data['metric']}:{data['period_start']}:{data['period_end']}",
     steps=[Step("aggregate", "hub", aggregate), Step("billing_usage", "billing", billing_usage), Step("reconcile", "hub", reconcile)],
     prepare=prepare,
+    deal_of=of_order,
     queue=Queue.USAGE,
     description="Usage period closed → billing usage → reconcile counts",
 )

@@ -103,6 +103,12 @@ class FlowRun(models.Model):
     idempotency_key = models.CharField(max_length=255, unique=True, help_text="flow type + business key: one run per document change")
     # business context
     document_number = models.CharField(max_length=64, blank=True)
+    deal_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="the commercial deal this flow belongs to: the CRM order key of its closed-won order (same on the order, its "
+        "subscription, invoices, payments, credit memos, amendments, renewals, cancellation and usage); blank when not known",
+    )
     account_name = models.CharField(max_length=255, blank=True)
     customer_id = models.UUIDField(null=True, blank=True)
     legal_entity = models.CharField(max_length=32, blank=True)
@@ -139,6 +145,7 @@ class FlowRun(models.Model):
             models.Index(fields=["status", "flow_type"]),
             models.Index(fields=["correlation_id"]),
             models.Index(fields=["document_number"]),
+            models.Index(fields=["deal_id", "business_started_at"], name="flowrun_deal_idx"),  # a deal's story, in time order
             models.Index(fields=["sla_due_at"], name="flowrun_sla_open_idx", condition=Q(finished_at__isnull=True)),
             models.Index(fields=["waits_for"], name="flowrun_parked_idx", condition=Q(status="parked")),
             models.Index(fields=["lease_expires_at"], name="flowrun_running_idx", condition=Q(status="running")),

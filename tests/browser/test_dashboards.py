@@ -95,7 +95,7 @@ def test_the_trace_shows_the_deal_lifecycle_as_one_line(make_user, login, live_s
     page.goto(f"{live_server.url}/traces/{run.pk}/")
     stages = page.locator("#lifecycle .stage")
     assert stages.all_inner_texts()[0].startswith("Closed won")
-    assert stages.count() == 5
+    assert stages.count() >= 5  # the five stages, then any amendment, renewal or cancellation of the deal
     assert page.locator("#lifecycle .stage.done").count() >= 4  # closed-won, ERP order, subscription, first invoice
 
 

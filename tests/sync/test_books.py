@@ -357,3 +357,59 @@ def test_every_money_figure_on_the_api_overview_and_invoices_is_the_books(stack,
         .split("</tr>", 1)[0]
     )
     assert "partially paid" in row and shown(totals[P_PARTIAL] - Decimal("1.00"), p["currency"]) in row
+
+    # =========================== the deal pages ==============================================================
+    # one deal id on every flow of a deal: the order, its invoices, payments, amendments, renewal, cancellation
+    assert not FlowRun.objects.exclude(flow_type=FlowType.CUSTOMER_SYNC).filter(deal_id="").exists(), list(
+        FlowRun.objects.exclude(flow_type=FlowType.CUSTOMER_SYNC).filter(deal_id="").values_list("flow_type", "document_number")
+    )
+    for deal in deals:
+        number = deal["order_number"]
+        assert FlowRun.objects.get(flow_type=FlowType.INVOICE_POSTING, document_number=deal["invoice"]["number"]).deal_id == number
+    assert FlowRun.objects.get(flow_type=FlowType.AMENDMENT, document_number=upgrade["order_number"]).deal_id == a["order_number"]
+    assert FlowRun.objects.get(flow_type=FlowType.AMENDMENT, document_number=downgrade["order_number"]).deal_id == b["order_number"]
+    assert FlowRun.objects.get(flow_type=FlowType.RENEWAL).deal_id == r["order_number"]
+    assert FlowRun.objects.get(flow_type=FlowType.CANCELLATION).deal_id == f["order_number"]
+    assert FlowRun.objects.get(flow_type=FlowType.INVOICE_POSTING, document_number=nov_number).deal_id == n["order_number"]
+    for i in bank:
+        assert FlowRun.objects.filter(flow_type=FlowType.PAYMENT_STATUS, deal_id=deals[i]["order_number"]).count() == 1
+
+    def contract_value(lines) -> Decimal:  # first-year value: recurring ARR + one-time fees
+        return deal_arr(lines) + sum((line_value(s, q_) for s, q_ in lines if CHARGES[s][0] == "one_time"), Decimal(0))
+
+    paid = {d["i"]: totals[d["i"]] for d in paid_in_full}
+    paid.update(bank)
+    invoiced = dict(totals)
+    invoiced[N_NOVEMBER] += n_total
+    books = {}
+    for i in (A_UPGRADE, B_DOWNGRADE, F_WRITEBACK, R_RENEWAL, P_PARTIAL, Q_UNDER, O_OVER, X_UNPOSTED, N_NOVEMBER, 0):
+        deal = deals[i]
+        due = invoiced[i]
+        books[i] = {
+            "contract-value": contract_value(deal["lines"]),
+            "arr": Decimal(0) if i == F_WRITEBACK else arr_by_deal[i],  # a completed cancellation ends the ARR
+            "invoiced": due,
+            "paid": paid.get(i, Decimal(0)),
+            "remaining": max(due - paid.get(i, Decimal(0)), Decimal(0)),
+            "credit-balance": max(paid.get(i, Decimal(0)) - due, Decimal(0)),
+        }
+    for i, figures in books.items():
+        deal = deals[i]
+        page = client.get(f"/deals/{deal['order_number']}/")
+        assert page.status_code == 200
+        html = page.content.decode()
+        for name, value in figures.items():
+            assert f'data-figure="deal-{name}">{shown(cents(value), deal["currency"])}<' in html, (i, name, value)
+    # the lifecycle line says what happened
+    page = client.get(f"/deals/{f['order_number']}/").content.decode()
+    assert 'data-stage="cancellation" data-state="done"' in page and "data-deal-stage>Cancelled<" in page
+    page = client.get(f"/deals/{deals[0]['order_number']}/").content.decode()
+    assert 'data-stage="first_invoice" data-state="done"' in page and 'data-stage="payment" data-state="done"' in page
+    assert "data-deal-stage>Live and paid<" in page
+    page = client.get(f"/deals/{p['order_number']}/").content.decode()
+    assert 'data-stage="payment" data-state="now"' in page and "partially paid" in page
+    page = client.get(f"/deals/{x['order_number']}/").content.decode()
+    assert 'data-stage="first_invoice" data-state="failed"' in page
+    page = client.get(f"/deals/{b['order_number']}/").content.decode()
+    assert 'data-stage="amendment" data-state="failed"' in page
+    assert f'data-figure="deal-at-risk">{shown(cents(downgrade_at_risk))}<' in page  # |ARR change| of the failed downgrade

@@ -6,6 +6,11 @@ Writes flow runs with their steps and business timestamps, exceptions (through
 `open_exception`, then dated back), connector calls, the canonical order → subscription →
 invoice → payment chain for a share of the orders, and one alert channel. Deterministic
 (`--seed`). Not for production data: it backdates exception timestamps to build history.
+
+The rows are ones the engine could have produced: every run carries its canonical event (an
+envelope that validates against its schema), steps start after the previous one finished and
+finish after they start, an invoice bills an order activated before it (linked to its
+subscription), a payment pays an invoice posted before it, and each flow carries its deal id.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+import zlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -20,6 +26,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from sync.canonical.store import refresh_payment_state
 from sync.engine.exceptions import open_exception
 from sync.models import (
     ConnectorCall,
@@ -132,13 +139,14 @@ class Command(BaseCommand):
                         if started > now - timedelta(minutes=1):
                             continue
                         runs.append(self._flow(rng, flow_type, started, now, counter))
+            runs = self._link(rng, runs)
             FlowRun.objects.bulk_create([r for r, _, _ in runs], batch_size=2000)
             steps = []
             for run, failed, _ in runs:
                 steps.extend(self._steps(rng, run, failed, now))
             FlowStep.objects.bulk_create(steps, batch_size=5000)
         self._exceptions(rng, runs, now)
-        self._canonical(rng, [r for r, _, _ in runs if r.flow_type == FlowType.ORDER_ACTIVATION], now)
+        self._canonical(rng, [r for r, _, _ in runs], now)
         self._connectors(rng, now, scale)
         self.stdout.write(self.style.SUCCESS(f"Seeded {len(runs)} flow runs and {len(steps)} steps over {days} days."))
 
@@ -231,7 +239,8 @@ class Command(BaseCommand):
                     error_message=message,
                     idempotency_key=f"q2c-{run.idempotency_key}:{name}",
                     started_at=at if status != FlowStep.Status.PENDING else None,
-                    finished_at=at + span if status == FlowStep.Status.SUCCEEDED else None,
+                    finished_at=at + span if status in (FlowStep.Status.SUCCEEDED, FlowStep.Status.FAILED) else None,
+                    request_summary={} if status == FlowStep.Status.PENDING else {"system": system, "operation": name, "data": run.context["event"]["data"]},
                 )
             )
             at = at + span
@@ -244,7 +253,15 @@ class Command(BaseCommand):
             step = next((s for s in run.steps.all() if s.error_class), None)
             if step is None:
                 continue
-            exc = open_exception(system=step.system, error_class=step.error_class, message=step.error_message, flow_run=run, step=step)
+            exc = open_exception(
+                system=step.system,
+                error_class=step.error_class,
+                message=step.error_message,
+                flow_run=run,
+                step=step,
+                payload=step.request_summary or {"data": run.context["event"]["data"]},
+                response={"status_code": 400 if step.error_class not in ("timeout", "rate_limit") else None, "code": step.error_class, "field": ""},
+            )
             first = step.started_at or run.business_started_at
             update = {"first_seen": first, "last_seen": first + timedelta(minutes=rng.uniform(1, 30)), "occurrences": step.attempts}
             if not stuck:
@@ -264,10 +281,14 @@ class Command(BaseCommand):
             )
             SyncException.objects.filter(pk=exc.pk).update(first_seen=now - timedelta(hours=rng.uniform(2, 40)))
 
-    def _canonical(self, rng, orders, now):
-        """Order → subscription → first invoice → payment for completed orders (lifecycle, unbilled ARR)."""
+    def _canonical(self, rng, runs, now):
+        """The canonical chain behind the flows: each activated order (of the last 400) gets its
+        customer, order and subscription; each invoice flow linked to it its invoice (linked to the
+        subscription, posted when the flow completed); each payment flow its payment."""
         entities = {e.code: e for e in LegalEntity.objects.all()}
-        for run in orders[-400:]:
+        orders = [r for r in runs if r.flow_type == FlowType.ORDER_ACTIVATION][-400:]
+        subscriptions = {}
+        for run in orders:
             customer, _ = Customer.objects.get_or_create(
                 name=run.account_name, defaults={"currency": run.currency, "legal_entity": entities.get(run.legal_entity)}
             )
@@ -285,7 +306,7 @@ class Command(BaseCommand):
             )
             if not created or run.business_completed_at is None:
                 continue
-            sub = Subscription.objects.create(
+            subscriptions[run.document_number] = Subscription.objects.create(
                 customer=customer,
                 order=order,
                 currency=run.currency,
@@ -294,37 +315,150 @@ class Command(BaseCommand):
                 billing_starts_at=run.business_completed_at,
                 current_period_end=run.business_completed_at + timedelta(days=30),
             )
-            age = now - run.business_completed_at
-            if age < timedelta(hours=rng.uniform(2, 30)):
-                continue  # not invoiced yet: unbilled ARR
-            finalized = run.business_completed_at + timedelta(minutes=rng.uniform(20, 240))
-            posted = finalized + timedelta(minutes=rng.uniform(2, 25)) if rng.random() < 0.93 else None
-            inv = Invoice.objects.create(
-                number=f"INV-{run.document_number[4:]}",
-                customer=customer,
+        invoices = {}
+        for run in runs:
+            sub = subscriptions.get(run.deal_id)
+            if run.flow_type != FlowType.INVOICE_POSTING or sub is None:
+                continue
+            invoices[run.document_number] = Invoice.objects.create(
+                number=run.document_number,
+                customer_id=sub.customer_id,
                 subscription=sub,
                 legal_entity=entities.get(run.legal_entity),
                 currency=run.currency,
-                subtotal=(run.amount / 12).quantize(Decimal("0.01")),
-                total=(run.amount / 12).quantize(Decimal("0.01")),
-                amount_remaining=(run.amount / 12).quantize(Decimal("0.01")),
-                due_date=(finalized + timedelta(days=14)).date(),
-                finalized_at=finalized,
-                posted_at=posted,
+                subtotal=run.amount,
+                total=run.amount,
+                amount_remaining=run.amount,
+                due_date=(run.business_started_at + timedelta(days=14)).date(),
+                finalized_at=run.business_started_at,
+                posted_at=run.business_completed_at,
             )
-            if age > timedelta(days=rng.uniform(3, 20)):
-                ok = rng.random() < 0.95
-                Payment.objects.create(
-                    invoice=inv,
-                    customer=customer,
-                    status=Payment.Status.RECEIVED if ok else Payment.Status.FAILED,
-                    amount=inv.total,
-                    currency=inv.currency,
-                    occurred_at=finalized + timedelta(days=rng.uniform(1, 12)),
-                    failure_reason="" if ok else "card_declined",
-                )
-                if ok:
-                    Invoice.objects.filter(pk=inv.pk).update(status=Invoice.Status.PAID, amount_paid=inv.total, amount_remaining=0)
+        for run in runs:
+            invoice = invoices.get(run.context["event"]["data"].get("invoice_number")) if run.flow_type == FlowType.PAYMENT_STATUS else None
+            if invoice is None:
+                continue
+            failed = run.context["event"]["type"] == "payment.failed.v1"
+            Payment.objects.create(
+                invoice=invoice,
+                customer_id=invoice.customer_id,
+                status=Payment.Status.FAILED if failed else Payment.Status.RECEIVED,
+                amount=run.amount,
+                currency=invoice.currency,
+                occurred_at=run.business_started_at,
+                failure_reason="card_declined" if failed else "",
+            )
+            refresh_payment_state(invoice.pk)
+
+    # --- the canonical events behind the runs, and the links between them ------------------------
+    def _link(self, rng, runs):
+        """Give each run its canonical event and deal id, in business time order: invoices bill
+        orders activated before them (the oldest not yet invoiced first), payments pay invoices
+        posted before them, amendments and renewals change orders activated before them. A run
+        with nothing before it to refer to (the first hours of the history) is left out."""
+        runs = sorted(runs, key=lambda r: r[0].business_started_at)
+        activated = sorted(
+            (r for r, _, _ in runs if r.flow_type == FlowType.ORDER_ACTIVATION and r.business_completed_at), key=lambda r: r.business_completed_at
+        )
+        posted = sorted((r for r, _, _ in runs if r.flow_type == FlowType.INVOICE_POSTING and r.business_completed_at), key=lambda r: r.business_completed_at)
+        uninvoiced, invoiced, unpaid = list(activated), [], list(posted)
+        kept = []
+        for run, fails, stuck in runs:
+            at = run.business_started_at
+            if run.flow_type == FlowType.INVOICE_POSTING:
+                order = next((o for o in uninvoiced if o.business_completed_at < at), None)
+                if order is not None:
+                    uninvoiced.remove(order)
+                    invoiced.append(order)
+                else:  # a later period's invoice of an order already invoiced once
+                    earlier = [o for o in invoiced if o.business_completed_at < at]
+                    order = rng.choice(earlier) if earlier else None
+                if order is None:
+                    continue
+                self._follow(run, order, amount=(order.amount / 12).quantize(Decimal("0.01")))
+            elif run.flow_type == FlowType.PAYMENT_STATUS:
+                invoice = next((i for i in unpaid if i.business_completed_at < at and i.deal_id), None)
+                if invoice is None:
+                    continue
+                unpaid.remove(invoice)
+                self._follow(run, invoice, amount=invoice.amount)
+            elif run.flow_type in (FlowType.AMENDMENT, FlowType.RENEWAL):
+                earlier = [o for o in activated if o.business_completed_at < at]
+                if not earlier:
+                    continue
+                order = rng.choice(earlier[-200:])
+                self._follow(run, order, amount=run.amount if run.flow_type == FlowType.AMENDMENT else order.amount)
+            elif run.flow_type == FlowType.ORDER_ACTIVATION:
+                run.deal_id = run.document_number
+            run.context = {"event": self._event(run), "steps": {}}
+            kept.append((run, fails, stuck))
+        return kept
+
+    @staticmethod
+    def _follow(run, parent, *, amount):
+        """A run about a document of `parent`'s deal: same deal, account, entity and currency."""
+        run.deal_id = parent.deal_id or parent.document_number
+        run.account_name, run.legal_entity, run.currency = parent.account_name, parent.legal_entity, parent.currency
+        run.amount = amount
+        run.amount_reporting = (amount * RATES.get(parent.currency, Decimal(1))).quantize(Decimal("0.01"))
+        run.context = {"parent": parent.document_number}
+
+    @staticmethod
+    def _event(run) -> dict:
+        """The canonical event (envelope + data in its schema's shape) that would have started the run."""
+        at = run.business_started_at.isoformat()
+        money = f"{run.amount:.2f}"
+        account = {"external_id": f"001DEMO{zlib.crc32(run.account_name.encode()) % 10**8:08d}", "name": run.account_name}
+        parent = (run.context or {}).get("parent", "")
+        if run.flow_type == FlowType.ORDER_ACTIVATION:
+            seats = max(int(run.amount / 12 / 45), 1)
+            kind, source = "order.closed_won.v1", "salesforce"
+            data = {
+                "order_number": run.document_number,
+                "account": account,
+                "legal_entity": run.legal_entity,
+                "currency": run.currency,
+                "closed_won_at": at,
+                "total_amount": money,
+                "lines": [
+                    {"sku": "PLAT-SEAT", "quantity": str(seats), "unit_price": f"{run.amount / 12 / seats:.2f}", "billing": "recurring", "interval": "month"}
+                ],
+            }
+        elif run.flow_type == FlowType.AMENDMENT:
+            kind, source = "subscription.amended.v1", "salesforce"
+            data = {
+                "amendment_id": run.document_number,
+                "order_number": parent,
+                "requested_at": at,
+                "currency": run.currency,
+                "arr_delta": money,
+                "changes": [{"sku": "PLAT-SEAT", "quantity": "1", "unit_price": f"{abs(run.amount) / 12:.2f}", "billing": "recurring", "interval": "month"}],
+            }
+        elif run.flow_type == FlowType.RENEWAL:
+            kind, source = "subscription.renewed.v1", "salesforce"
+            data = {"renewal_id": run.document_number, "order_number": parent, "due_at": at, "term_months": 12, "currency": run.currency, "arr": money}
+        elif run.flow_type == FlowType.INVOICE_POSTING:
+            kind, source = "invoice.finalized.v1", "stripe"
+            data = {
+                "invoice_number": run.document_number,
+                "order_number": parent,
+                "account_name": run.account_name,
+                "legal_entity": run.legal_entity,
+                "currency": run.currency,
+                "subtotal": money,
+                "tax": "0.00",
+                "total": money,
+                "finalized_at": at,
+                "lines": [
+                    {"sku": "PLAT-SEAT", "description": "Platform seats", "quantity": "1", "unit_amount": money, "amount": money, "charge_type": "recurring"}
+                ],
+            }
+        elif run.flow_type == FlowType.PAYMENT_STATUS:
+            kind, source = "payment.received.v1", "stripe"
+            data = {"payment_id": run.document_number, "invoice_number": parent, "amount": money, "currency": run.currency, "received_at": at}
+        else:
+            kind, source = "customer.upserted.v1", "salesforce"
+            data = {"account": account, "currency": run.currency, "legal_entity": run.legal_entity}
+        return {"id": f"demo-{run.idempotency_key}", "type": kind, "source": source, "occurred_at": at, "correlation_id": str(run.correlation_id), "data": data}
 
     def _connectors(self, rng, now, scale):
         calls = []

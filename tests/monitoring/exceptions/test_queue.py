@@ -506,6 +506,53 @@ def test_a_financial_payload_edit_waits_for_a_second_permitted_user(client, revo
     assert AuditEntry.objects.filter(object_type="step", object_id=str(e.step_id), action="payload_edited", actor=other_finance).exists()
 
 
+@pytest.mark.parametrize("meanwhile", ["step_succeeded", "flow_completed", "resolved_by_hand"])
+def test_a_pending_edit_of_a_flow_that_has_since_moved_on_leaves_the_pending_state(client, revops, finance, make_user, meanwhile):
+    """Finance edits a failed step; before a second approver looks, the flow gets past it another
+    way. Approving must not dead-end on "cannot retry" and leave the edit pending for ever: it is
+    marked superseded, says why, is audited, and a new edit may be made."""
+    from sync.engine.exceptions import resolve_for_step
+
+    approver = make_user("frank", "Finance")
+    run = FlowRunFactory(
+        status="failed", flow_type="payment_status", document_number="INV-91", context={"event": {"data": {"invoice_number": "INV-91", "amount": "10"}}}
+    )
+    step = FlowStepFactory(flow_run=run, name="map_payment", status="failed")
+    e = SyncExceptionFactory(step=step, flow_run=run, error_class="validation", flow_type="payment_status")
+    client.force_login(finance)
+    client.post(f"/exceptions/{e.pk}/edit-payload/", {"payload": '{"invoice_number": "INV-91", "amount": "12"}', "reason": "amount per bank statement"})
+    edit = e.payload_edits.get()
+    assert edit.status == "pending"
+
+    # meanwhile the flow moved on without the edit
+    if meanwhile == "step_succeeded":  # a plain retry succeeded: the engine auto-resolves the exception
+        FlowStep.objects.filter(pk=step.pk).update(status="succeeded")
+        FlowRun.objects.filter(pk=run.pk).update(status="completed")
+        step.refresh_from_db()
+        resolve_for_step(step)
+    elif meanwhile == "flow_completed":  # the run completed while the exception row stayed open
+        FlowRun.objects.filter(pk=run.pk).update(status="completed")
+    else:
+        client.force_login(revops)
+        client.post(f"/exceptions/{e.pk}/resolve/", {"note": "posted by hand in the ERP"})
+
+    client.force_login(approver)
+    html = client.post(f"/exceptions/{e.pk}/payload-edits/{edit.pk}/approve/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="actions").content.decode()
+    edit.refresh_from_db()
+    run.refresh_from_db()
+    assert edit.status == "superseded", edit.status
+    assert "Cannot retry" not in html and "superseded" in html.lower()
+    assert edit.decided_at is not None and edit.decision_note  # says why
+    assert "payload_overrides" not in run.context  # never applied to a flow that has moved on
+    audit = AuditEntry.objects.get(object_type="exception", object_id=str(e.pk), action="payload_edit_superseded")
+    assert audit.after["edit"] == edit.pk and audit.note == edit.decision_note
+    assert not e.payload_edits.filter(status="pending").exists()
+    # approving again says it is decided, it does not pretend to try
+    client.post(f"/exceptions/{e.pk}/payload-edits/{edit.pk}/approve/")
+    edit.refresh_from_db()
+    assert edit.status == "superseded"
+
+
 def test_a_non_financial_payload_edit_applies_and_retries_at_once(client, itops):
     run = FlowRunFactory(status="failed", flow_type="order_activation", context={"event": {"data": {"sku": "SKU-42"}}})
     e = SyncExceptionFactory(step=FlowStepFactory(flow_run=run, name="erp_sales_order"), error_class="validation")
