@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue as KombuQueue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "q2c_portal.settings")
@@ -43,6 +43,16 @@ class TaskName(str, enum.Enum):
 
 
 app = Celery("q2c_portal")
+
+
+@signals.worker_init.connect
+def _refuse_simulator_secrets(**kwargs):
+    """A production worker does not start on the simulators' public secrets (q2c_portal/checks.py)."""
+    from q2c_portal.checks import refuse_to_start
+
+    refuse_to_start()
+
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
 app.conf.task_default_queue = Queue.FLOWS.value

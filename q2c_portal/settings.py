@@ -7,7 +7,9 @@ the demo and the test scripts opt into DEBUG explicitly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -56,13 +58,17 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "axes",  # login throttling and lockout (q2c_portal/auth.py)
+    "csp",  # Content-Security-Policy header (CONTENT_SECURITY_POLICY below)
     "sync",
     "monitoring",
 ]  # the vendor simulators are not part of the product: sandboxes.settings adds them
 
 MIDDLEWARE = [
+    "q2c_portal.proxies.TrustedProxyMiddleware",  # X-Forwarded-* only from TRUSTED_PROXIES
     "q2c_portal.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "q2c_portal.observability.UserTimezoneMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login with the lockout page
 ]
 
 ROOT_URLCONF = "q2c_portal.urls"
@@ -103,6 +110,16 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# One cache for every web process (rate-limit counts, the outage banner): Redis, keys under their
+# own prefix beside Celery's. CACHE_URL moves it to another Redis database or server.
+CACHES = {
+    "default": {
+        "BACKEND": "q2c_portal.throttling.FailOpenRedisCache",
+        "LOCATION": os.environ.get("CACHE_URL") or REDIS_URL,
+        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "q2c-cache"),
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
 
 # --- auth ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -110,6 +127,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes counts failed logins per username + client address (the login page and the admin's);
+# AXES_FAILURE_LIMIT failures lock that pair for AXES_COOLOFF_MINUTES. Unlock: manage.py axes_reset_username.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "q2c_portal.auth.locked_out"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "monitoring:overview"
 LOGOUT_REDIRECT_URL = "login"
@@ -141,10 +167,35 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # believed only from TRUSTED_PROXIES:
+# the load balancers' addresses or CIDRs, comma-separated (q2c_portal/proxies.py); empty: none
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+for _network in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_exc} (comma-separated addresses or CIDRs, e.g. 10.0.0.0/8)") from None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): everything from this server, no inline script anywhere
+# (charts travel as data, static/js/portal.js draws them). Styles allow 'unsafe-inline' because
+# plotly.js and htmx set style attributes and inject <style> elements at run time.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- DRF ----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -158,7 +209,15 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "q2c_portal.api.problem_exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"ingest": os.environ.get("INGEST_THROTTLE", "6000/min")},
+    # every API call is counted in the shared cache (q2c_portal/throttling.py); 429 + Retry-After past the rate
+    "DEFAULT_THROTTLE_CLASSES": ["q2c_portal.throttling.UserThrottle", "q2c_portal.throttling.AnonThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "ingest": os.environ.get("INGEST_THROTTLE", "6000/min"),  # per integration token, events endpoints
+        "user": os.environ.get("API_THROTTLE", "1200/min"),  # per token or signed-in user, every other endpoint
+        "anon": os.environ.get("ANON_THROTTLE", "120/min"),  # per address, calls without credentials
+        "webhook": os.environ.get("WEBHOOK_THROTTLE", "3000/min"),  # per address and vendor, webhooks
+    },
+    "NUM_PROXIES": 0,  # the client address is REMOTE_ADDR; X-Forwarded-For only via TRUSTED_PROXIES
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Q2C Portal API",
@@ -169,6 +228,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # no badge from validator.swagger.io: the docs page loads nothing from another host
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {"ExceptionStatusEnum": "sync.models.SyncException.Status", "FlowStatusEnum": "sync.models.FlowRun.Status"},
 }
 
@@ -343,7 +404,10 @@ LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "q2c_portal.observability.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "q2c_portal.observability.RequestIdFilter"},
+        "redact": {"()": "q2c_portal.redaction.RedactingFilter"},  # no secret in a log line
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -352,7 +416,7 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id", "redact"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

@@ -23,6 +23,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
 from q2c_portal.api import PROBLEM_JSON, StandardPagination, has_perm, problem
+from q2c_portal.redaction import redact
+from q2c_portal.throttling import SharedRateMixin, WebhookThrottle
 from sync.canonical.events import SCHEMA_DIR, event_types, schema, validate_envelope
 from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import get_connector
@@ -50,8 +52,9 @@ ENVELOPE_EXAMPLE = {
 }
 
 
-class IngestThrottle(UserRateThrottle):
-    """One budget per integration user across the ingestion endpoints (settings: INGEST_THROTTLE)."""
+class IngestThrottle(SharedRateMixin, UserRateThrottle):
+    """One budget per integration user across the ingestion endpoints (settings: INGEST_THROTTLE),
+    shared by every web process (Redis cache)."""
 
     scope = "ingest"
 
@@ -139,6 +142,16 @@ def events_batch(request):
 
 
 def _webhook(request: HttpRequest, system: str):
+    throttle = WebhookThrottle(system)
+    if not throttle.allow_request(request, None):
+        wait = max(1, int(throttle.wait() or 1))
+        response = JsonResponse(
+            {"type": "about:blank", "title": "Too many requests", "status": 429, "detail": f"Webhook rate exceeded; retry in {wait} s."},
+            status=429,
+            content_type=PROBLEM_JSON,
+        )
+        response["Retry-After"] = str(wait)
+        return response
     try:
         raw = get_connector(system).verify_webhook(request.body, request.headers)
     except ConnectorError as exc:
@@ -240,7 +253,7 @@ def flows(request):
         return problem(400, "Invalid request", "correlation_id must be a UUID.", [{"field": "correlation_id", "message": "Must be a UUID.", "code": "invalid"}])
     paginator = StandardPagination()
     page = paginator.paginate_queryset(filters.qs.order_by("-created_at", "-id"), request)
-    return paginator.get_paginated_response(FlowSerializer(page, many=True).data)
+    return paginator.get_paginated_response(redact(FlowSerializer(page, many=True).data))
 
 
 @extend_schema(summary="One flow's whole trace: steps, audit trail, exceptions, related flows", responses={200: OpenApiTypes.OBJECT})
@@ -256,7 +269,7 @@ def flow_detail(request, pk: int):
     body["related"] = list(
         FlowRun.objects.filter(correlation_id=run.correlation_id).exclude(pk=run.pk).values("id", "flow_type", "status", "document_number")[:50]
     )
-    return Response(body)
+    return Response(redact(body))  # the stored step payloads stay whole for replay; none of their secrets leave
 
 
 # --- contracts and replay -------------------------------------------------------------------------

@@ -27,6 +27,10 @@ LOGGING["root"]["level"] = os.environ.get("LOG_LEVEL", "WARNING")  # noqa: F405
 # Tests use their own Redis database so a running demo's queues are never touched.
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or REDIS_URL.rsplit("/", 1)[0] + "/15"  # noqa: F405
 CELERY_BROKER_URL = REDIS_URL
+# The shared cache on that Redis too, its keys under a prefix of this test run: servers the tests
+# start as subprocesses inherit it (the environment) and count in the same place.
+CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = os.environ.setdefault("CACHE_KEY_PREFIX", f"q2c-test-{os.getpid()}")  # noqa: F405
 # Round-trip tests read task results; the product itself keeps flow state in PostgreSQL.
 CELERY_RESULT_BACKEND = REDIS_URL
 
@@ -36,3 +40,9 @@ PLOTLY_VALIDATE = True
 # Each test sees its own connector state in the outage banner (a cached banner would outlive
 # the test's rolled-back rows); tests/monitoring/live checks the cache itself.
 LIVE_BANNER_CACHE_SECONDS = 0
+
+# Rate limits out of the way of the suite (its calls all come from one address and a few users);
+# a test that checks them sets low rates (tests/test_rate_limits.py), also through these variables.
+for _scope, _variable in {"ingest": "INGEST_THROTTLE", "user": "API_THROTTLE", "anon": "ANON_THROTTLE", "webhook": "WEBHOOK_THROTTLE"}.items():
+    if _variable not in os.environ:
+        REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][_scope] = "100000/min"  # noqa: F405

@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from monitoring.models import AlertChannel, SentAlert
+from q2c_portal.redaction import redact, redact_text
 from sync.models import FlowType, SyncException
 
 from .transports import TRANSPORTS
@@ -47,6 +48,8 @@ def portal_url(path: str) -> str:
 def alert_send(*, event: str, dedupe_key: str, subject: str, body: str, path: str, payload: dict | None = None, now: datetime | None = None) -> list[SentAlert]:
     """Send one alert to every enabled channel that wants `event`; returns the decisions."""
     now = now or timezone.now()
+    # an alert quotes exception messages: nothing secret leaves in it (q2c_portal/redaction.py)
+    subject, body, payload = redact_text(subject), redact_text(body), redact(payload or {})
     decisions = []
     for channel in AlertChannel.objects.filter(enabled=True).order_by("pk"):
         if not channel.wants(event):

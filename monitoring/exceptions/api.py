@@ -26,11 +26,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from monitoring.models import BulkJob
+from q2c_portal import redaction
 from q2c_portal.api import StandardPagination, django_to_drf, has_perm
 from sync.models import SyncException
 
-from . import redaction, services
 from . import selectors as sel
+from . import services
 from .filters import ExceptionFilterSet
 
 VIEW = "monitoring.view_exceptions"
@@ -125,6 +126,10 @@ class ExceptionSerializer(serializers.ModelSerializer):
         if hasattr(obj, "deal_ref"):  # the list's queryset carries it (one query for the page)
             return obj.deal_ref or ""
         return obj.flow_run.deal_id if obj.flow_run_id else ""
+
+    def to_representation(self, instance):
+        # messages, payloads, responses, history: nothing secret leaves the server (q2c_portal/redaction.py)
+        return redaction.redact(super().to_representation(instance))
 
     def get_url(self, obj) -> str:
         request = self.context.get("request")
@@ -287,7 +292,7 @@ def exception_groups(request):
     rows = [
         {
             "cause_key": g["cause_key"],
-            "message": g["message"],
+            "message": redaction.redact_text(g["message"]),
             "exceptions": g["count"],
             "documents": g["documents"],
             "occurrences": g["occurrences"],

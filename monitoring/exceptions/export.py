@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from q2c_portal.redaction import redact_text
 from sync.models import SyncException
 
 EXPORT_MAX_ROWS = 50_000
@@ -46,8 +47,8 @@ def money(value) -> str:
 
 
 def text(value: str) -> str:
-    # a cell starting with = + - @ would run as a formula in a spreadsheet
-    value = value or ""
+    # no secret in an exported file; a cell starting with = + - @ would run as a formula in a spreadsheet
+    value = redact_text(value or "")
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 

@@ -11,6 +11,7 @@ from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 
 from monitoring.models import PayloadEdit, SavedView
+from q2c_portal.redaction import pretty, redact
 from sync.customers.matching import customer_refs
 from sync.customers.merge import compare, survivorship
 from sync.flows.registry import FLOWS
@@ -39,7 +40,6 @@ from .filters import (
     SYSTEM_CHOICES,
     ExceptionFilterSet,
 )
-from .redaction import pretty, redact
 
 FINANCIAL_FLOW_TYPES = (FlowType.INVOICE_POSTING, FlowType.PAYMENT_STATUS, FlowType.CREDIT_MEMO)
 EDITABLE_ERROR_CLASSES = (ErrorClass.MAPPING, ErrorClass.VALIDATION)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from monitoring.models import BulkJob, BulkJobItem, PayloadEdit, SavedView
 from q2c_portal.celery import Queue, TaskName
+from q2c_portal.redaction import restore_redacted
 from sync import dispatch
 from sync.audit import audit_record
 from sync.customers import merge as customer_merge
@@ -25,7 +26,6 @@ from sync.engine.runner import flow_resume_waiting, step_override_payload, step_
 from sync.models import CustomerMatch, ExceptionComment, FlowRun, FlowStep, InboxEvent, SyncException
 
 from .filters import ExceptionFilterSet
-from .redaction import restore_redacted
 from .selectors import EDITABLE_ERROR_CLASSES, FINANCIAL_FLOW_TYPES, assignable_users, open_customer_match, step_input
 
 APPROVE_FINANCIAL_EDITS = "monitoring.approve_financial_edits"

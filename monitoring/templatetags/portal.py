@@ -5,9 +5,13 @@ from __future__ import annotations
 from django import template
 
 from monitoring import formatting
+from q2c_portal import redaction
 
 register = template.Library()
 
+# secrets never reach the screen (q2c_portal/redaction.py): `redact` for text and values, `redacted_json` for <pre>
+register.filter("redact", redaction.redact)
+register.filter("redacted_json", redaction.pretty)
 register.filter("duration", formatting.duration)
 register.filter("age", formatting.age)
 register.filter("until", formatting.until)

@@ -7,6 +7,27 @@
     }
   } catch (e) { /* old browser: server default zone */ }
 })();
+// Charts arrive as data (<div class="q2c-chart" data-plotly="…">, no inline script: the page's
+// Content-Security-Policy allows none); draw each once, on load and after every htmx swap.
+var Q2C_CHART_CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
+function q2cDrawCharts(root) {
+  if (!window.Plotly) return;
+  (root || document).querySelectorAll(".q2c-chart[data-plotly]:not([data-drawn])").forEach(function (el) {
+    el.setAttribute("data-drawn", "1");
+    try {
+      var figure = JSON.parse(el.getAttribute("data-plotly"));
+      window.Plotly.newPlot(el, figure.data || [], figure.layout || {}, Q2C_CHART_CONFIG);
+    } catch (e) {
+      el.textContent = "This chart could not be drawn; the numbers below it are complete.";
+    }
+  });
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", function () { q2cDrawCharts(); });
+} else {
+  q2cDrawCharts();
+}
+document.addEventListener("htmx:afterSettle", function () { q2cDrawCharts(); });  // the whole page: an outerHTML swap leaves evt.target detached
 // Plotly figures resize with their cards.
 window.addEventListener("resize", function () {
   if (!window.Plotly) return;
