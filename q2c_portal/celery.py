@@ -48,7 +48,7 @@ app = Celery("q2c_portal")
 @signals.worker_init.connect
 def _refuse_simulator_secrets(**kwargs):
     """A production worker does not start on the simulators' public secrets (q2c_portal/checks.py)."""
-    from q2c_portal.checks import refuse_to_start
+    from q2c_portal.checks import refuse_to_start  # at worker start: settings are loaded by then
 
     refuse_to_start()
 

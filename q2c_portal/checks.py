@@ -19,6 +19,7 @@ import os
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
 # the simulator values settings.py falls back to (sandboxes/ answer to exactly these)
 SIMULATOR_VALUES = {
@@ -107,6 +108,4 @@ def refuse_to_start() -> None:
         return
     errors = connector_credential_errors()
     if errors:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured("Refusing to start: " + " ".join(e.msg for e in errors))
