@@ -27,7 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from sandboxes.db import DB
-from sandboxes.kit.faults import failing_record
+from sandboxes.kit.faults import failing_record, fault_config
 from sync.connectors.stripe import mapper
 
 from .models import Counter, SandboxEvent, StripeObject
@@ -297,10 +297,15 @@ SEARCH_CLAUSE = re.compile(r"""^\s*(metadata\[['"]([^'"]+)['"]\]|email|name)\s*:
 
 def search_customers(query: str) -> list[dict]:
     """Stripe's search query language, the part the connector uses: clauses joined with AND.
-    [U] real search is eventually consistent (up to a minute); the sandbox is immediate."""
+    Real search is eventually consistent ("under normal operating conditions, data is searchable in
+    less than a minute"); the sandbox is immediate unless the fault `search_lag_seconds` is set, then
+    a customer is found only that long after it was created (list and retrieve stay immediate)."""
     if not query:
         raise StripeError(400, "Missing required param: query.", code="parameter_missing", param="query")
     rows = StripeObject.objects.filter(object="customer")
+    lag = fault_config("stripe").search_lag_seconds
+    if lag:
+        rows = rows.filter(created__lte=int(time.time()) - lag)
     for clause in re.split(r"\s+AND\s+", query.strip()):
         match = SEARCH_CLAUSE.match(clause)
         if not match:

@@ -14,6 +14,7 @@ from sync.models import Customer, ExternalRef, FlowRun, Order, Subscription
 from sync.outbox import outbox_add
 
 from .base import Park, ReviewPark, StepContext, StepValidationError
+from .claims import creating
 
 
 def customer_payload(customer: Customer, crm_account_id: str = "") -> dict:
@@ -85,21 +86,33 @@ def ensure_erp_customer(ctx: StepContext, key: str = "validate") -> dict:
     external_id = safe_external_id("CUST", crm_account or str(customer.pk))
     payload = customer_payload(customer, crm_account)
     ctx.request({"system": erp.system, "operation": "upsert customer", "external_id": external_id, "customer": payload})
-    result = erp.upsert_customer(customer=payload, external_id=external_id)
-    ref_set(system=erp.system, object_type="customer", external_id=result.external_id, canonical_type="customer", canonical_id=customer.pk)
+    with creating(erp.system, "customer", customer.pk):  # an ERP without upsert-by-external-id looks, then creates
+        result = erp.upsert_customer(customer=payload, external_id=external_id)
+        ref_set(system=erp.system, object_type="customer", external_id=result.external_id, canonical_type="customer", canonical_id=customer.pk)
     return {"erp_customer_id": result.external_id, "external_id": external_id, "created": result.created}
 
 
 def ensure_billing_customer(ctx: StepContext, key: str = "validate") -> dict:
+    """The hub customer's billing customer, created once however many flows ask at the same time
+    (sync.flows.claims): under the claim the hub's reference is read again, and the create carries
+    an idempotency key of the hub customer (not of this flow), so a retry after a crash between the
+    vendor's answer and our reference gets the same customer back."""
     customer = _customer(ctx, key)
     billing = registry.billing()
-    existing = ref_external(system=billing.system, object_type="customer", canonical_type="customer", canonical_id=customer.pk)
-    if existing:
+
+    def known() -> str | None:
+        return ref_external(system=billing.system, object_type="customer", canonical_type="customer", canonical_id=customer.pk)
+
+    if existing := known():
         return {"billing_customer_id": existing, "created": False}
-    payload = customer_payload(customer, ctx.state.get(key, {}).get("crm_account_id", ""))
-    ctx.request({"system": billing.system, "operation": "upsert customer", "customer": payload, "idempotency_key": ctx.idempotency_key})
-    result = billing.upsert_customer(customer=payload, idempotency_key=ctx.idempotency_key)
-    ref_set(system=billing.system, object_type="customer", external_id=result.external_id, canonical_type="customer", canonical_id=customer.pk)
+    payload = customer_payload(customer, first_crm_account(customer) or ctx.state.get(key, {}).get("crm_account_id", ""))
+    idempotency_key = f"customer-{customer.pk}"
+    with creating(billing.system, "customer", customer.pk):
+        if existing := known():
+            return {"billing_customer_id": existing, "created": False}
+        ctx.request({"system": billing.system, "operation": "upsert customer", "customer": payload, "idempotency_key": idempotency_key})
+        result = billing.upsert_customer(customer=payload, idempotency_key=idempotency_key)
+        ref_set(system=billing.system, object_type="customer", external_id=result.external_id, canonical_type="customer", canonical_id=customer.pk)
     return {"billing_customer_id": result.external_id, "created": result.created}
 
 

@@ -33,7 +33,7 @@ def stack(sandbox_servers, point_connector, start_worker, settings):
         }
     )
     s.env = env
-    s.start_worker = lambda **extra: start_worker(extra_env={**env, **extra})
+    s.start_worker = lambda concurrency=2, **extra: start_worker(concurrency=concurrency, extra_env={**env, **extra})
     return s
 
 
