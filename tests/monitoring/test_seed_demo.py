@@ -71,3 +71,15 @@ def test_seeded_documents_link_up_as_a_deal(seeded):
     # the invoices' payment state follows from their payments (docs/MONEY.md)
     for invoice in Invoice.objects.filter(payments__status="received").distinct():
         assert invoice.status in ("paid", "overpaid", "partially_paid") and invoice.amount_paid > 0
+
+
+def test_a_seeded_order_s_lines_are_worth_exactly_its_amount(seeded):
+    """The deal page shows the lines' first-year value beside the flow's amount (and the revenue
+    at risk computed from it): a seeded order whose lines round to a different total would show two
+    values for one deal."""
+    from sync.canonical.charges import first_year_value
+
+    runs = FlowRun.objects.filter(flow_type=FlowType.ORDER_ACTIVATION)
+    assert runs.count() > 10
+    off = [(r.document_number, r.amount, first_year_value(r.context["event"]["data"]["lines"])) for r in runs]
+    assert [o for o in off if o[1] != o[2]] == []

@@ -410,7 +410,7 @@ class Command(BaseCommand):
         account = {"external_id": f"001DEMO{zlib.crc32(run.account_name.encode()) % 10**8:08d}", "name": run.account_name}
         parent = (run.context or {}).get("parent", "")
         if run.flow_type == FlowType.ORDER_ACTIVATION:
-            seats = max(int(run.amount / 12 / 45), 1)
+            seats, unit_price = _seat_lines(run.amount)
             kind, source = "order.closed_won.v1", "salesforce"
             data = {
                 "order_number": run.document_number,
@@ -419,9 +419,7 @@ class Command(BaseCommand):
                 "currency": run.currency,
                 "closed_won_at": at,
                 "total_amount": money,
-                "lines": [
-                    {"sku": "PLAT-SEAT", "quantity": str(seats), "unit_price": f"{run.amount / 12 / seats:.2f}", "billing": "recurring", "interval": "month"}
-                ],
+                "lines": [{"sku": "PLAT-SEAT", "quantity": str(seats), "unit_price": f"{unit_price:.2f}", "billing": "recurring", "interval": "month"}],
             }
         elif run.flow_type == FlowType.AMENDMENT:
             kind, source = "subscription.amended.v1", "salesforce"
@@ -495,3 +493,13 @@ class Command(BaseCommand):
                     "last_error": "SSS_REQUEST_LIMIT_EXCEEDED: concurrency limit reached" if system == "netsuite" else "",
                 },
             )
+
+
+def _seat_lines(annual: Decimal) -> tuple[int, Decimal]:
+    """Seats × monthly unit price whose first-year value is exactly `annual` (the deal page shows
+    the lines' value beside the flow's amount: they must agree to the cent). About 45 a seat."""
+    monthly_cents = int((Decimal(annual) * 100 / 12).to_integral_value())
+    for seats in range(max(int(annual / 12 / 45), 1), 0, -1):
+        if monthly_cents % seats == 0:
+            return seats, Decimal(monthly_cents // seats) / 100
+    return 1, Decimal(monthly_cents) / 100
