@@ -353,7 +353,9 @@ def deal_money(deal_id: str) -> dict:
         .exclude(current_step__in=writeback_steps())
     )
     # each flow once, at its own measure: an open exception other than a write-back, or past its SLA
-    for run in FlowRun.objects.filter(Q(pk__in=failing.values("flow_run_id")) | Q(pk__in=late.values("pk"))):
+    failing_ids = set(failing.values_list("flow_run_id", flat=True))
+    late_ids = set(late.values_list("pk", flat=True))
+    for run in FlowRun.objects.filter(pk__in=failing_ids | late_ids):
         at_risk += flow_risk(run)
     return {
         "currency": currency,
@@ -367,5 +369,7 @@ def deal_money(deal_id: str) -> dict:
         "remaining": total(i.amount_remaining for i in invoices),
         "credit_balance": total(i.credit_balance for i in invoices),
         "at_risk": cents(at_risk),
+        "at_risk_failing": len(failing_ids),  # flows counted for an open exception
+        "at_risk_late": len(late_ids - failing_ids),  # … and for being past their SLA alone
         "reporting_currency": settings.REPORTING_CURRENCY,
     }

@@ -5,7 +5,7 @@ attempt and attempts left — and again once it is over.
 
 Screenshots of the Overview and the exception queue during the outage, for people to look at:
 
-    Q2C_SCREENSHOTS=/tmp/q2c-outage bin/test tests/sync/test_outage_live_state.py -p no:randomly
+    Q2C_SCREENSHOTS=/tmp/q2c-outage bin/test tests/sync/test_outage_live_state.py -p no:randomly  (Overview, deal page, queue)
 """
 
 from __future__ import annotations
@@ -96,7 +96,17 @@ def test_during_a_netsuite_outage_every_page_says_so_health_is_degraded_and_the_
     expect(banner).to_contain_text("1 step waits and retries by itself")
     expect(banner).to_contain_text("Nothing is lost")
     expect(banner.get_by_role("link", name="Connectors →")).to_be_visible()
+    page.wait_for_load_state("networkidle")  # the trends load after the page: let them draw before the picture
     _shot(page, "overview-during-netsuite-outage")
+
+    # the deal's page: the banner, and the deal waiting at its ERP step (not failed, not done)
+    page.goto(f"{live_server.url}/deals/ORD-OUTAGE-1/")
+    expect(page.locator("#outage-banner")).to_contain_text("NetSuite (ERP) is not answering")
+    stage = page.locator("[data-stage='erp_order']")
+    expect(stage).to_have_attribute("data-state", "now")
+    # closed-won long ago: the order is past its SLA, which is why its value is at risk with no exception yet
+    expect(page.locator("[data-money='at_risk']")).to_contain_text("0 open exceptions · 1 flow past its SLA")
+    _shot(page, "deal-page-during-netsuite-outage")
 
     # the exception queue: no exception yet, but the waiting step, its next attempt and attempts left
     page.goto(f"{live_server.url}/exceptions/")
