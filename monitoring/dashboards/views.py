@@ -65,6 +65,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         unbilled=money_kpis.unbilled_arr(window),
         close=close,
         close_links=close_links(close, window),
+        unconverted=money_kpis.unconverted(window),
         exception_ages=exception_kpis.exception_age_buckets(window),
     )
     return render_dashboard(request, "monitoring/overview.html", context)
@@ -169,6 +170,7 @@ def invoices(request: HttpRequest) -> HttpResponse:
             close=close,
             close_links=close_links(close, window),
             payments=money_kpis.payment_states(window),
+            unconverted=money_kpis.unconverted(window),
             documents=documents,
             documents_page=CappedPaginator(documents.qs, PAGE_SIZE).get_page(request.GET.get("ipage")),
             invoice_states=INVOICE_STATES,

@@ -158,6 +158,11 @@ class WindowOut(serializers.Serializer):
     currency = serializers.CharField(allow_null=True)
 
 
+class UnconvertedOut(serializers.Serializer):
+    currency = serializers.CharField()
+    documents = serializers.IntegerField()
+
+
 class KpiOut(serializers.Serializer):
     window = WindowOut()
     order_cycle_time = OrderCycleTimeOut()
@@ -175,6 +180,10 @@ class KpiOut(serializers.Serializer):
     unbilled_arr = UnbilledArrOut()
     payments = PaymentsOut()
     close_readiness = CloseReadinessOut()
+    unconverted = UnconvertedOut(
+        many=True,
+        help_text="currencies with money in scope and no reporting rate on the day: their amounts are left out of every money total above",
+    )
 
 
 def kpi_payload(summary: dict) -> dict:

@@ -3,7 +3,8 @@
 month-end close readiness.
 
 Every figure is "now" (the window's `as_of`) and converts at the reporting rate of that day: the
-latest CurrencyRate on or before it (an unknown rate counts 1:1, so nothing hides). Each is one
+latest CurrencyRate on or before it. A currency without a rate is left out of the totals, never
+counted 1:1, and `unconverted()` lists it so every screen says what is missing. Each is one
 set-based query over indexed rows: unsettled flow runs, open exceptions, active subscriptions.
 """
 
@@ -41,8 +42,9 @@ def rates_cte() -> str:
 
 
 def factor(currency: str) -> str:
-    """Reporting units per unit of `currency` (a column), joined to `rates` as rt (params: the reporting currency)."""
-    return f"(CASE WHEN {currency} IN ('', %s) THEN 1 ELSE coalesce(rt.rate, 1) END)"
+    """Reporting units per unit of `currency` (a column), joined to `rates` as rt (params: the reporting
+    currency); NULL when the currency has no rate on the day, so sums leave the amount out."""
+    return f"(CASE WHEN {currency} IN ('', %s) THEN 1 ELSE rt.rate END)"  # NULL without a rate: left out, listed by unconverted()
 
 
 def _writeback() -> str:
@@ -149,6 +151,32 @@ def _subscription_scope(window: Window) -> tuple[str, list]:
         sql += " AND s.currency = %s"
         params.append(window.currency)
     return sql, params
+
+
+def unconverted(window: Window) -> list[dict]:
+    """Now: every currency with money in scope that has no reporting rate on the as-of day — its
+    amounts are left out of the converted totals (never counted 1:1) and the screens say so.
+    Documents counted: active subscriptions, finalized invoices not fully settled, unsettled flows
+    and flows of the window, open exceptions. [{"currency", "documents"}], by currency."""
+    extra, params = window.flow_filter_sql()
+    rows = fetch_all(
+        f"""
+        WITH {rates_cte()},
+        docs AS (
+            SELECT s.currency FROM {SUB_TABLE} s WHERE s.status = 'active'
+            UNION ALL SELECT i.currency FROM {INVOICE_TABLE} i
+                WHERE i.finalized_at IS NOT NULL AND i.status IN ('open', 'partially_paid', 'overpaid')
+            UNION ALL SELECT f.currency FROM {FLOW_TABLE} f
+                WHERE (f.status IN {ACTIVE} OR (f.business_started_at >= %s AND f.business_started_at < %s)) {extra}
+            UNION ALL SELECT e.currency FROM {EXC_TABLE} e WHERE e.status IN {OPEN_EXC}
+        )
+        SELECT d.currency, count(*) AS documents FROM docs d LEFT JOIN rates rt ON rt.currency = d.currency
+        WHERE d.currency NOT IN ('', %s) AND rt.rate IS NULL
+        GROUP BY 1 ORDER BY 1
+        """,
+        [window.as_of.date(), window.start, window.end, *params, settings.REPORTING_CURRENCY],
+    )
+    return [{"currency": r["currency"], "documents": r["documents"]} for r in rows]
 
 
 def arr(window: Window) -> dict:

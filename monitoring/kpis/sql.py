@@ -55,11 +55,12 @@ def cents(value) -> str:
 
 def reporting_amount_sql(alias: str = "f") -> str:
     """A flow's amount in the reporting currency: the engine's `amount_reporting`, or, when the
-    engine could not convert, the amount × the latest CurrencyRate on or before the flow's day."""
+    engine could not convert, the amount × the latest CurrencyRate on or before the flow's day; NULL
+    (left out of sums) when there is none — never 1:1."""
     return f"""coalesce(nullif({alias}.amount_reporting, 0), {alias}.amount * coalesce(
         CASE WHEN {alias}.currency IN ('', %s) THEN 1 END,
         (SELECT r.rate_to_reporting FROM {RATE_TABLE} r WHERE r.currency = {alias}.currency
-           AND r.valid_from <= ({alias}.business_started_at)::date ORDER BY r.valid_from DESC LIMIT 1), 1))"""
+           AND r.valid_from <= ({alias}.business_started_at)::date ORDER BY r.valid_from DESC LIMIT 1)))"""
 
 
 def local_day(column: str) -> str:

@@ -34,6 +34,7 @@ def kpi_summary(window: Window) -> dict:
         "unbilled_arr": money.unbilled_arr(window),
         "payments": money.payment_states(window),
         "close_readiness": money.close_readiness(window),
+        "unconverted": money.unconverted(window),
     }
 
 

@@ -26,11 +26,13 @@ def rate_for(currency: str, on: date | None = None) -> Decimal | None:
 
 
 def to_reporting(amount: Decimal | None, currency: str, on: date | None = None) -> Decimal:
-    """Amount in the reporting currency; an unknown rate counts at 1:1 rather than hiding the risk."""
+    """Amount in the reporting currency, or 0 when the currency has no rate on that day: an amount
+    converted 1:1 would be a wrong figure. The KPIs convert again at their own day and list the
+    currencies they cannot convert (monitoring.kpis.money.unconverted), so nothing hides."""
     if not amount:
         return Decimal("0")
     rate = rate_for(currency, on)
-    return (Decimal(amount) * (rate if rate is not None else Decimal("1"))).quantize(CENT)
+    return (Decimal(amount) * rate).quantize(CENT) if rate is not None else Decimal("0")
 
 
 def flow_risk(run: FlowRun, step_name: str = "") -> Decimal:

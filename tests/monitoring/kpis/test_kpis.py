@@ -218,6 +218,7 @@ def test_the_api_answers_exactly_the_contract_keys(kpis):
         "unbilled_arr",
         "payments",
         "close_readiness",
+        "unconverted",
     ]
     assert set(kpis["order_cycle_time"]) == {"count", "p50_seconds", "p90_seconds", "p95_seconds", "in_flight"}
     assert set(kpis["invoice_sync_lag"]) == {"posted", "p50_seconds", "p95_seconds", "unposted", "oldest_unposted_seconds"}

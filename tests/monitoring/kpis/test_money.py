@@ -109,8 +109,33 @@ def test_payment_state_partial_exact_over_and_credited(db, clock):
     assert refresh_payment_state(credited.pk).status == "paid"  # due = 100 − 30 credited
 
     states = money.payment_states(window())
-    assert states["overpaid"] == {"invoices": 1, "remaining": "0.00", "credit_balance": "20.00"}  # 1:1 without a EUR rate
+    # no EUR rate in this test: the EUR credit balance is left out of the total, and said to be
+    assert states["overpaid"] == {"invoices": 1, "remaining": "0.00", "credit_balance": "0.00"}
     assert states["paid"]["invoices"] == 1 and states["receivable"] == "0.00"
+    assert money.unconverted(window()) == [{"currency": "EUR", "documents": 1}]
+
+
+def test_a_currency_without_a_rate_is_left_out_of_every_total_and_listed_never_counted_1_to_1(clock, rates, client, executive):
+    """AUD 10,000 at risk with no AUD rate was counted as USD 10,000 (a wrong figure). Now the
+    totals leave it out, the API lists AUD under `unconverted`, and the Overview says so; once the
+    rate is entered the same flow counts at it."""
+    failed_flow(FlowType.ORDER_ACTIVATION, "10000.00", currency="AUD", step="erp_sales_order")
+    failed_flow(FlowType.ORDER_ACTIVATION, "1000.00", currency="EUR", step="erp_sales_order")
+
+    risk = money.revenue_at_risk(window())
+    assert risk["amount"] == "1100.00"  # EUR 1,000 × 1.10; the AUD order is not in it
+    assert money.unconverted(window()) == [{"currency": "AUD", "documents": 2}]  # its flow and its open exception
+
+    client.force_login(executive)
+    api = client.get("/api/v1/kpis/").json()
+    assert api["revenue_at_risk"]["amount"] == "1100.00" and api["unconverted"] == [{"currency": "AUD", "documents": 2}]
+    page = client.get("/").content.decode()
+    assert "data-unconverted" in page and "2 documents in AUD" in page and "no USD rate" in page
+
+    CurrencyRate.objects.create(currency="AUD", rate_to_reporting=Decimal("0.65"), valid_from=date(2026, 1, 1))
+    assert money.revenue_at_risk(window())["amount"] == "7600.00"  # + AUD 10,000 × 0.65
+    assert money.unconverted(window()) == []
+    assert "data-unconverted" not in client.get("/").content.decode()
 
 
 def test_unbilled_arr_counts_active_subscriptions_past_their_first_invoice_date_with_no_invoice_linked(db, clock, rates):
