@@ -29,6 +29,7 @@ from sync.canonical.events import SCHEMA_DIR, event_types, schema, validate_enve
 from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import get_connector
 from sync.models import AuditEntry, FlowRun, InboxEvent
+from sync.scopes import audit_refusal, refusals
 
 from .engine.inbox import accept_canonical, accept_raw, inbox_replay
 from .filters import FlowRunApiFilterSet
@@ -59,6 +60,15 @@ class IngestThrottle(SharedRateMixin, UserRateThrottle):
     scope = "ingest"
 
 
+def _out_of_scope(request, envelopes: list, *, indexed: bool) -> Response | None:
+    """403 problem (and an audit row) when the credential may not send one of these events (sync/scopes.py)."""
+    denied = refusals(request.user, envelopes, indexed=indexed)
+    if not denied:
+        return None
+    audit_refusal(request, envelopes, denied)
+    return problem(403, "Outside this credential's scope", "; ".join(p["message"] for p in denied[:3]), denied)
+
+
 def _body_json(request) -> object:
     try:
         return json.loads(request.body or b"null")
@@ -78,7 +88,7 @@ class AcceptedSerializer(serializers.Serializer):
     description="The envelope {id, type, source, occurred_at, correlation_id?, data}. The same id from the same source is accepted once, ever "
     "(a repeat answers `duplicate`). The event is stored before the 202. Schemas: GET /api/v1/schemas/.",
     request=OpenApiTypes.OBJECT,
-    responses={202: AcceptedSerializer, 400: OpenApiTypes.OBJECT},
+    responses={202: AcceptedSerializer, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
     examples=[OpenApiExample("closed-won order", value=ENVELOPE_EXAMPLE, request_only=True)],
 )
 @api_view(["POST"])
@@ -86,6 +96,9 @@ class AcceptedSerializer(serializers.Serializer):
 @throttle_classes([IngestThrottle])
 def events(request):
     envelope = _body_json(request)
+    refused = _out_of_scope(request, [envelope], indexed=False)
+    if refused:
+        return refused
     problems = validate_envelope(envelope)
     if problems:
         return problem(400, "Invalid event", "; ".join(f"{p['field'] or 'event'}: {p['message']}" for p in problems[:5]), problems)
@@ -96,9 +109,10 @@ def events(request):
 @extend_schema(
     summary="Accept up to 1,000 canonical events",
     description='Body: {"events": [envelope, …]}. Each item is validated on its own: valid items are stored (accepted or duplicate), '
-    "invalid items are reported with their errors and nothing of them is stored. 202 when at least one item was stored or was a duplicate; 400 when every item was rejected.",
+    "invalid items are reported with their errors and nothing of them is stored. 202 when at least one item was stored or was a duplicate; 400 when every item was rejected; "
+    "403 (nothing stored) when any item is outside the credential's scope.",
     request=OpenApiTypes.OBJECT,
-    responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+    responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
 )
 @api_view(["POST"])
 @permission_classes([has_perm("sync.add_inboxevent")])
@@ -120,6 +134,9 @@ def events_batch(request):
             f"At most {MAX_BATCH} events per call; got {len(items)}.",
             [{"field": "events", "message": f"At most {MAX_BATCH} items.", "code": "max_items"}],
         )
+    refused = _out_of_scope(request, items, indexed=True)
+    if refused:  # the whole batch: a relay that mixes in another system's events is misconfigured or compromised
+        return refused
     results: list[dict | None] = [None] * len(items)
     valid, positions = [], []
     for index, envelope in enumerate(items):
