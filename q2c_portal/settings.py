@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "q2c_portal.proxies.TrustedProxyMiddleware",  # X-Forwarded-* only from TRUSTED_PROXIES
     "q2c_portal.observability.RequestIdMiddleware",
+    "q2c_portal.edge.EdgeInputMiddleware",  # NUL bytes, oversized and too-deep bodies: 4xx before any view
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
