@@ -33,9 +33,6 @@ class QueryFilterSet(django_filters.FilterSet):
     def __init__(self, data=None, queryset=None, *, request=None):
         params = data if data is not None else {}
         values = {name: self._text(params.get(name, self.defaults.get(name, ""))) for name in self.base_filters}
-        for name, value in values.items():  # `sort=` (a cleared select) means "the default", not an error
-            if not value and self.base_filters[name].extra.get("required"):
-                values[name] = self.defaults.get(name, "")
         super().__init__(values, queryset, request=request)
         self.invalid: dict[str, str] = {}
         for name in dict.fromkeys([*self.report_order, *self.param_names()]):
