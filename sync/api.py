@@ -177,7 +177,7 @@ def _webhook(request: HttpRequest, system: str):
         return JsonResponse(
             {"type": "about:blank", "title": "Webhook refused", "status": status, "detail": exc.message}, status=status, content_type=PROBLEM_JSON
         )
-    results = accept_raw(system, raw)
+    results = accept_raw(system, raw, body=request.body)  # the bytes are kept when an event must be dead-lettered as received
     return JsonResponse({"received": len(raw), "accepted": sum(1 for _, pk in results if pk), "duplicates": sum(1 for _, pk in results if not pk)}, status=200)
 
 

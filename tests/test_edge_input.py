@@ -136,3 +136,40 @@ def test_a_nul_character_in_event_data_is_a_400_and_nothing_is_stored(relay, pat
     assert not InboxEvent.objects.exists()
     literal = {**ORDER, "data": {**ORDER["data"], "account": {"external_id": "001A", "name": "Globex \\u0000 Inc"}}}  # the text \u0000, not a NUL
     assert relay.post("/api/v1/events/", literal, content_type="application/json").status_code == 202
+
+
+def test_a_signed_stripe_event_holding_a_nul_is_kept_dead_lettered_and_replayable(client, db):
+    """PostgreSQL cannot store U+0000 in text: the event is stored without it, its exact bytes
+    beside it, dead-lettered with the reason, and a replay processes it (one flow)."""
+    import base64
+    import time
+    from pathlib import Path
+
+    from sync.connectors.stripe import mapper
+    from sync.engine.inbox import inbox_process, inbox_replay
+    from sync.models import FlowRun, InboxEvent, SyncException
+
+    resources = json.loads((Path(__file__).resolve().parent / "fixtures" / "stripe" / "fixtures3.json").read_text())["resources"]
+    invoice = {**resources["invoice"], "number": "INV-NUL-1", "status": "open", "customer_name": "Glo\u0000bex", "description": "a\u0000b"}
+    invoice["status_transitions"] = {**invoice["status_transitions"], "finalized_at": int(time.time())}
+    event = {**resources["event"], "id": "evt_nul_1", "type": "invoice.finalized", "data": {"object": invoice}}
+    body = json.dumps(event).encode()
+    assert b"\\u0000" in body
+    signed = {"HTTP_STRIPE_SIGNATURE": mapper.signature_header(body, "whsec_sandbox_secret")}
+
+    response = client.post("/api/v1/webhooks/stripe/", body, content_type="application/json", **signed)
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 1
+    stored = InboxEvent.objects.get(source="stripe", source_event_id="evt_nul_1")
+    assert stored.status == InboxEvent.Status.DEAD and "NUL" in stored.error and "data.object.customer_name" in stored.error
+    assert base64.b64decode(stored.envelope["raw_body_b64"]) == body  # the bytes Stripe signed, exactly
+    assert stored.envelope["payload"]["data"]["object"]["customer_name"] == "Globex"
+    exc = SyncException.objects.get(inbox_event=stored)
+    assert exc.error_class == "validation" and "NUL" in exc.message
+    again = client.post("/api/v1/webhooks/stripe/", body, content_type="application/json", **signed)
+    assert again.json() == {"received": 1, "accepted": 0, "duplicates": 1}  # a Stripe retry is the same event
+
+    inbox_replay(inbox_id=stored.pk)
+    assert inbox_process(stored.pk) == InboxEvent.Status.PROCESSED
+    run = FlowRun.objects.get(flow_type="invoice_posting", document_number="INV-NUL-1")
+    assert run.account_name == "Globex"
