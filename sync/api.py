@@ -86,7 +86,8 @@ class AcceptedSerializer(serializers.Serializer):
 @extend_schema(
     summary="Accept one canonical event",
     description="The envelope {id, type, source, occurred_at, correlation_id?, data}. The same id from the same source is accepted once, ever "
-    "(a repeat answers `duplicate`). The event is stored before the 202. Schemas: GET /api/v1/schemas/.",
+    "(a repeat answers `duplicate`). The event is stored before the 202. A given correlation_id groups the caller's own events: it is namespaced "
+    "by the source (uuid5), and the trace id the hub uses is the `correlation_id` of the answer. Schemas: GET /api/v1/schemas/.",
     request=OpenApiTypes.OBJECT,
     responses={202: AcceptedSerializer, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
     examples=[OpenApiExample("closed-won order", value=ENVELOPE_EXAMPLE, request_only=True)],

@@ -86,14 +86,37 @@ def inbox_accept(rows: list[dict]) -> list[tuple[str, int | None]]:
     return out
 
 
+# Caller correlation ids live in a namespace per source: uuid5(this, "<source>\n<caller's id>").
+CALLER_CORRELATION_NAMESPACE = uuid.UUID("5b0e6f0c-3c1e-5d8e-9a52-7f3f2b1c9d40")
+
+
+def caller_correlation_id(source: str, value) -> str | None:
+    """The trace id the hub uses for a correlation id a caller sent. A caller may group its own
+    events under one id (the same source and value give the same trace), but cannot attach an
+    event to a trace it did not start: another flow's correlation id, sent as is, names a
+    different trace here."""
+    if value in (None, ""):
+        return None
+    return str(uuid.uuid5(CALLER_CORRELATION_NAMESPACE, f"{source}\n{str(value).lower()}"))
+
+
 def accept_canonical(envelopes: list[dict]) -> list[dict]:
-    """Validated canonical envelopes (from the events API) → inbox rows."""
-    rows = [
-        _row(
-            source=e["source"], source_event_id=e["id"], event_type=e["type"], occurred_at=e["occurred_at"], envelope=e, correlation_id=e.get("correlation_id")
+    """Validated canonical envelopes (from the events API) → inbox rows; a caller's correlation
+    id is namespaced by its source (`caller_correlation_id`) before anything keeps it."""
+    rows = []
+    for e in envelopes:
+        correlation_id = caller_correlation_id(e["source"], e.get("correlation_id"))
+        envelope = {**e, "correlation_id": correlation_id} if correlation_id else e
+        rows.append(
+            _row(
+                source=e["source"],
+                source_event_id=e["id"],
+                event_type=e["type"],
+                occurred_at=e["occurred_at"],
+                envelope=envelope,
+                correlation_id=correlation_id,
+            )
         )
-        for e in envelopes
-    ]
     results = inbox_accept(rows)
     return [
         {"id": sid, "status": "accepted" if pk else "duplicate", "inbox_id": pk, "correlation_id": row["correlation_id"] if pk else None}
