@@ -192,7 +192,8 @@ def stripe_webhook(request: HttpRequest):
 @csrf_exempt
 @require_POST
 def salesforce_webhook(request: HttpRequest):
-    """Salesforce change/platform events relayed by a Flow or Apex callout (HMAC of the body)."""
+    """Salesforce change/platform events relayed by a Flow or Apex callout
+    (X-Q2C-Signature: t=<unix>,v1=<HMAC-SHA256 of "<t>.<body>">, 300 s tolerance)."""
     return _webhook(request, "salesforce")
 
 
