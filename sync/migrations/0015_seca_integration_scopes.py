@@ -47,6 +47,28 @@ def scope_existing_tokens(apps, schema_editor):
             IntegrationScope.objects.create(user_id=token.user_id, preset=preset, sources=sources, event_types=types)
 
 
+# The audit trail is append-only for everyone: 0002 refuses UPDATE and DELETE per row; TRUNCATE
+# skips row triggers, so a statement trigger refuses it too. Only a test database (its name starts
+# with test_) whose session sets q2c.allow_audit_truncate=on may truncate it: Django's test flush
+# (TransactionTestCase) empties every table with TRUNCATE; tests/settings.py sets it.
+NO_TRUNCATE = """
+CREATE OR REPLACE FUNCTION sync_auditentry_no_truncate() RETURNS trigger AS $$
+BEGIN
+  IF coalesce(current_setting('q2c.allow_audit_truncate', true), '') = 'on' AND current_database() LIKE 'test\\_%' THEN
+    RETURN NULL;
+  END IF;
+  RAISE EXCEPTION 'the audit trail is append-only (TRUNCATE refused)';
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER sync_auditentry_no_truncate BEFORE TRUNCATE ON sync_auditentry
+  FOR EACH STATEMENT EXECUTE FUNCTION sync_auditentry_no_truncate();
+"""
+DROP_NO_TRUNCATE = """
+DROP TRIGGER IF EXISTS sync_auditentry_no_truncate ON sync_auditentry;
+DROP FUNCTION IF EXISTS sync_auditentry_no_truncate();
+"""
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("sync", "0014_deals_flowrun_deal_id"),
@@ -89,4 +111,5 @@ class Migration(migrations.Migration):
             ],
         ),
         migrations.RunPython(scope_existing_tokens, migrations.RunPython.noop),
+        migrations.RunSQL(NO_TRUNCATE, DROP_NO_TRUNCATE),
     ]
