@@ -9,13 +9,15 @@
   webhook* with one is not refused here: the inbox keeps it and dead-letters it with the reason
   (sync/engine/inbox.py), so the vendor's event is never lost.
 
-API paths get RFC 7807 problem+json, pages a short readable page.
+API paths get RFC 7807 problem+json, pages a short readable page; and any of Django's own HTML
+error pages on an API path (an unknown URL's 404, a CSRF 403, a 500) is turned into problem+json.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -67,6 +69,16 @@ def refuse(request, status: int, title: str, detail: str) -> HttpResponse:
     return HttpResponse(page, status=status, content_type="text/html; charset=utf-8")
 
 
+def as_problem(response: HttpResponse) -> HttpResponse:
+    status = response.status_code
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    problem = JsonResponse({"type": "about:blank", "title": title, "status": status}, status=status, content_type=PROBLEM_JSON)
+    for header in ("Retry-After", "Allow", "X-Request-ID"):
+        if header in response:
+            problem[header] = response[header]
+    return problem
+
+
 def _too_big(request) -> HttpResponse:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return refuse(request, 413, "Request body too large", f"The body may hold at most {limit:,} bytes.")
@@ -90,7 +102,11 @@ class EdgeInputMiddleware:
             refused = self._check_json(request)
             if refused is not None:
                 return refused
-        return self.get_response(request)
+        response = self.get_response(request)
+        if request.path.startswith(API_PREFIX) and response.status_code >= 400 and response.get("Content-Type", "").startswith("text/html"):
+            # Django's own error pages (an unknown URL, a CSRF failure, a 500) on the API: problem+json like every other API error
+            return as_problem(response)
+        return response
 
     def _check_json(self, request) -> HttpResponse | None:
         try:

@@ -232,6 +232,8 @@ SPECTACULAR_SETTINGS = {
     # no badge from validator.swagger.io: the docs page loads nothing from another host
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {"ExceptionStatusEnum": "sync.models.SyncException.Status", "FlowStatusEnum": "sync.models.FlowRun.Status"},
+    # pages, problem+json errors and the webhooks, as the API answers them (q2c_portal/openapi.py)
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "q2c_portal.openapi.postprocess"],
 }
 
 # --- Celery -------------------------------------------------------------------
