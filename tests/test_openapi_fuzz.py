@@ -1,7 +1,7 @@
 """A short schemathesis run against the OpenAPI schema (issue 13): no 5xx, and no answer that
 contradicts the schema (status code, content type, body). A longer run: README, "API fuzzing".
 
-Each API operation gets a few generated requests (Q2C_FUZZ_EXAMPLES, default 8) as a superuser
+Each API operation gets a few generated requests (Q2C_FUZZ_EXAMPLES, default 5) as a superuser
 with a token, in the test's transaction (pytest-django), through the WSGI app in-process."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rest_framework.authtoken.models import Token  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance  # noqa: E402
 
-EXAMPLES = int(os.environ.get("Q2C_FUZZ_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("Q2C_FUZZ_EXAMPLES", "5"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
