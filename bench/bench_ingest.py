@@ -91,7 +91,7 @@ def product(n: int) -> dict[str, float]:
     from rest_framework.authtoken.models import Token
 
     call_command("migrate", verbosity=0)
-    call_command("issue_token", "bench-relay", stdout=open(os.devnull, "w"))
+    call_command("issue_token", "bench-relay", "--scope", "crm", "--source", "bench", stdout=open(os.devnull, "w"))
     client = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.get(user__username='bench-relay').key}")
     run = uuid.uuid4().hex[:8]
     out = {}

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "q2c_portal.proxies.TrustedProxyMiddleware",  # X-Forwarded-* only from TRUSTED_PROXIES
     "q2c_portal.observability.RequestIdMiddleware",
+    "q2c_portal.edge.EdgeInputMiddleware",  # NUL bytes, oversized and too-deep bodies: 4xx before any view
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -231,6 +232,8 @@ SPECTACULAR_SETTINGS = {
     # no badge from validator.swagger.io: the docs page loads nothing from another host
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {"ExceptionStatusEnum": "sync.models.SyncException.Status", "FlowStatusEnum": "sync.models.FlowRun.Status"},
+    # pages, problem+json errors and the webhooks, as the API answers them (q2c_portal/openapi.py)
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "q2c_portal.openapi.postprocess"],
 }
 
 # --- Celery -------------------------------------------------------------------

@@ -39,8 +39,12 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = ("object_type", "action")
     search_fields = ("object_id", "correlation_id")
 
+    # append-only for everyone, superusers included: entries are written by the product, never typed in
+    def has_add_permission(self, request):
+        return False
+
     def has_change_permission(self, request, obj=None):
-        return False  # append-only
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -48,3 +52,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
 for model in (models.Customer, models.Product, models.Order, models.Invoice, models.Subscription, models.InboxEvent, models.OutboxMessage):
     admin.site.register(model)
+
+
+@admin.register(models.IntegrationScope)
+class IntegrationScopeAdmin(admin.ModelAdmin):
+    """What each integration token may send (sync/scopes.py); `manage.py issue_token --scope` sets it."""
+
+    list_display = ("user", "preset", "sources", "event_types", "updated_at")
+    list_filter = ("preset",)

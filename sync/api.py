@@ -29,6 +29,7 @@ from sync.canonical.events import SCHEMA_DIR, event_types, schema, validate_enve
 from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import get_connector
 from sync.models import AuditEntry, FlowRun, InboxEvent
+from sync.scopes import audit_refusal, refusals
 
 from .engine.inbox import accept_canonical, accept_raw, inbox_replay
 from .filters import FlowRunApiFilterSet
@@ -59,6 +60,15 @@ class IngestThrottle(SharedRateMixin, UserRateThrottle):
     scope = "ingest"
 
 
+def _out_of_scope(request, envelopes: list, *, indexed: bool) -> Response | None:
+    """403 problem (and an audit row) when the credential may not send one of these events (sync/scopes.py)."""
+    denied = refusals(request.user, envelopes, indexed=indexed)
+    if not denied:
+        return None
+    audit_refusal(request, envelopes, denied)
+    return problem(403, "Outside this credential's scope", "; ".join(p["message"] for p in denied[:3]), denied)
+
+
 def _body_json(request) -> object:
     try:
         return json.loads(request.body or b"null")
@@ -76,9 +86,10 @@ class AcceptedSerializer(serializers.Serializer):
 @extend_schema(
     summary="Accept one canonical event",
     description="The envelope {id, type, source, occurred_at, correlation_id?, data}. The same id from the same source is accepted once, ever "
-    "(a repeat answers `duplicate`). The event is stored before the 202. Schemas: GET /api/v1/schemas/.",
+    "(a repeat answers `duplicate`). The event is stored before the 202. A given correlation_id groups the caller's own events: it is namespaced "
+    "by the source (uuid5), and the trace id the hub uses is the `correlation_id` of the answer. Schemas: GET /api/v1/schemas/.",
     request=OpenApiTypes.OBJECT,
-    responses={202: AcceptedSerializer, 400: OpenApiTypes.OBJECT},
+    responses={202: AcceptedSerializer, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
     examples=[OpenApiExample("closed-won order", value=ENVELOPE_EXAMPLE, request_only=True)],
 )
 @api_view(["POST"])
@@ -86,6 +97,9 @@ class AcceptedSerializer(serializers.Serializer):
 @throttle_classes([IngestThrottle])
 def events(request):
     envelope = _body_json(request)
+    refused = _out_of_scope(request, [envelope], indexed=False)
+    if refused:
+        return refused
     problems = validate_envelope(envelope)
     if problems:
         return problem(400, "Invalid event", "; ".join(f"{p['field'] or 'event'}: {p['message']}" for p in problems[:5]), problems)
@@ -96,9 +110,10 @@ def events(request):
 @extend_schema(
     summary="Accept up to 1,000 canonical events",
     description='Body: {"events": [envelope, …]}. Each item is validated on its own: valid items are stored (accepted or duplicate), '
-    "invalid items are reported with their errors and nothing of them is stored. 202 when at least one item was stored or was a duplicate; 400 when every item was rejected.",
+    "invalid items are reported with their errors and nothing of them is stored. 202 when at least one item was stored or was a duplicate; 400 when every item was rejected; "
+    "403 (nothing stored) when any item is outside the credential's scope.",
     request=OpenApiTypes.OBJECT,
-    responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+    responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
 )
 @api_view(["POST"])
 @permission_classes([has_perm("sync.add_inboxevent")])
@@ -120,6 +135,9 @@ def events_batch(request):
             f"At most {MAX_BATCH} events per call; got {len(items)}.",
             [{"field": "events", "message": f"At most {MAX_BATCH} items.", "code": "max_items"}],
         )
+    refused = _out_of_scope(request, items, indexed=True)
+    if refused:  # the whole batch: a relay that mixes in another system's events is misconfigured or compromised
+        return refused
     results: list[dict | None] = [None] * len(items)
     valid, positions = [], []
     for index, envelope in enumerate(items):
@@ -160,7 +178,7 @@ def _webhook(request: HttpRequest, system: str):
         return JsonResponse(
             {"type": "about:blank", "title": "Webhook refused", "status": status, "detail": exc.message}, status=status, content_type=PROBLEM_JSON
         )
-    results = accept_raw(system, raw)
+    results = accept_raw(system, raw, body=request.body)  # the bytes are kept when an event must be dead-lettered as received
     return JsonResponse({"received": len(raw), "accepted": sum(1 for _, pk in results if pk), "duplicates": sum(1 for _, pk in results if not pk)}, status=200)
 
 
@@ -174,7 +192,8 @@ def stripe_webhook(request: HttpRequest):
 @csrf_exempt
 @require_POST
 def salesforce_webhook(request: HttpRequest):
-    """Salesforce change/platform events relayed by a Flow or Apex callout (HMAC of the body)."""
+    """Salesforce change/platform events relayed by a Flow or Apex callout
+    (X-Q2C-Signature: t=<unix>,v1=<HMAC-SHA256 of "<t>.<body>">, 300 s tolerance)."""
     return _webhook(request, "salesforce")
 
 

@@ -10,7 +10,8 @@ keyword arguments), `/amend`, `/renew`, `/cancel`, `/relay`.
 
 The relay plays the part of a Flow/Apex callout (or a CometD/Pub-Sub bridge): it posts
 `{"events": [<CometD message>, …]}` to SALESFORCE_SANDBOX_RELAY_URL, signed
-`X-Q2C-Signature: sha256=<hex HMAC-SHA256(raw body, webhook_secret)>`, and keeps
+`X-Q2C-Signature: t=<unix>,v1=<hex HMAC-SHA256(webhook_secret, "<t>." + raw body)>` (stamped at each
+attempt, so a retry is signed afresh), and keeps
 pending/delivered/attempts per event with exponential backoff. It never holds a database
 transaction open while it waits on the network.
 """
@@ -22,6 +23,7 @@ import hmac
 import json
 import os
 import random
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -395,9 +397,11 @@ def cancel_contract(contract_id: str | None = None, order_id: str | None = None,
 
 
 # --- the relay --------------------------------------------------------------------------------
-def sign(body: bytes, secret: str | None = None) -> str:
+def sign(body: bytes, secret: str | None = None, timestamp: int | None = None) -> str:
+    """X-Q2C-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>." + body)> (the hub refuses it 300 s later)."""
     secret = secret if secret is not None else settings.CONNECTORS["salesforce"]["webhook_secret"]
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    timestamp = int(time.time()) if timestamp is None else int(timestamp)
+    return f"t={timestamp},v1=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def relay_pending_events(max_events: int = 100, url: str | None = None, timeout: float = 10.0) -> int:

@@ -7,6 +7,7 @@ sweeper re-dispatches any whose message was lost.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import uuid
@@ -85,14 +86,37 @@ def inbox_accept(rows: list[dict]) -> list[tuple[str, int | None]]:
     return out
 
 
+# Caller correlation ids live in a namespace per source: uuid5(this, "<source>\n<caller's id>").
+CALLER_CORRELATION_NAMESPACE = uuid.UUID("5b0e6f0c-3c1e-5d8e-9a52-7f3f2b1c9d40")
+
+
+def caller_correlation_id(source: str, value) -> str | None:
+    """The trace id the hub uses for a correlation id a caller sent. A caller may group its own
+    events under one id (the same source and value give the same trace), but cannot attach an
+    event to a trace it did not start: another flow's correlation id, sent as is, names a
+    different trace here."""
+    if value in (None, ""):
+        return None
+    return str(uuid.uuid5(CALLER_CORRELATION_NAMESPACE, f"{source}\n{str(value).lower()}"))
+
+
 def accept_canonical(envelopes: list[dict]) -> list[dict]:
-    """Validated canonical envelopes (from the events API) → inbox rows."""
-    rows = [
-        _row(
-            source=e["source"], source_event_id=e["id"], event_type=e["type"], occurred_at=e["occurred_at"], envelope=e, correlation_id=e.get("correlation_id")
+    """Validated canonical envelopes (from the events API) → inbox rows; a caller's correlation
+    id is namespaced by its source (`caller_correlation_id`) before anything keeps it."""
+    rows = []
+    for e in envelopes:
+        correlation_id = caller_correlation_id(e["source"], e.get("correlation_id"))
+        envelope = {**e, "correlation_id": correlation_id} if correlation_id else e
+        rows.append(
+            _row(
+                source=e["source"],
+                source_event_id=e["id"],
+                event_type=e["type"],
+                occurred_at=e["occurred_at"],
+                envelope=envelope,
+                correlation_id=correlation_id,
+            )
         )
-        for e in envelopes
-    ]
     results = inbox_accept(rows)
     return [
         {"id": sid, "status": "accepted" if pk else "duplicate", "inbox_id": pk, "correlation_id": row["correlation_id"] if pk else None}
@@ -100,10 +124,58 @@ def accept_canonical(envelopes: list[dict]) -> list[dict]:
     ]
 
 
-def accept_raw(system: str, raw_events: list[dict]) -> list[tuple[str, int | None]]:
-    """Verified vendor events (webhook or poll) → inbox rows, normalised later by a worker."""
-    rows = [_row(source=system, source_event_id=r["id"], event_type=f"{system}.{r['type']}", occurred_at=r.get("occurred_at"), envelope=r) for r in raw_events]
-    return inbox_accept(rows)
+def _without_nul(value, path: str, found: list[str]):
+    """`value` with every U+0000 removed from its strings and keys; the paths that held one go to `found`."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            found.append(path or "(event)")
+            return value.replace("\x00", "")
+        return value
+    if isinstance(value, dict):
+        return {_without_nul(k, f"{path}.{k}".lstrip("."), found): _without_nul(v, f"{path}.{k}".lstrip("."), found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def accept_raw(system: str, raw_events: list[dict], *, body: bytes | None = None) -> list[tuple[str, int | None]]:
+    """Verified vendor events (webhook or poll) → inbox rows, normalised later by a worker.
+
+    A vendor event holding NUL characters (U+0000: PostgreSQL text cannot store one) is not lost:
+    it is stored with them removed, the exact bytes received beside it (`raw_body_b64`; for a poll, the event
+    as JSON), and
+    dead-lettered at once with the reason and the fields; a replay processes the cleaned event."""
+    rows, tainted = [], {}
+    for raw in raw_events:
+        found: list[str] = []
+        clean = _without_nul(raw, "", found)
+        if found:
+            clean = {**clean, "nul_fields": found[:50], "raw_body_b64": base64.b64encode(body if body is not None else json.dumps(raw).encode()).decode()}
+        row = _row(source=system, source_event_id=clean["id"], event_type=f"{system}.{clean['type']}", occurred_at=clean.get("occurred_at"), envelope=clean)
+        rows.append(row)
+        if found:
+            tainted[row["source_event_id"]] = found
+    if not tainted:
+        return inbox_accept(rows)
+    with transaction.atomic():  # stored and dead-lettered together: no worker ever sees a half-handled one
+        results = inbox_accept([r for r in rows if r["source_event_id"] not in tainted])
+        created = _insert([r for r in rows if r["source_event_id"] in tainted])
+        for sid, pk in created.items():
+            fields = tainted[sid]
+            message = (
+                f"The {system} event {sid} holds NUL characters (\\u0000) in {', '.join(fields[:5])}{' …' if len(fields) > 5 else ''}, "
+                "which the database cannot store as text. The exact bytes received are kept (raw_body_b64); replay processes the event with the NULs removed."
+            )
+            _dead_letter(InboxEvent.objects.get(pk=pk), system=system, error_class=ErrorClass.VALIDATION, message=message, field=fields[0])
+    by_sid = dict(results)
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        sid = row["source_event_id"]
+        pk = (created.get(sid) if sid in tainted else by_sid.get(sid)) if sid not in seen else None
+        seen.add(sid)
+        out.append((sid, pk))
+    return out
 
 
 def _dead_letter(event: InboxEvent, *, system: str, error_class: str, message: str, field: str = "", response=None, document: dict | None = None) -> None:

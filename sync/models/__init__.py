@@ -39,3 +39,4 @@ from .engine import (  # noqa: F401
     ReconciliationRun,
     SyncException,
 )
+from .integration import IntegrationScope  # noqa: F401, E402

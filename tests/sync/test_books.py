@@ -132,7 +132,20 @@ def test_every_money_figure_on_the_api_overview_and_invoices_is_the_books(stack,
     stack.start_worker()
     relay_url = f"{live_server.url}/api/v1/webhooks/salesforce/"
     stripe_url = f"{live_server.url}/api/v1/webhooks/stripe/"
-    call_command("issue_token", "bank-feed", stdout=open(os.devnull, "w"))
+    # one test relay for the bank feed's payments and a biller's invoices (scopes: sync/scopes.py)
+    call_command(
+        "issue_token",
+        "bank-feed",
+        "--scope",
+        "payments",
+        "--source",
+        "bank-feed",
+        "--source",
+        "billing-relay",
+        "--event-type",
+        "invoice.finalized.v1",
+        stdout=open(os.devnull, "w"),
+    )
     token = Token.objects.get(user__username="bank-feed").key
 
     def post_event(envelope: dict) -> None:

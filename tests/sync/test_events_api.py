@@ -51,14 +51,20 @@ def test_the_same_id_from_the_same_source_is_accepted_once_ever(api):
     assert post(api, "/api/v1/events/", ORDER).json()["status"] == "accepted"
     again = post(api, "/api/v1/events/", ORDER)
     assert again.status_code == 202 and again.json()["status"] == "duplicate"
-    other_source = {**ORDER, "source": "another-system"}
+    other_source = {**ORDER, "source": "salesforce-relay"}  # another source the CRM token may claim
     assert post(api, "/api/v1/events/", other_source).json()["status"] == "accepted"
     assert InboxEvent.objects.count() == 2
 
 
-def test_a_given_correlation_id_is_kept(api):
-    body = post(api, "/api/v1/events/", {**ORDER, "correlation_id": "6f1c1c5e-1f0a-4a53-9d55-3b7f2f0f6a11"}).json()
-    assert body["correlation_id"] == "6f1c1c5e-1f0a-4a53-9d55-3b7f2f0f6a11"
+def test_a_given_correlation_id_groups_the_callers_own_events_in_its_namespace(api):
+    """The same source and correlation id give one trace; the value itself is namespaced by the
+    source (uuid5), so it can never be another flow's trace id (test_correlation_ids.py)."""
+    given = "6f1c1c5e-1f0a-4a53-9d55-3b7f2f0f6a11"
+    first = post(api, "/api/v1/events/", {**ORDER, "correlation_id": given}).json()
+    second = post(api, "/api/v1/events/", {**ORDER, "id": "evt-2", "correlation_id": given}).json()
+    assert first["correlation_id"] == second["correlation_id"] != given
+    other = post(api, "/api/v1/events/", {**ORDER, "id": "evt-3", "source": "salesforce-relay", "correlation_id": given}).json()
+    assert other["correlation_id"] not in (given, first["correlation_id"])
 
 
 def test_an_invalid_event_gets_problem_json_naming_each_field_and_nothing_is_stored(api):

@@ -6,7 +6,7 @@ Errors are classified by `transport.ERROR_CODES` through the one classifier
 (`sync.connectors.errors.classify`); every request goes through `sync.connectors.http.send`.
 
 Inbound: the relay (or any Flow/Apex callout) posts `{"events": [<CometD CDC message>, …]}`
-signed with `X-Q2C-Signature: sha256=<hex HMAC-SHA256(raw body, webhook_secret)>`;
+signed with `X-Q2C-Signature: t=<unix>,v1=<hex HMAC-SHA256(webhook_secret, "<t>." + raw body)>` (300 s tolerance, webhook.py);
 `webhook.py` checks it and splits it into raw events. `normalize` (in a worker) drops echoes
 of our own writes and queries what a change event leaves out. `fetch_changes` polls with SOQL
 and yields raw events of the same shape, so one `normalize` serves both paths.
