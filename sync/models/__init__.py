@@ -37,5 +37,6 @@ from .engine import (  # noqa: F401
     OutboxMessage,
     ReconciliationBreak,
     ReconciliationRun,
+    StepAttempt,
     SyncException,
 )

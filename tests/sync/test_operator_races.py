@@ -1,0 +1,79 @@
+"""Operator actions and lost connections never run a flow twice or leave it half-done (issue 19).
+
+Driven from outside on the real stack: PostgreSQL, Redis, a Celery worker, the sandboxes as servers,
+the API through a live server. `check_double_runs` reads the step-attempt log: never two attempts
+of one step at once.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+import requests
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+
+from sync.engine.inbox import accept_canonical
+from sync.models import AuditEntry, FlowRun, StepAttempt, SyncException
+
+from .conftest import wait_for
+from .test_flows_e2e import _finished, ns_sales_orders, order_event, reference_data  # noqa: F401 — reference_data is a fixture
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def double_runs() -> str:
+    out = io.StringIO()
+    call_command("check_double_runs", stdout=out)  # raises CommandError when there is one
+    return out.getvalue()
+
+
+def settled(run: FlowRun, step: str, *, attempts: int) -> FlowRun | None:
+    """The run once it has stopped (completed, failed, cancelled) after `attempts` attempts of `step`."""
+    run = FlowRun.objects.get(pk=run.pk)
+    tried = StepAttempt.objects.filter(step__flow_run=run, step__name=step).exclude(outcome="running").count()
+    return run if run.status in ("completed", "failed", "cancelled") and tried >= attempts else None
+
+
+def _failed_order(stack, number: str) -> tuple[FlowRun, SyncException]:
+    """An order whose sales order NetSuite refused (fail_records): failed, one open exception."""
+    stack.sandboxes["netsuite"].faults(fail_records=[f"SO-{number}"])
+    accept_canonical([order_event(number)])
+    run = wait_for(lambda: _finished(number), message=f"{number} did not fail")
+    assert run.status == "failed", list(run.steps.values("name", "status", "error_message"))
+    return run, SyncException.objects.get(flow_run=run, status="open")
+
+
+def test_ten_simultaneous_retries_of_one_exception_run_the_step_once(stack, reference_data, live_server, itops):  # noqa: F811
+    stack.start_worker()
+    run, exc = _failed_order(stack, "ORD-RACE-1")
+    stack.sandboxes["netsuite"].faults()
+    stack.sandboxes["netsuite"].faults(latency_ms=1500)  # healed, and slow: the retried step is running while the others arrive
+    token = Token.objects.create(user=itops).key
+    url = f"{live_server.url}/api/v1/exceptions/{exc.pk}/retry/"
+    gate, answers = threading.Barrier(10), []
+
+    def click():
+        gate.wait()
+        answers.append(requests.post(url, headers={"Authorization": f"Token {token}"}, timeout=60))
+
+    clicks = [threading.Thread(target=click) for _ in range(10)]
+    for t in clicks:
+        t.start()
+    for t in clicks:
+        t.join()
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200] + [409] * 9, [(r.status_code, r.text[:200]) for r in answers]
+    for refused in (r for r in answers if r.status_code == 409):
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+        assert "already under way" in refused.json()["detail"]
+    done = wait_for(lambda: settled(run, "erp_sales_order", attempts=2), timeout=90, message="the retried flow did not settle")
+    assert done.status == "completed", list(done.steps.values("name", "status", "error_message"))
+    assert AuditEntry.objects.filter(object_type="flow", object_id=str(run.pk), action="retry_requested").count() == 1
+    assert AuditEntry.objects.filter(object_type="flow", object_id=str(run.pk), action="completed").count() == 1
+    assert ns_sales_orders("SO-ORD-RACE-1") == 1
+    # the failed first attempt and the one retry, one after the other
+    assert list(StepAttempt.objects.filter(step__flow_run=run, step__name="erp_sales_order").values_list("outcome", flat=True)) == ["failed", "succeeded"]
+    assert double_runs().strip().endswith("0 double runs")
