@@ -19,14 +19,14 @@ from functools import cache
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from sync.audit import audit_record
-from sync.connectors.errors import ConnectorError
+from sync.connectors.errors import ConnectorError, infrastructure_error
 from sync.dispatch import dispatch_flow
 from sync.flows.base import Flow, Park, ReviewPark, StepContext, StepValidationError
 from sync.flows.registry import flow_for, provided
@@ -321,6 +321,15 @@ def _attempt(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001 — a bug must still surface as an exception row, not a lost flow
+        infra = infrastructure_error(exc, system=system)
+        if infra is not None:
+            # the hub's own connection (database, broker, network) dropped, not the data: reconnect, retry
+            log.warning("step %s lost a connection, retrying: %s", step.name, infra.message)
+            _reconnect()
+            policy = definition.retry_policy(system)
+            if policy.should_retry(infra, step.attempts):
+                return _schedule_retry(run, step, flow, infra, policy)
+            return _fail(run, step, flow, infra)
         log.exception("step %s crashed", step.name)
         return _fail(run, step, flow, ConnectorError(ErrorClass.MAPPING, f"{type(exc).__name__}: {exc}", system=system))
     if system != "hub":
@@ -341,6 +350,13 @@ def _attempt(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
         )
         resolve_for_step(step)
     return FlowStep.Status.SUCCEEDED
+
+
+def _reconnect() -> None:
+    """Drop database connections a failure may have left broken; the next query opens a fresh one."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
 
 
 def _deal_found(run: FlowRun, flow: Flow) -> dict:

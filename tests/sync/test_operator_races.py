@@ -77,3 +77,39 @@ def test_ten_simultaneous_retries_of_one_exception_run_the_step_once(stack, refe
     # the failed first attempt and the one retry, one after the other
     assert list(StepAttempt.objects.filter(step__flow_run=run, step__name="erp_sales_order").values_list("outcome", flat=True)) == ["failed", "succeeded"]
     assert double_runs().strip().endswith("0 double runs")
+
+
+def _terminate_backends_of(worker) -> int:
+    """pg_terminate_backend every PostgreSQL session the worker's processes hold: the connection drops
+    under them as a database failover or a network cut would drop it."""
+    import psutil
+    from django.db import connection
+
+    processes = [psutil.Process(worker.proc.pid), *psutil.Process(worker.proc.pid).children(recursive=True)]
+    pg_port = int(connection.settings_dict.get("PORT") or 5432)
+    ports = [c.laddr.port for p in processes for c in p.net_connections(kind="tcp") if c.raddr and c.raddr.port == pg_port]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND client_port = ANY(%s)", [sorted(set(ports))]
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_database_connection_dropped_inside_a_step_is_retried_never_a_mapping_failure(stack, reference_data):  # noqa: F811
+    stack.sandboxes["netsuite"].faults(latency_ms=2500)
+    worker = stack.start_worker()
+    accept_canonical([order_event("ORD-DBDROP-1")])
+    wait_for(
+        lambda: StepAttempt.objects.filter(step__flow_run__document_number="ORD-DBDROP-1", step__name="erp_sales_order", outcome="running").exists(),
+        message="ERP step never started",
+    )
+    # the step waits on NetSuite; its worker's database sessions are cut meanwhile
+    assert _terminate_backends_of(worker) >= 1
+    run = wait_for(lambda: _finished("ORD-DBDROP-1"), timeout=90, message="the flow did not settle after the connection drop")
+    stack.sandboxes["netsuite"].faults()
+    assert run.status == "completed", list(run.steps.values("name", "status", "error_class", "error_message"))
+    assert not SyncException.objects.filter(flow_run=run).exists()
+    outcomes = list(StepAttempt.objects.filter(step__flow_run=run, step__name="erp_sales_order").values_list("outcome", flat=True))
+    assert outcomes[0] == "retry" and outcomes[-1] == "succeeded", outcomes
+    assert ns_sales_orders("SO-ORD-DBDROP-1") == 1
+    assert double_runs().strip().endswith("0 double runs")
