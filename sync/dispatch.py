@@ -54,6 +54,11 @@ def dispatch_flow(flow_run_id: int, *, queue: str = Queue.FLOWS, countdown: floa
     return publish(TaskName.RUN_FLOW, args=[flow_run_id], queue=queue, countdown=countdown)
 
 
+def dispatch_cancel(flow_run_id: int, *, countdown: float | None = None) -> bool:
+    """Carry out the cancel stored on the flow (FlowRun.cancel_requested_at)."""
+    return publish(TaskName.CANCEL_FLOW, args=[flow_run_id], queue=Queue.FLOWS, countdown=countdown)
+
+
 def dispatch_outbox() -> bool:
     return publish(TaskName.PUBLISH_OUTBOX, args=[], queue=Queue.STATUS, expires=PUBLISH_OUTBOX_EXPIRES)
 

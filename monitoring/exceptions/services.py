@@ -22,7 +22,7 @@ from sync import dispatch
 from sync.audit import audit_record
 from sync.customers import merge as customer_merge
 from sync.engine.inbox import inbox_replay
-from sync.engine.runner import FlowBusy, flow_resume_waiting, step_override_payload, step_retry
+from sync.engine.runner import FlowBusy, flow_cancel_request, flow_resume_waiting, step_override_payload, step_retry
 from sync.models import CustomerMatch, ExceptionComment, FlowRun, FlowStep, InboxEvent, SyncException
 
 from .filters import ExceptionFilterSet
@@ -219,7 +219,9 @@ def exception_replay(*, exception_id: int, user) -> SyncException:
 
 
 def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bool) -> SyncException:
-    """Cancel the exception's flow; a worker runs the compensation (it calls external systems)."""
+    """Cancel the exception's flow. The request is stored on the flow first (a worker running one of
+    its steps honours it before the next step); a worker runs the compensation (it calls external
+    systems). A flow that completes before the request lands refuses it."""
     reason = (reason or "").strip()
     if not confirmed:
         raise ValidationError({"confirm": "Confirm the cancellation: it undoes what the flow already did in each system."})
@@ -232,6 +234,7 @@ def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bo
             raise ValidationError({"flow": "This exception belongs to no flow."})
         if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
             raise ValidationError({"flow": f"The flow is already {run.get_status_display().lower()}."})
+        flow_cancel_request(flow_run_id=run.pk, actor=user, reason=reason)
         audit_record(
             object_type="exception",
             object_id=exc.pk,
@@ -241,9 +244,8 @@ def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bo
             note=reason,
             correlation_id=exc.correlation_id,
         )
-    # outside the transaction: the row says what was asked even if the broker is down
-    if not dispatch.publish(TaskName.CANCEL_FLOW, args=[run.pk, getattr(user, "pk", None), reason], queue=Queue.FLOWS.value):
-        raise ValidationError({"broker": "The task queue is unavailable; the cancellation was not started. Try again in a minute."})
+    # outside the transaction; the request is stored, so a broker that is down only delays it (the sweeper re-sends)
+    dispatch.publish(TaskName.CANCEL_FLOW, args=[run.pk, getattr(user, "pk", None), reason], queue=Queue.FLOWS.value)
     return exc
 
 

@@ -27,7 +27,7 @@ from django.utils.module_loading import import_string
 
 from sync.audit import audit_record
 from sync.connectors.errors import ConnectorError, infrastructure_error
-from sync.dispatch import dispatch_flow
+from sync.dispatch import dispatch_cancel, dispatch_flow
 from sync.flows.base import Flow, Park, ReviewPark, StepContext, StepValidationError
 from sync.flows.registry import flow_for, provided
 from sync.models import CustomerMatch, ErrorClass, FlowRun, FlowStep, InboxEvent, OutboxMessage, StepAttempt, SyncException
@@ -205,10 +205,22 @@ def flow_run(run_id: int) -> str:
     run.refresh_from_db()
     run.lease_owner = token
     try:
-        return _run_claimed(run)
+        status = _run_claimed(run)
     except LeaseLost as lost:
         log.warning("%s; leaving the flow to its new holder", lost)
         return "busy"
+    if status != FlowRun.Status.CANCELLED and _cancel_requested(run_id):
+        # a cancel that came while this worker held the lease: its own attempt to claim was refused
+        return flow_cancel(flow_run_id=run_id).status
+    return status
+
+
+def _cancel_requested(run_id: int) -> bool:
+    return FlowRun.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exclude(status=FlowRun.Status.CANCELLED).exists()
+
+
+class _CancelInstead(Exception):
+    """The flow was asked to stop: compensate instead of going on."""
 
 
 def _run_claimed(run: FlowRun) -> str:
@@ -220,6 +232,8 @@ def _run_claimed(run: FlowRun) -> str:
         step = steps[definition.name]
         if step.status in (FlowStep.Status.SUCCEEDED, FlowStep.Status.SKIPPED):
             continue
+        if _cancel_requested(run.pk):  # between steps: a cancel stops the flow before its next side effect
+            return _cancel_claimed(run, flow)
         if step.status == FlowStep.Status.FAILED:
             _release(run, FlowRun.Status.FAILED)
             return run.status
@@ -230,7 +244,10 @@ def _run_claimed(run: FlowRun) -> str:
         outcome = _run_step(run, step, definition, flow)
         if outcome != FlowStep.Status.SUCCEEDED:
             return outcome
-    _complete(run, flow)
+    try:
+        _complete(run, flow)
+    except _CancelInstead:
+        return _cancel_claimed(run, flow)
     return run.status
 
 
@@ -462,6 +479,9 @@ def _prerequisite_done(key: str) -> bool:
 def _complete(run: FlowRun, flow: Flow) -> None:
     now = timezone.now()
     with transaction.atomic():
+        # the row lock orders completion against a cancel request: one of them finds the other done
+        if FlowRun.objects.select_for_update().filter(pk=run.pk, cancel_requested_at__isnull=False).exists():
+            raise _CancelInstead
         run.business_completed_at = now
         if flow.on_complete:
             flow.on_complete(run, now)
@@ -576,15 +596,82 @@ def step_override_payload(*, step_id: int, payload: dict, actor=None) -> FlowSte
     return step
 
 
+CANCELLABLE = (FlowRun.Status.PENDING, FlowRun.Status.RUNNING, FlowRun.Status.WAITING, FlowRun.Status.PARKED, FlowRun.Status.FAILED)
+
+
+def flow_cancel_request(*, flow_run_id: int, actor=None, reason: str = "") -> tuple[FlowRun, bool]:
+    """Store an operator's cancel on the flow (audited) before anything runs. Returns (run, new).
+
+    The request is honoured by whoever holds the flow: a worker running a step compensates after it,
+    before the next one; a flow nobody holds is compensated by the cancel task; the sweeper re-sends
+    a request whose message was lost. A flow that completes first refuses it (ValidationError)."""
+    now = timezone.now()
+    stored = FlowRun.objects.filter(pk=flow_run_id, cancel_requested_at__isnull=True, status__in=CANCELLABLE).update(
+        cancel_requested_at=now, cancel_requested_by=actor if getattr(actor, "pk", None) else None, cancel_reason=reason
+    )
+    run = FlowRun.objects.get(pk=flow_run_id)
+    if not stored:
+        if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
+            raise ValidationError({"flow": f"The flow is already {run.get_status_display().lower()}; nothing was cancelled."})
+        return run, False  # asked before: the same cancel, not a second one
+    audit_record(
+        object_type="flow",
+        object_id=run.pk,
+        action="cancel_requested",
+        before={"status": run.status},
+        after={"status": run.status, "cancel_requested_at": now.isoformat()},
+        user=actor if getattr(actor, "pk", None) else None,
+        actor_label="operator",
+        note=reason,
+        correlation_id=run.correlation_id,
+    )
+    return run, True
+
+
+def _claim_for_cancel(run_id: int) -> str | None:
+    token = uuid.uuid4().hex
+    claimed = (
+        FlowRun.objects.filter(pk=run_id, status__in=CANCELLABLE, cancel_requested_at__isnull=False)
+        .filter(_lease_free())
+        .update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS), lease_owner=token)
+    )
+    return token if claimed == 1 else None
+
+
 def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
-    """Cancel a flow and undo the side effects of its succeeded steps, newest first."""
+    """Cancel a flow and undo the side effects of its succeeded steps, newest first.
+
+    Never while another worker runs one of its steps: the cancel is stored first, and compensation
+    runs only under the flow's lease — here when it is free, else by the lease holder after its step."""
     run = FlowRun.objects.get(pk=flow_run_id)
     if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
         return run
-    flow = flow_for(run.flow_type)
-    audit_record(
-        object_type="flow", object_id=run.pk, action="cancel_requested", user=actor, actor_label="operator", note=reason, correlation_id=run.correlation_id
-    )
+    if run.cancel_requested_at is None:
+        try:
+            run, _ = flow_cancel_request(flow_run_id=flow_run_id, actor=actor, reason=reason)
+        except ValidationError:  # completed meanwhile
+            return FlowRun.objects.get(pk=flow_run_id)
+    token = _claim_for_cancel(flow_run_id)
+    if token is None:
+        run.refresh_from_db()
+        if run.status not in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED) and run.lease_expires_at:
+            # held: its holder compensates after the step; look again when the lease would run out
+            dispatch_cancel(run.pk, countdown=max(1.0, (run.lease_expires_at - timezone.now()).total_seconds() + 1))
+        return run
+    run.refresh_from_db()
+    run.lease_owner = token
+    try:
+        _cancel_claimed(run, flow_for(run.flow_type))
+    except LeaseLost as lost:
+        log.warning("%s; leaving the cancel to the new holder", lost)
+    run.refresh_from_db()
+    return run
+
+
+def _cancel_claimed(run: FlowRun, flow: Flow) -> str:
+    """Compensate and cancel a flow this worker holds, as its cancel request asked."""
+    run.refresh_from_db(fields=["cancel_requested_at", "cancel_requested_by", "cancel_reason", "status", "context"])
+    actor, reason = run.cancel_requested_by, run.cancel_reason
     steps = {s.name: s for s in run.steps.all()}
     for definition in reversed(flow.steps):
         step = steps[definition.name]
@@ -603,8 +690,19 @@ def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
                 response=_response_body(exc),
                 fingerprint_extra="compensation",
             )
-            raise
+            # the flow stays failed with its cancel on record; cancelling again from the exception retries the undo
+            _release(run, FlowRun.Status.FAILED, current_step=step.name)
+            return run.status
         _set_step(step, FlowStep.Status.COMPENSATED, response_summary={**step.response_summary, "compensation": _summary(result)})
+        audit_record(
+            object_type="step",
+            object_id=step.pk,
+            action="compensated",
+            after={"step": step.name, "compensation": definition.compensation_label, "result": _summary(result)},
+            user=actor,
+            actor_label="operator" if actor else "engine",
+            correlation_id=run.correlation_id,
+        )
     with transaction.atomic():
         _release(run, FlowRun.Status.CANCELLED, finished_at=timezone.now(), note=reason)
         for exc in SyncException.objects.filter(flow_run=run, status__in=SyncException.OPEN_STATUSES):
@@ -621,5 +719,4 @@ def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
                 note="flow cancelled; compensation ran",
                 correlation_id=run.correlation_id,
             )
-    run.refresh_from_db()
-    return run
+    return run.status

@@ -113,3 +113,70 @@ def test_a_database_connection_dropped_inside_a_step_is_retried_never_a_mapping_
     assert outcomes[0] == "retry" and outcomes[-1] == "succeeded", outcomes
     assert ns_sales_orders("SO-ORD-DBDROP-1") == 1
     assert double_runs().strip().endswith("0 double runs")
+
+
+def _so_lines_closed(external_id: str) -> bool:
+    from sandboxes.netsuite.models import Record
+
+    record = Record.objects.get(record_type="salesOrder", external_id=external_id)
+    lines = (record.data.get("item") or {}).get("items") or []
+    return bool(lines) and all(line.get("isClosed") for line in lines)
+
+
+def test_a_cancel_during_a_running_retry_waits_for_the_step_and_then_compensates(stack, reference_data, client, itops):  # noqa: F811
+    from .test_flows_e2e import stripe_subscriptions
+
+    stack.start_worker()
+    run, exc = _failed_order(stack, "ORD-CANCEL-1")
+    stack.sandboxes["netsuite"].faults()
+    stack.sandboxes["netsuite"].faults(latency_ms=2500)
+    client.force_login(itops)
+    assert client.post(f"/api/v1/exceptions/{exc.pk}/retry/").status_code == 200
+    wait_for(
+        lambda: StepAttempt.objects.filter(step__flow_run=run, step__name="erp_sales_order", number=2, outcome="running").exists(),
+        message="the retried ERP step never started",
+    )
+    # the operator cancels while the retried step is writing the sales order
+    cancel = client.post(f"/api/v1/exceptions/{exc.pk}/cancel/", {"reason": "customer withdrew", "confirm": True}, content_type="application/json")
+    assert cancel.status_code == 200, cancel.content
+    done = wait_for(lambda: settled(run, "erp_sales_order", attempts=2), timeout=90, message="the flow did not settle after the cancel")
+    stack.sandboxes["netsuite"].faults()
+    assert done.status == "cancelled", list(done.steps.values("name", "status", "error_message"))
+    # the step that was running finished, and was then undone; nothing after it ran
+    assert done.steps.get(name="erp_sales_order").status == "compensated"
+    assert _so_lines_closed("SO-ORD-CANCEL-1")
+    assert stripe_subscriptions("ORD-CANCEL-1") == 0
+    assert done.steps.get(name="billing_subscription").status == "pending"
+    flow_audit = list(AuditEntry.objects.filter(object_type="flow", object_id=str(run.pk)).values_list("action", flat=True))
+    assert "cancel_requested" in flow_audit and flow_audit[-1] == "cancelled", flow_audit
+    assert AuditEntry.objects.get(object_type="flow", object_id=str(run.pk), action="cancel_requested").actor == itops
+    assert SyncException.objects.get(pk=exc.pk).status == "resolved"
+    assert double_runs().strip().endswith("0 double runs")
+
+
+def test_a_cancel_after_the_flow_completed_is_refused_not_dropped(stack, reference_data, client, itops):  # noqa: F811
+    stack.start_worker()
+    run, exc = _failed_order(stack, "ORD-CANCEL-2")
+    stack.sandboxes["netsuite"].faults()
+    client.force_login(itops)
+    assert client.post(f"/api/v1/exceptions/{exc.pk}/retry/").status_code == 200
+    wait_for(lambda: settled(run, "erp_sales_order", attempts=2), timeout=60)
+    refused = client.post(f"/api/v1/exceptions/{exc.pk}/cancel/", {"reason": "too late", "confirm": True}, content_type="application/json")
+    assert refused.status_code == 400 and "already completed" in refused.json()["detail"]
+    assert FlowRun.objects.get(pk=run.pk).status == "completed"
+
+
+def test_a_cancel_whose_message_was_lost_is_carried_out_by_the_sweeper(stack, reference_data, itops):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sync.engine.runner import flow_cancel_request
+    from sync.tasks import sweep
+
+    stack.start_worker()
+    run, _ = _failed_order(stack, "ORD-CANCEL-3")
+    flow_cancel_request(flow_run_id=run.pk, actor=itops, reason="broker was down")  # stored; no message sent
+    FlowRun.objects.filter(pk=run.pk).update(cancel_requested_at=timezone.now() - timedelta(seconds=30))
+    assert sweep.run(inbox_grace_seconds=0)["cancels"] == 1
+    assert wait_for(lambda: FlowRun.objects.get(pk=run.pk).status == "cancelled", timeout=30, message="the sweeper did not carry out the cancel")
