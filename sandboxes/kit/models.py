@@ -16,6 +16,9 @@ class FaultConfig(models.Model):
     rate_limit_retry_after = models.PositiveIntegerField(default=0, help_text="> 0: answer 429 with this Retry-After (seconds)")
     rate_limit_requests = models.IntegerField(default=0, help_text="how many requests get the 429 before passing again (-1: all)")
     fail_records = models.JSONField(default=list, blank=True, help_text="record keys (ids, external ids, SKUs) that fail with a validation error")
+    garble_responses = models.PositiveIntegerField(
+        default=0, help_text="the next N successful answers (writes done) come back as 200 with a garbage JSON body and no Location header"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -180,3 +180,22 @@ def test_a_cancel_whose_message_was_lost_is_carried_out_by_the_sweeper(stack, re
     FlowRun.objects.filter(pk=run.pk).update(cancel_requested_at=timezone.now() - timedelta(seconds=30))
     assert sweep.run(inbox_grace_seconds=0)["cancels"] == 1
     assert wait_for(lambda: FlowRun.objects.get(pk=run.pk).status == "cancelled", timeout=30, message="the sweeper did not carry out the cancel")
+
+
+def test_a_garbage_answer_after_an_erp_write_is_read_back_by_external_id_not_a_mapping_failure(stack, reference_data):  # noqa: F811
+    from sandboxes.netsuite.models import Record
+
+    stack.start_worker()
+    # NetSuite writes the order's customer, then answers — the write and its read-back — with garbage and no id
+    stack.sandboxes["netsuite"].faults(garble_responses=2)
+    accept_canonical([order_event("ORD-GARBLE-1")])
+    run = wait_for(lambda: _finished("ORD-GARBLE-1"), timeout=90, message="the flow did not settle")
+    assert stack.sandboxes["netsuite"].faults()["garble_responses"] == 0, "the fault never fired"
+    assert run.status == "completed", list(run.steps.values("name", "status", "error_class", "error_message"))
+    assert not SyncException.objects.filter(flow_run=run).exists()
+    customer = Record.objects.get(record_type="customer", external_id=run.context["steps"]["erp_customer"]["external_id"])
+    assert run.context["steps"]["erp_customer"]["erp_customer_id"] == str(customer.pk)
+    assert list(StepAttempt.objects.filter(step__flow_run=run, step__name="erp_customer").values_list("outcome", flat=True)) == ["succeeded"]
+    record = Record.objects.get(record_type="salesOrder", external_id="SO-ORD-GARBLE-1")
+    assert run.context["steps"]["erp_sales_order"]["sales_order_id"] == str(record.pk)
+    assert ns_sales_orders("SO-ORD-GARBLE-1") == 1
