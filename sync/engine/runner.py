@@ -27,7 +27,7 @@ from django.utils.module_loading import import_string
 
 from sync.audit import audit_record
 from sync.connectors.errors import ConnectorError, infrastructure_error
-from sync.dispatch import dispatch_cancel, dispatch_flow
+from sync.dispatch import clear_queued, dispatch_cancel, dispatch_flow
 from sync.flows.base import Flow, Park, ReviewPark, StepContext, StepValidationError
 from sync.flows.registry import flow_for, provided
 from sync.models import CustomerMatch, ErrorClass, FlowRun, FlowStep, InboxEvent, OutboxMessage, StepAttempt, SyncException
@@ -191,6 +191,7 @@ def _set_step(step: FlowStep, status: str, **fields) -> None:
 # --- running -------------------------------------------------------------------------------
 def flow_run(run_id: int) -> str:
     """Run a flow's remaining steps. Returns the flow's status afterwards (or 'busy')."""
+    clear_queued("flow", run_id)  # this message is out of the broker: the sweeper may send another when one is due
     run = FlowRun.objects.filter(pk=run_id).first()
     if run is None or run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED, FlowRun.Status.PARKED, FlowRun.Status.FAILED):
         return run.status if run else "missing"
