@@ -25,7 +25,7 @@ Everything runs on this machine, loopback only, bounded in time, and stops by it
    - half-done: flows neither completed nor failed-with-an-open-exception;
    - failed: flows failed (with their exception): the book has no business failures, so each one
      was failed by the fault — an infrastructure error must be retried, never dead-lettered;
-   - double runs: two attempts of one step running at once (`check_double_runs`, when present);
+   - double runs: two attempts of one step running at once (the step-attempt log, `check_double_runs`);
    - recovery: seconds from the fault's end until the book settled;
    - max queue depth (Redis LLEN of the queues) and peak RSS of the worker and web process trees.
 5. one table at the end. Exit status 1 when any scenario lost, duplicated, failed or left anything half-done.
@@ -163,7 +163,9 @@ def sandbox_faults(system: str, **config) -> None:
 def heal_sandboxes() -> None:
     from sandboxes.kit.models import FaultConfig
 
-    FaultConfig.objects.update(error_rate=0, latency_ms=0, outage=False, rate_limit_retry_after=0, rate_limit_requests=0, search_lag_seconds=0)
+    FaultConfig.objects.update(
+        error_rate=0, latency_ms=0, outage=False, rate_limit_retry_after=0, rate_limit_requests=0, search_lag_seconds=0, garble_responses=0
+    )
 
 
 def terminate_backends(db_name: str) -> int:
@@ -265,6 +267,18 @@ class Latency(Fault):
         heal_sandboxes()
 
 
+class Garbage(Fault):
+    name, what = "erp-garbage", "NetSuite answers 2 writes in 5 with 200 and a garbage body (the write done)"
+
+    def tick(self, second: int) -> None:
+        if second % 5 == 0:
+            sandbox_faults("netsuite", garble_responses=2)
+            self.count += 2
+
+    def lift(self) -> None:
+        heal_sandboxes()
+
+
 class Duplicates(Fault):
     name, what = "duplicates", "every CRM change event and Stripe webhook delivered 10 times, 2 deliverers at once"
     copies = 10
@@ -281,7 +295,7 @@ class BeatKill(Fault):
         self.stack.start_beat()
 
 
-SCENARIOS = {f.name: f for f in (Baseline, WorkerKill, RedisRestart, PgTerminate, Sandbox500, Sandbox429, Latency, Duplicates, BeatKill)}
+SCENARIOS = {f.name: f for f in (Baseline, WorkerKill, RedisRestart, PgTerminate, Sandbox500, Sandbox429, Latency, Garbage, Duplicates, BeatKill)}
 
 
 # --- the book ----------------------------------------------------------------------------------
@@ -421,23 +435,11 @@ def undelivered() -> int:
     return ChangeEvent.objects.filter(status=ChangeEvent.PENDING).count() + SandboxEvent.objects.filter(delivery=SandboxEvent.Delivery.PENDING).count()
 
 
-def double_runs() -> int | None:
-    """Two attempts of one step running at once, by sync's StepAttempt rows (issue 19), if they exist."""
-    try:
-        from sync.models import StepAttempt  # noqa: F401  (optional: present once attempts are recorded)
-    except ImportError:
-        return None
-    from io import StringIO
+def double_runs(since) -> int:
+    """Two attempts of one step running at once since the scenario began (sync's step-attempt log)."""
+    from sync.engine.attempts import double_runs as overlapping
 
-    from django.core.management import call_command
-
-    out = StringIO()
-    try:
-        call_command("check_double_runs", stdout=out)
-    except SystemExit:
-        pass
-    text = out.getvalue().strip().splitlines()
-    return int(text[-1].split()[0]) if text and text[-1].split()[0].isdigit() else None
+    return len(overlapping(since=since))
 
 
 def queue_depth(redis_url: str) -> int:
@@ -468,6 +470,9 @@ def run_scenario(stack: Stack, fault_cls, args, redis_url: str) -> dict:
         peak["web"] = max(peak["web"], stack.rss_mb("web"))
 
     print(f"\n[{fault.name}] {fault.what} · book {prefix}: {args.deals} deals", flush=True)
+    from django.utils import timezone
+
+    scenario_began = timezone.now()
     before = ledger_extra_creates()
     before["CRM write-backs"] = count("-no-such-book-", [], {})["duplicated"]["CRM write-backs"]
     orders = close_deals(prefix, args.deals, rng)
@@ -527,7 +532,7 @@ def run_scenario(stack: Stack, fault_cls, args, redis_url: str) -> dict:
     figures.update(
         name=fault.name, what=fault.what, injected=fault.count, recovered=recovered, amended=len(amended), **{f"peak_{k}": v for k, v in peak.items()}
     )
-    figures["double_runs"] = double_runs()
+    figures["double_runs"] = double_runs(scenario_began)
     print(
         f"  flows {figures['flows']} (failed {figures['failed']}), lost {figures['lost']}, half-done {figures['half_done']}, "
         f"duplicated {sum(figures['duplicated'].values())}",
@@ -542,7 +547,7 @@ def print_table(results: list[dict], args) -> None:
     rows = []
     for r in results:
         rec = f"{r['recovered']:.0f} s" if r["recovered"] is not None else f"> {args.settle_seconds} s"
-        dr = "n/a" if r["double_runs"] is None else str(r["double_runs"])
+        dr = str(r["double_runs"])
         rows.append([r["name"], str(r["injected"]), str(r["flows"]), str(r["failed"]), str(r["lost"]), str(r["half_done"]), str(sum(r["duplicated"].values())), dr, rec,
                      str(r["peak_queue"]), f"{r['peak_worker']:.0f}", f"{r['peak_web']:.0f}"])  # fmt: skip
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]

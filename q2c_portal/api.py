@@ -102,6 +102,7 @@ def problem_exception_handler(exc, context):
         403: "Permission denied",
         404: "Not found",
         405: "Method not allowed",
+        409: "Conflict",
         415: "Unsupported media type",
         429: "Too many requests",
     }.get(response.status_code, "Error")

@@ -32,6 +32,7 @@ class TaskName(str, enum.Enum):
     PUBLISH_OUTBOX = "sync.publish_outbox"
     CANCEL_FLOW = "sync.cancel_flow"
     SWEEP = "sync.sweep"
+    SWEEP_INBOX = "sync.sweep_inbox"
     POLL_CHANGES = "sync.poll_changes"
     PURGE_CONNECTOR_CALLS = "sync.purge_connector_calls"
     # monitoring
@@ -74,6 +75,8 @@ def ping(value: str = "pong") -> str:
 app.conf.beat_schedule = {
     # re-dispatch work a lost message or a broker outage left behind (inbox, due retries, leases, outbox)
     "sweep": {"task": TaskName.SWEEP.value, "schedule": 15.0, "options": {"expires": 14}},
+    # accepted events never sent or whose message was lost (a broker restart): on their way within seconds
+    "sweep-inbox": {"task": TaskName.SWEEP_INBOX.value, "schedule": 5.0, "options": {"expires": 4}},
     # publish CRM status write-backs and analytics events waiting in the outbox
     "publish-outbox": {"task": TaskName.PUBLISH_OUTBOX.value, "schedule": 10.0, "options": {"expires": 9}},
     # pull path: changes since the watermark, so nothing depends on webhooks alone

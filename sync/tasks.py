@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from q2c_portal.celery import Queue, TaskName
 from sync.connectors.errors import ConnectorError
-from sync.dispatch import PUBLISH_OUTBOX_EXPIRES
+from sync.dispatch import PUBLISH_OUTBOX_EXPIRES, mark_queued
 from sync.engine import retention, sweeper
 from sync.engine.inbox import inbox_process
 from sync.engine.outbox_publisher import outbox_publish
@@ -27,7 +27,9 @@ def process_inbox_event(self, inbox_id: int) -> str:
         return inbox_process(inbox_id)
     except ConnectorError as exc:  # transient: the connector was down while normalising
         policy = inbox_policy()
-        raise self.retry(exc=exc, countdown=policy.delay(self.request.retries + 1, exc.retry_after), max_retries=policy.max_attempts - 1) from exc
+        countdown = policy.delay(self.request.retries + 1, exc.retry_after)
+        mark_queued("inbox", inbox_id, countdown=countdown)  # the retry is the event's message now: the sweeper leaves it be
+        raise self.retry(exc=exc, countdown=countdown, max_retries=policy.max_attempts - 1) from exc
 
 
 @shared_task(name=TaskName.RUN_FLOW.value, queue=Queue.FLOWS.value, acks_late=True)
@@ -55,6 +57,12 @@ def cancel_flow(flow_run_id: int, user_id: int | None = None, reason: str = "") 
 def sweep(inbox_grace_seconds: float = 10) -> dict:
     """Re-send what a lost message or a broker outage left behind. Safe to run any time."""
     return sweeper.sweep(inbox_grace_seconds=inbox_grace_seconds)
+
+
+@shared_task(name=TaskName.SWEEP_INBOX.value, queue=Queue.RECON.value, expires=10)
+def sweep_inbox(inbox_grace_seconds: float = 5) -> int:
+    """Send accepted events that were never sent (broker down) or whose message was lost."""
+    return sweeper.sweep_inbox(inbox_grace_seconds=inbox_grace_seconds)
 
 
 @shared_task(name=TaskName.POLL_CHANGES.value, queue=Queue.RECON.value, expires=300)

@@ -22,12 +22,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
 from monitoring.models import BulkJob
 from q2c_portal import redaction
 from q2c_portal.api import StandardPagination, django_to_drf, has_perm
+from sync.engine.runner import FlowBusy
 from sync.models import SyncException
 
 from . import selectors as sel
@@ -70,9 +71,17 @@ def _filters(request, params) -> ExceptionFilterSet:
     return filters
 
 
+class AlreadyUnderWay(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "A retry of this flow is already under way."
+    default_code = "already_under_way"
+
+
 def _call(fn, **kwargs):
     try:
         return fn(**kwargs)
+    except FlowBusy as exc:  # before ValidationError, which it is: the flow is busy, not the request wrong
+        raise AlreadyUnderWay(exc.reason) from None
     except DjangoValidationError as exc:
         raise django_to_drf(exc) from None
 
@@ -397,6 +406,7 @@ _ACTION_RESPONSES = {
     200: ExceptionDetailSerializer,
     400: OpenApiResponse(description="problem+json with field detail"),
     403: OpenApiResponse(description="your role may not act"),
+    409: OpenApiResponse(description="problem+json: the flow is already being worked on (a retry or cancel under way)"),
 }
 
 

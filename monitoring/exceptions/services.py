@@ -22,7 +22,7 @@ from sync import dispatch
 from sync.audit import audit_record
 from sync.customers import merge as customer_merge
 from sync.engine.inbox import inbox_replay
-from sync.engine.runner import flow_resume_waiting, step_override_payload, step_retry
+from sync.engine.runner import FlowBusy, flow_cancel_request, flow_resume_waiting, step_override_payload, step_retry
 from sync.models import CustomerMatch, ExceptionComment, FlowRun, FlowStep, InboxEvent, SyncException
 
 from .filters import ExceptionFilterSet
@@ -140,6 +140,9 @@ def exception_comment(*, exception_id: int, user, text: str) -> SyncException:
     return exc
 
 
+UNDER_WAY = "a retry is already under way"
+
+
 def _retry_refusal(exc: SyncException, *, only_open: bool) -> str:
     if only_open and exc.status != SyncException.Status.OPEN:
         return f"it is {exc.get_status_display().lower()}, not open"
@@ -150,7 +153,7 @@ def _retry_refusal(exc: SyncException, *, only_open: bool) -> str:
     if exc.flow_run_id and exc.flow_run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
         return f"its flow is already {exc.flow_run.get_status_display().lower()}"
     if exc.status == SyncException.Status.RETRYING and exc.step.status in (FlowStep.Status.PENDING, FlowStep.Status.RUNNING):
-        return "a retry is already under way"
+        return UNDER_WAY
     if open_customer_match(exc) is not None:
         return "its flow waits for a customer-match decision (merge or keep separate), then resumes by itself"
     return ""
@@ -164,6 +167,8 @@ def exception_retry(*, exception_id: int, user, only_open: bool = False, note: s
     with transaction.atomic():
         exc = _locked(exception_id)
         refusal = _retry_refusal(exc, only_open=only_open)
+        if refusal == UNDER_WAY:
+            raise FlowBusy()
         if refusal:
             raise ValidationError({"status": f"Cannot retry: {refusal}."})
         before = _snapshot(exc)
@@ -214,7 +219,9 @@ def exception_replay(*, exception_id: int, user) -> SyncException:
 
 
 def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bool) -> SyncException:
-    """Cancel the exception's flow; a worker runs the compensation (it calls external systems)."""
+    """Cancel the exception's flow. The request is stored on the flow first (a worker running one of
+    its steps honours it before the next step); a worker runs the compensation (it calls external
+    systems). A flow that completes before the request lands refuses it."""
     reason = (reason or "").strip()
     if not confirmed:
         raise ValidationError({"confirm": "Confirm the cancellation: it undoes what the flow already did in each system."})
@@ -227,6 +234,7 @@ def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bo
             raise ValidationError({"flow": "This exception belongs to no flow."})
         if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
             raise ValidationError({"flow": f"The flow is already {run.get_status_display().lower()}."})
+        flow_cancel_request(flow_run_id=run.pk, actor=user, reason=reason)
         audit_record(
             object_type="exception",
             object_id=exc.pk,
@@ -236,9 +244,8 @@ def exception_cancel_flow(*, exception_id: int, user, reason: str, confirmed: bo
             note=reason,
             correlation_id=exc.correlation_id,
         )
-    # outside the transaction: the row says what was asked even if the broker is down
-    if not dispatch.publish(TaskName.CANCEL_FLOW, args=[run.pk, getattr(user, "pk", None), reason], queue=Queue.FLOWS.value):
-        raise ValidationError({"broker": "The task queue is unavailable; the cancellation was not started. Try again in a minute."})
+    # outside the transaction; the request is stored, so a broker that is down only delays it (the sweeper re-sends)
+    dispatch.publish(TaskName.CANCEL_FLOW, args=[run.pk, getattr(user, "pk", None), reason], queue=Queue.FLOWS.value)
     return exc
 
 

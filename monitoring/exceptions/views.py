@@ -186,7 +186,7 @@ def _do(request: HttpRequest, exc: SyncException, action: str) -> str:
         services.exception_cancel_flow(
             exception_id=exc.pk, user=user, reason=form.cleaned_data.get("reason", "") if form.is_valid() else "", confirmed=form.confirmed
         )
-        return "Cancellation started: compensation runs in the background; the history shows each undo."
+        return "Cancellation requested: a step under way finishes first, then compensation runs in the background; the history shows each undo."
     raise ValidationError({"action": f"Unknown action {action!r}."})
 
 

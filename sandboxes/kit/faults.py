@@ -51,6 +51,20 @@ def injected_fault(system: str, request: HttpRequest, error: ErrorBuilder) -> Ht
     return None
 
 
+GARBAGE = '{"o:garbled": true, "detail": "\\u0000\\ufffd<html>upstream proxy</html>"}'
+
+
+def garbled(system: str, response: HttpResponse) -> HttpResponse:
+    """The garble_responses fault: a successful answer (the work is done) replaced by a 200 whose
+    JSON body means nothing and that carries no Location — what a misbehaving proxy or a vendor
+    bug sends back after a write succeeded."""
+    if response.status_code >= 300:
+        return response
+    if not FaultConfig.objects.filter(system=system, garble_responses__gt=0).update(garble_responses=F("garble_responses") - 1):
+        return response
+    return HttpResponse(GARBAGE, status=200, content_type="application/json")
+
+
 def failing_record(system: str, *keys: str) -> str | None:
     """The first of `keys` listed in the sandbox's fail_records, if any."""
     wanted = {str(k) for k in keys if k}
@@ -62,8 +76,9 @@ def failing_record(system: str, *keys: str) -> str | None:
     return None
 
 
-def sandbox_endpoint(system: str, error: ErrorBuilder):
-    """Wrap a sandbox view: no CSRF (machine clients), faults applied first."""
+def sandbox_endpoint(system: str, error: ErrorBuilder, *, garble: bool = True):
+    """Wrap a sandbox view: no CSRF (machine clients), faults applied first; `garble=False` keeps
+    the view's answers out of the garble_responses fault (queries, which write nothing)."""
 
     def decorate(view):
         @csrf_exempt
@@ -72,7 +87,8 @@ def sandbox_endpoint(system: str, error: ErrorBuilder):
             fault = injected_fault(system, request, error)
             if fault is not None:
                 return fault
-            return view(request, *args, **kwargs)
+            response = view(request, *args, **kwargs)
+            return garbled(system, response) if garble else response
 
         return wrapped
 

@@ -19,6 +19,9 @@ class FaultConfig(models.Model):
     search_lag_seconds = models.PositiveIntegerField(
         default=0, help_text="Stripe: objects appear in /search only this long after they are written (real search lags up to a minute)"
     )
+    garble_responses = models.PositiveIntegerField(
+        default=0, help_text="the next N successful answers (writes done) come back as 200 with a garbage JSON body and no Location header"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from .faults import fault_config
 from .models import FaultConfig
 
-FIELDS = ("error_rate", "latency_ms", "outage", "rate_limit_retry_after", "rate_limit_requests", "fail_records", "search_lag_seconds")
+FIELDS = ("error_rate", "latency_ms", "outage", "rate_limit_retry_after", "rate_limit_requests", "fail_records", "search_lag_seconds", "garble_responses")
 
 
 def _as_dict(config: FaultConfig) -> dict:

@@ -18,6 +18,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import kombu.exceptions
+import psycopg
+import redis.exceptions
+import requests
+from django.db import InterfaceError as DjangoInterfaceError
+from django.db import OperationalError as DjangoOperationalError
+
 from sync.models import TRANSIENT_ERROR_CLASSES, ErrorClass
 
 
@@ -131,3 +138,43 @@ def classify(status: int, code: str | Iterable[str] | None = None, table: CodeTa
     if not found:
         return ErrorClass.VALIDATION
     return min(found, key=table.precedence.index)
+
+
+# --- infrastructure: the hub's own database, broker and network -------------------------------------
+# connection lost / timed out: the hub's database (Django's wrappers and psycopg's own), the broker
+# (redis, kombu), sockets, and HTTP below the connector (requests)
+_LOST: tuple[type, ...] = (
+    DjangoOperationalError,
+    DjangoInterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    redis.exceptions.ConnectionError,
+    kombu.exceptions.OperationalError,
+    requests.ConnectionError,
+    ConnectionError,
+    EOFError,
+)
+_SLOW: tuple[type, ...] = (TimeoutError, redis.exceptions.TimeoutError, requests.Timeout)
+_CONNECTION_ERRNOS = frozenset(
+    {32, 54, 60, 61, 104, 110, 111, 113}
+)  # EPIPE, ECONNRESET (BSD), ETIMEDOUT (BSD), ECONNREFUSED (BSD), ECONNRESET, ETIMEDOUT, ECONNREFUSED, EHOSTUNREACH
+
+
+def infrastructure_error(exc: BaseException, *, system: str = "hub") -> ConnectorError | None:
+    """A lost database connection, broker connection, socket or timeout — anywhere in the exception's
+    chain — as a transient ConnectorError (`timeout` or `unavailable`); None for anything else.
+
+    A step that crashed on one of these did nothing wrong with its data: it is retried, never
+    dead-lettered as `mapping`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectorError):
+            return current if current.transient else None
+        if isinstance(current, _SLOW):
+            return ConnectorError(ErrorClass.TIMEOUT, f"infrastructure timeout: {type(current).__name__}: {current}"[:500], system=system)
+        if isinstance(current, _LOST) or (isinstance(current, OSError) and current.errno in _CONNECTION_ERRNOS):
+            return ConnectorError(ErrorClass.UNAVAILABLE, f"connection lost: {type(current).__name__}: {current}"[:500], system=system)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return None

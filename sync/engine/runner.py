@@ -10,22 +10,27 @@ key). Network calls happen outside transactions.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from sync.audit import audit_record
-from sync.connectors.errors import ConnectorError
-from sync.dispatch import dispatch_flow
+from sync.connectors.errors import ConnectorError, infrastructure_error
+from sync.dispatch import clear_queued, dispatch_cancel, dispatch_flow
 from sync.flows.base import Flow, Park, ReviewPark, StepContext, StepValidationError
 from sync.flows.registry import flow_for, provided
-from sync.models import CustomerMatch, ErrorClass, FlowRun, FlowStep, InboxEvent, OutboxMessage, SyncException
+from sync.models import CustomerMatch, ErrorClass, FlowRun, FlowStep, InboxEvent, OutboxMessage, StepAttempt, SyncException
 from sync.outbox import outbox_add
 from sync.retry import RetryPolicy
 
@@ -37,6 +42,21 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = settings.SYNC_ENGINE["FLOW_LEASE_SECONDS"]
 PARK_LIMIT = timedelta(hours=settings.SYNC_ENGINE["PARK_LIMIT_HOURS"])
+WORKER = f"{socket.gethostname()}:{os.getpid()}"[:128]
+
+
+class FlowBusy(ValidationError):
+    """The flow is already being worked on (held lease, retry queued, cancel under way): the operator's
+    action would run it twice, so it is refused. A ValidationError, so every page shows its words;
+    the API answers it 409."""
+
+    def __init__(self, message: str = "A retry of this flow is already under way."):
+        super().__init__({"status": message})
+        self.reason = message
+
+
+class LeaseLost(Exception):
+    """This worker's claim on the flow was taken over (its lease ran out): it must write nothing more."""
 
 
 def system_for(role: str) -> str:
@@ -104,22 +124,41 @@ def flow_start(*, flow: Flow, envelope: dict, inbox_event: InboxEvent | None = N
 
 
 # --- claiming ------------------------------------------------------------------------------
-def _claim(run_id: int) -> bool:
+def _lease_free() -> Q:
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=timezone.now())
+
+
+def _claim(run_id: int) -> str | None:
+    """Take the flow's lease (compare-and-set: only a free or expired lease is taken). Returns the
+    claim's token, which every later renewal and release of this worker compares against."""
+    token = uuid.uuid4().hex
     now = timezone.now()
-    return (
+    claimed = (
         FlowRun.objects.filter(pk=run_id, status__in=[FlowRun.Status.PENDING, FlowRun.Status.WAITING, FlowRun.Status.RUNNING])
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(status=FlowRun.Status.RUNNING, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
-        == 1
+        .filter(_lease_free())
+        .update(status=FlowRun.Status.RUNNING, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS), lease_owner=token)
     )
+    return token if claimed == 1 else None
+
+
+def _mine(run: FlowRun):
+    """The run's row, as long as this worker's claim still holds it."""
+    rows = FlowRun.objects.filter(pk=run.pk)
+    return rows.filter(lease_owner=run.lease_owner) if run.lease_owner else rows
+
+
+def _renew(run: FlowRun, **fields) -> bool:
+    """Extend this worker's lease (compare-and-set on the claim's token)."""
+    return _mine(run).update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS), **fields) == 1
 
 
 def _set_status(run: FlowRun, status: str, *, note: str = "", **fields) -> None:
     before = run.status
+    if _mine(run).update(status=status, **fields) != 1:
+        raise LeaseLost(f"flow {run.pk}: lease {run.lease_owner} was taken over")
     run.status = status
     for name, value in fields.items():
         setattr(run, name, value)
-    FlowRun.objects.filter(pk=run.pk).update(status=status, **fields)
     if before != status:
         audit_record(
             object_type="flow",
@@ -152,10 +191,12 @@ def _set_step(step: FlowStep, status: str, **fields) -> None:
 # --- running -------------------------------------------------------------------------------
 def flow_run(run_id: int) -> str:
     """Run a flow's remaining steps. Returns the flow's status afterwards (or 'busy')."""
+    clear_queued("flow", run_id)  # this message is out of the broker: the sweeper may send another when one is due
     run = FlowRun.objects.filter(pk=run_id).first()
     if run is None or run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED, FlowRun.Status.PARKED, FlowRun.Status.FAILED):
         return run.status if run else "missing"
-    if not _claim(run_id):
+    token = _claim(run_id)
+    if token is None:
         held = FlowRun.objects.filter(pk=run_id).values_list("lease_expires_at", "status").first()
         if held and held[1] == FlowRun.Status.RUNNING and held[0]:
             # someone holds it (or held it and died): look again when the lease runs out
@@ -163,6 +204,27 @@ def flow_run(run_id: int) -> str:
             dispatch_flow(run_id, queue=flow_for(run.flow_type).queue, countdown=wait)
         return "busy"
     run.refresh_from_db()
+    run.lease_owner = token
+    try:
+        status = _run_claimed(run)
+    except LeaseLost as lost:
+        log.warning("%s; leaving the flow to its new holder", lost)
+        return "busy"
+    if status != FlowRun.Status.CANCELLED and _cancel_requested(run_id):
+        # a cancel that came while this worker held the lease: its own attempt to claim was refused
+        return flow_cancel(flow_run_id=run_id).status
+    return status
+
+
+def _cancel_requested(run_id: int) -> bool:
+    return FlowRun.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exclude(status=FlowRun.Status.CANCELLED).exists()
+
+
+class _CancelInstead(Exception):
+    """The flow was asked to stop: compensate instead of going on."""
+
+
+def _run_claimed(run: FlowRun) -> str:
     flow = flow_for(run.flow_type)
     if run.started_at is None:
         FlowRun.objects.filter(pk=run.pk).update(started_at=timezone.now())
@@ -171,6 +233,8 @@ def flow_run(run_id: int) -> str:
         step = steps[definition.name]
         if step.status in (FlowStep.Status.SUCCEEDED, FlowStep.Status.SKIPPED):
             continue
+        if _cancel_requested(run.pk):  # between steps: a cancel stops the flow before its next side effect
+            return _cancel_claimed(run, flow)
         if step.status == FlowStep.Status.FAILED:
             _release(run, FlowRun.Status.FAILED)
             return run.status
@@ -181,12 +245,16 @@ def flow_run(run_id: int) -> str:
         outcome = _run_step(run, step, definition, flow)
         if outcome != FlowStep.Status.SUCCEEDED:
             return outcome
-    _complete(run, flow)
+    try:
+        _complete(run, flow)
+    except _CancelInstead:
+        return _cancel_claimed(run, flow)
     return run.status
 
 
 def _release(run: FlowRun, status: str, **fields) -> None:
-    _set_status(run, status, lease_expires_at=None, **fields)
+    _set_status(run, status, lease_expires_at=None, lease_owner="", **fields)
+    run.lease_owner = ""
 
 
 def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
@@ -205,11 +273,55 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
             _release(run, FlowRun.Status.WAITING, current_step=step.name)
             dispatch_flow(run.pk, queue=flow.queue, countdown=wait + 0.5)
             return FlowRun.Status.WAITING
-    # renew the lease and say where the flow is, in one write
-    FlowRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS), current_step=step.name)
+    # renew the lease (compare-and-set: a claim taken over runs nothing more) and say where the flow is, in one write
+    if not _renew(run, current_step=step.name):
+        raise LeaseLost(f"flow {run.pk}: lease {run.lease_owner} was taken over before {step.name}")
     run.current_step = step.name
     step.attempts += 1
     _set_step(step, FlowStep.Status.RUNNING, attempts=step.attempts, started_at=step.started_at or timezone.now(), next_attempt_at=None)
+    attempt = _attempt_start(run, step)
+    outcome = StepAttempt.Outcome.CRASHED
+    try:
+        status = _attempt(run, step, definition, flow)
+        outcome = _OUTCOMES.get(status, StepAttempt.Outcome.CRASHED)
+        return status
+    finally:
+        _attempt_end(attempt, outcome)
+
+
+_OUTCOMES = {
+    FlowStep.Status.SUCCEEDED: StepAttempt.Outcome.SUCCEEDED,
+    FlowRun.Status.WAITING: StepAttempt.Outcome.RETRY,
+    FlowRun.Status.FAILED: StepAttempt.Outcome.FAILED,
+    FlowRun.Status.PARKED: StepAttempt.Outcome.PARKED,
+}
+
+
+def _attempt_start(run: FlowRun, step: FlowStep) -> StepAttempt:
+    """Log the attempt's start. An earlier attempt still open never ended (its worker died): it is
+    closed at the end of the lease it ran under, which is when the next claim could first start."""
+    now = timezone.now()
+    StepAttempt.objects.filter(step=step, finished_at__isnull=True).update(finished_at=Coalesce("lease_expires_at", now), outcome=StepAttempt.Outcome.ABANDONED)
+    return StepAttempt.objects.create(
+        flow_run_id=run.pk,
+        step=step,
+        number=step.attempts,
+        lease_owner=run.lease_owner,
+        worker=WORKER,
+        started_at=now,
+        lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
+    )
+
+
+def _attempt_end(attempt: StepAttempt, outcome: str) -> None:
+    try:
+        StepAttempt.objects.filter(pk=attempt.pk).update(finished_at=timezone.now(), outcome=outcome)
+    except Exception:  # noqa: BLE001 — the log must never turn a step's outcome into a crash; the next attempt closes it
+        log.warning("could not close step attempt %s", attempt.pk, exc_info=True)
+
+
+def _attempt(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
+    system = step.system
     ctx = StepContext(run=run, step=step)
     try:
         result = definition.run(ctx) or {}
@@ -224,7 +336,18 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
         if policy.should_retry(exc, step.attempts):
             return _schedule_retry(run, step, flow, exc, policy)
         return _fail(run, step, flow, exc)
+    except LeaseLost:
+        raise
     except Exception as exc:  # noqa: BLE001 — a bug must still surface as an exception row, not a lost flow
+        infra = infrastructure_error(exc, system=system)
+        if infra is not None:
+            # the hub's own connection (database, broker, network) dropped, not the data: reconnect, retry
+            log.warning("step %s lost a connection, retrying: %s", step.name, infra.message)
+            _reconnect()
+            policy = definition.retry_policy(system)
+            if policy.should_retry(infra, step.attempts):
+                return _schedule_retry(run, step, flow, infra, policy)
+            return _fail(run, step, flow, infra)
         log.exception("step %s crashed", step.name)
         return _fail(run, step, flow, ConnectorError(ErrorClass.MAPPING, f"{type(exc).__name__}: {exc}", system=system))
     if system != "hub":
@@ -232,7 +355,8 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
     deal = {} if run.deal_id else _deal_found(run, flow)
     with transaction.atomic():
         run.context.setdefault("steps", {})[step.name] = result
-        FlowRun.objects.filter(pk=run.pk).update(context=run.context, **deal)
+        if _mine(run).update(context=run.context, **deal) != 1:
+            raise LeaseLost(f"flow {run.pk}: lease {run.lease_owner} was taken over during {step.name}")
         _set_step(
             step,
             FlowStep.Status.SUCCEEDED,
@@ -244,6 +368,13 @@ def _run_step(run: FlowRun, step: FlowStep, definition, flow: Flow) -> str:
         )
         resolve_for_step(step)
     return FlowStep.Status.SUCCEEDED
+
+
+def _reconnect() -> None:
+    """Drop database connections a failure may have left broken; the next query opens a fresh one."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
 
 
 def _deal_found(run: FlowRun, flow: Flow) -> dict:
@@ -349,6 +480,9 @@ def _prerequisite_done(key: str) -> bool:
 def _complete(run: FlowRun, flow: Flow) -> None:
     now = timezone.now()
     with transaction.atomic():
+        # the row lock orders completion against a cancel request: one of them finds the other done
+        if FlowRun.objects.select_for_update().filter(pk=run.pk, cancel_requested_at__isnull=False).exists():
+            raise _CancelInstead
         run.business_completed_at = now
         if flow.on_complete:
             flow.on_complete(run, now)
@@ -409,8 +543,25 @@ def step_retry(*, step_id: int, actor=None) -> FlowStep:
         run = step.flow_run
         if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
             return step
+        # the claim: a retry never takes over a held lease nor queues a flow already queued — one
+        # compare-and-set on the flow's row decides, however many operators click at once
+        claimed = (
+            FlowRun.objects.filter(
+                pk=run.pk,
+                status__in=[FlowRun.Status.FAILED, FlowRun.Status.WAITING, FlowRun.Status.PARKED, FlowRun.Status.RUNNING],
+                cancel_requested_at__isnull=True,
+            )
+            .filter(_lease_free())
+            .update(status=FlowRun.Status.PENDING, lease_expires_at=None, lease_owner="", finished_at=None)
+        )
+        if claimed != 1:
+            current = FlowRun.objects.filter(pk=run.pk).values("status", "cancel_requested_at").first() or {}
+            if current.get("cancel_requested_at"):
+                raise FlowBusy("The flow is being cancelled; it cannot be retried.")
+            if current.get("status") in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
+                raise FlowBusy(f"The flow is already {current['status']}.")
+            raise FlowBusy("A retry of this flow is already under way.")
         _set_step(step, FlowStep.Status.PENDING, next_attempt_at=None)
-        FlowRun.objects.filter(pk=run.pk).update(status=FlowRun.Status.PENDING, lease_expires_at=None, finished_at=None)
         audit_record(
             object_type="flow",
             object_id=run.pk,
@@ -446,15 +597,82 @@ def step_override_payload(*, step_id: int, payload: dict, actor=None) -> FlowSte
     return step
 
 
+CANCELLABLE = (FlowRun.Status.PENDING, FlowRun.Status.RUNNING, FlowRun.Status.WAITING, FlowRun.Status.PARKED, FlowRun.Status.FAILED)
+
+
+def flow_cancel_request(*, flow_run_id: int, actor=None, reason: str = "") -> tuple[FlowRun, bool]:
+    """Store an operator's cancel on the flow (audited) before anything runs. Returns (run, new).
+
+    The request is honoured by whoever holds the flow: a worker running a step compensates after it,
+    before the next one; a flow nobody holds is compensated by the cancel task; the sweeper re-sends
+    a request whose message was lost. A flow that completes first refuses it (ValidationError)."""
+    now = timezone.now()
+    stored = FlowRun.objects.filter(pk=flow_run_id, cancel_requested_at__isnull=True, status__in=CANCELLABLE).update(
+        cancel_requested_at=now, cancel_requested_by=actor if getattr(actor, "pk", None) else None, cancel_reason=reason
+    )
+    run = FlowRun.objects.get(pk=flow_run_id)
+    if not stored:
+        if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
+            raise ValidationError({"flow": f"The flow is already {run.get_status_display().lower()}; nothing was cancelled."})
+        return run, False  # asked before: the same cancel, not a second one
+    audit_record(
+        object_type="flow",
+        object_id=run.pk,
+        action="cancel_requested",
+        before={"status": run.status},
+        after={"status": run.status, "cancel_requested_at": now.isoformat()},
+        user=actor if getattr(actor, "pk", None) else None,
+        actor_label="operator",
+        note=reason,
+        correlation_id=run.correlation_id,
+    )
+    return run, True
+
+
+def _claim_for_cancel(run_id: int) -> str | None:
+    token = uuid.uuid4().hex
+    claimed = (
+        FlowRun.objects.filter(pk=run_id, status__in=CANCELLABLE, cancel_requested_at__isnull=False)
+        .filter(_lease_free())
+        .update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS), lease_owner=token)
+    )
+    return token if claimed == 1 else None
+
+
 def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
-    """Cancel a flow and undo the side effects of its succeeded steps, newest first."""
+    """Cancel a flow and undo the side effects of its succeeded steps, newest first.
+
+    Never while another worker runs one of its steps: the cancel is stored first, and compensation
+    runs only under the flow's lease — here when it is free, else by the lease holder after its step."""
     run = FlowRun.objects.get(pk=flow_run_id)
     if run.status in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED):
         return run
-    flow = flow_for(run.flow_type)
-    audit_record(
-        object_type="flow", object_id=run.pk, action="cancel_requested", user=actor, actor_label="operator", note=reason, correlation_id=run.correlation_id
-    )
+    if run.cancel_requested_at is None:
+        try:
+            run, _ = flow_cancel_request(flow_run_id=flow_run_id, actor=actor, reason=reason)
+        except ValidationError:  # completed meanwhile
+            return FlowRun.objects.get(pk=flow_run_id)
+    token = _claim_for_cancel(flow_run_id)
+    if token is None:
+        run.refresh_from_db()
+        if run.status not in (FlowRun.Status.COMPLETED, FlowRun.Status.CANCELLED) and run.lease_expires_at:
+            # held: its holder compensates after the step; look again when the lease would run out
+            dispatch_cancel(run.pk, countdown=max(1.0, (run.lease_expires_at - timezone.now()).total_seconds() + 1))
+        return run
+    run.refresh_from_db()
+    run.lease_owner = token
+    try:
+        _cancel_claimed(run, flow_for(run.flow_type))
+    except LeaseLost as lost:
+        log.warning("%s; leaving the cancel to the new holder", lost)
+    run.refresh_from_db()
+    return run
+
+
+def _cancel_claimed(run: FlowRun, flow: Flow) -> str:
+    """Compensate and cancel a flow this worker holds, as its cancel request asked."""
+    run.refresh_from_db(fields=["cancel_requested_at", "cancel_requested_by", "cancel_reason", "status", "context"])
+    actor, reason = run.cancel_requested_by, run.cancel_reason
     steps = {s.name: s for s in run.steps.all()}
     for definition in reversed(flow.steps):
         step = steps[definition.name]
@@ -473,8 +691,19 @@ def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
                 response=_response_body(exc),
                 fingerprint_extra="compensation",
             )
-            raise
+            # the flow stays failed with its cancel on record; cancelling again from the exception retries the undo
+            _release(run, FlowRun.Status.FAILED, current_step=step.name)
+            return run.status
         _set_step(step, FlowStep.Status.COMPENSATED, response_summary={**step.response_summary, "compensation": _summary(result)})
+        audit_record(
+            object_type="step",
+            object_id=step.pk,
+            action="compensated",
+            after={"step": step.name, "compensation": definition.compensation_label, "result": _summary(result)},
+            user=actor,
+            actor_label="operator" if actor else "engine",
+            correlation_id=run.correlation_id,
+        )
     with transaction.atomic():
         _release(run, FlowRun.Status.CANCELLED, finished_at=timezone.now(), note=reason)
         for exc in SyncException.objects.filter(flow_run=run, status__in=SyncException.OPEN_STATUSES):
@@ -491,5 +720,4 @@ def flow_cancel(*, flow_run_id: int, actor=None, reason: str = "") -> FlowRun:
                 note="flow cancelled; compensation ran",
                 correlation_id=run.correlation_id,
             )
-    run.refresh_from_db()
-    return run
+    return run.status

@@ -11,19 +11,25 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from sync.dispatch import dispatch_flow, dispatch_inbox, dispatch_outbox, inbox_queue, undispatched_inbox
+from sync.dispatch import dispatch_cancel, dispatch_flow, dispatch_inbox, dispatch_outbox, inbox_queue, queued, undispatched_inbox
 from sync.flows.registry import flow_for
-from sync.models import ErrorClass, FlowRun, FlowStep, OutboxMessage
+from sync.models import ErrorClass, FlowRun, FlowStep, OutboxMessage, SyncException
 
 from .exceptions import open_exception
-from .runner import PARK_LIMIT
+from .runner import CANCELLABLE, PARK_LIMIT
+
+
+def sweep_inbox(inbox_grace_seconds: float = 5) -> int:
+    """Accepted events never sent (broker down) or whose message was lost: beat runs this every few
+    seconds, so they are on their way within seconds of the broker's return."""
+    rows = undispatched_inbox(older_than_seconds=inbox_grace_seconds)
+    return dispatch_inbox([pk for pk, _ in rows], {pk: inbox_queue(t) for pk, t in rows})
 
 
 def sweep(inbox_grace_seconds: float = 10) -> dict:
     now = timezone.now()
     stats = {}
-    rows = undispatched_inbox(older_than_seconds=inbox_grace_seconds)
-    stats["inbox"] = dispatch_inbox([pk for pk, _ in rows], {pk: inbox_queue(t) for pk, t in rows})
+    stats["inbox"] = sweep_inbox(inbox_grace_seconds)
     due = (
         FlowRun.objects.filter(
             Q(status=FlowRun.Status.WAITING, steps__status=FlowStep.Status.RETRY, steps__next_attempt_at__lte=now - timedelta(seconds=5))
@@ -33,7 +39,19 @@ def sweep(inbox_grace_seconds: float = 10) -> dict:
         .values_list("pk", "flow_type")
         .distinct()[:500]
     )
-    stats["flows"] = sum(dispatch_flow(pk, queue=flow_for(ft).queue) for pk, ft in due)
+    # one message per due item: a flow whose message still waits in the broker is not sent again
+    due = list(due)
+    waiting = queued("flow", [pk for pk, _ in due])
+    stats["flows"] = sum(dispatch_flow(pk, queue=flow_for(ft).queue) for pk, ft in due if pk not in waiting)
+    # cancels asked for whose message was lost (broker down) and that nobody holds; a flow whose undo
+    # itself failed waits for the operator (its compensation exception is open)
+    cancels = (
+        FlowRun.objects.filter(cancel_requested_at__lt=now - timedelta(seconds=10), status__in=CANCELLABLE)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .exclude(exceptions__status__in=SyncException.OPEN_STATUSES, exceptions__message__startswith="Compensation of")
+        .values_list("pk", flat=True)[:200]
+    )
+    stats["cancels"] = sum(dispatch_cancel(pk) for pk in cancels)
     if (
         OutboxMessage.objects.filter(published_at__isnull=True, failed_at__isnull=True)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))

@@ -37,6 +37,7 @@ from .engine import (  # noqa: F401
     OutboxMessage,
     ReconciliationBreak,
     ReconciliationRun,
+    StepAttempt,
     SyncException,
 )
 from .integration import IntegrationScope  # noqa: F401, E402

@@ -124,6 +124,11 @@ class FlowRun(models.Model):
     parked_reason = models.CharField(max_length=255, blank=True)
     waits_for = models.CharField(max_length=128, blank=True, help_text="what a parked flow waits on, e.g. order:ORD-1042")
     lease_expires_at = models.DateTimeField(null=True, blank=True, help_text="a worker holds the flow until then")
+    lease_owner = models.CharField(max_length=64, blank=True, help_text="the claim holding the lease: renewal and release compare-and-set on it")
+    # an operator's cancel, stored before anything runs: whoever holds the lease honours it between steps
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    cancel_reason = models.TextField(blank=True)
     current_step = models.CharField(max_length=64, blank=True)
     # business timestamps (KPIs are computed from these, never typed in)
     business_started_at = models.DateTimeField(help_text="closed_won_at / requested_at / due_at / finalized_at …")
@@ -201,6 +206,37 @@ class FlowStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flow_run} · {self.name}"
+
+
+class StepAttempt(models.Model):
+    """One attempt at a step, from its start to its end, with the claim that ran it: the evidence that
+    no step ever ran twice at once (`manage.py check_double_runs`)."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        RETRY = "retry"
+        FAILED = "failed"
+        PARKED = "parked"
+        CRASHED = "crashed"  # the task died in the step (connection lost, bug outside the step's own handling)
+        ABANDONED = "abandoned"  # never finished (worker killed); closed at its lease's end when the next attempt started
+
+    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="step_attempts")
+    step = models.ForeignKey(FlowStep, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    lease_owner = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=128, blank=True, help_text="host:pid of the process that ran it")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, help_text="the lease the attempt ran under, when it started")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+
+    class Meta:
+        ordering = ["step_id", "started_at"]
+        indexes = [models.Index(fields=["step", "started_at"], name="stepattempt_step_idx"), BrinIndex(fields=["started_at"], name="stepattempt_time_brin")]
+
+    def __str__(self) -> str:
+        return f"{self.step} #{self.number} {self.outcome}"
 
 
 class SyncException(models.Model):

@@ -184,3 +184,37 @@ def test_a_table_refuses_a_code_under_two_classes_or_a_class_it_cannot_rank():
         CodeTable({ErrorClass.MAPPING: {"UNKNOWN_SKU"}})
     with pytest.raises(ValueError, match="precedence"):
         CodeTable(precedence=(ErrorClass.RATE_LIMIT,))
+
+
+# --- infrastructure errors: transient, never mapping (issue 19) ----------------------------------------
+def test_lost_connections_and_timeouts_anywhere_in_the_chain_are_transient():
+
+    import django.db
+    import psycopg
+    import redis.exceptions
+
+    from sync.connectors.errors import infrastructure_error
+
+    def chained(outer, inner):
+        try:
+            try:
+                raise inner
+            except Exception as exc:
+                raise outer from exc
+        except Exception as exc:
+            return exc
+
+    for exc in (
+        django.db.OperationalError("terminating connection due to administrator command"),
+        django.db.InterfaceError("connection already closed"),
+        psycopg.OperationalError("server closed the connection unexpectedly"),
+        redis.exceptions.ConnectionError("Error 111 connecting"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        chained(RuntimeError("wrapped"), psycopg.OperationalError("consuming input failed")),
+    ):
+        found = infrastructure_error(exc)
+        assert found is not None and found.transient and found.error_class == ErrorClass.UNAVAILABLE, exc
+    for exc in (TimeoutError("timed out"), redis.exceptions.TimeoutError("Timeout reading")):
+        assert infrastructure_error(exc).error_class == ErrorClass.TIMEOUT
+    for exc in (KeyError("id"), ValueError("bad"), chained(KeyError("id"), ValueError("x"))):
+        assert infrastructure_error(exc) is None, exc

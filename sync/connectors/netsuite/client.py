@@ -201,8 +201,25 @@ class NetSuiteConnector(ERPConnector):
         response = self.request("PUT", path, operation=f"upsert {record_type}", body=body, params=params)
         internal_id = self._id_from_location(response)
         if internal_id is None:  # ASSUMPTION: upsert answers with Location like create; if not, read it back
-            internal_id = str(self.get_record(record_type, external_id=external_id)["id"])
+            internal_id = self._read_back_id(record_type, external_id)
         return CallResult(external_id=internal_id, created=None, status_code=response.status_code, raw={"location": response.headers.get("Location", "")})
+
+    READ_BACKS = 3
+
+    def _read_back_id(self, record_type: str, external_id: str) -> str:
+        """The internal id of the record an upsert wrote, read back by its external id. An answer
+        without an id (a garbled body) is read again; still none is a transient failure — the upsert
+        is repeated safely by external id — never a mapping error on a record that was written."""
+        for _ in range(self.READ_BACKS):
+            record = self.get_record(record_type, external_id=external_id, expand=False)
+            internal_id = record.get("id") if isinstance(record, dict) else None
+            if internal_id not in (None, ""):
+                return str(internal_id)
+        raise ConnectorError(
+            ErrorClass.UNAVAILABLE,
+            f"NetSuite accepted the {record_type} upsert but {self.READ_BACKS} reads by external id {external_id} answered without a record id",
+            system=self.system,
+        )
 
     def create_record(self, record_type: str, *, body: dict) -> CallResult:
         response = self.request("POST", f"{RECORD_PATH}/{record_type}", operation=f"create {record_type}", body=body)
