@@ -529,6 +529,13 @@ def run_scenario(stack: Stack, fault_cls, args, redis_url: str) -> dict:
         last_flows = figures["flows"]
         time.sleep(1)
     figures = count(prefix, orders, before)
+    if recovered is None:  # say what kept the book from settling
+        in_flight = FlowRun.objects.filter(deal_id__in=orders).exclude(status__in=["completed", "failed", "cancelled"])
+        print(
+            f"  not settled after {args.settle_seconds} s: in flight {list(in_flight.values_list('flow_type', 'status', 'current_step')[:5])}, "
+            f"amended {len(amended)} of {len(orders) // 4}, undelivered {undelivered()}",
+            flush=True,
+        )
     figures.update(
         name=fault.name, what=fault.what, injected=fault.count, recovered=recovered, amended=len(amended), **{f"peak_{k}": v for k, v in peak.items()}
     )

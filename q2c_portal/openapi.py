@@ -49,6 +49,7 @@ TITLES = {
     405: "Method not allowed.",
     413: "The body is larger than the server accepts.",
     415: "Unsupported media type.",
+    409: "Conflict with the object's current state.",
     429: "Rate limit exceeded; Retry-After says when to try again.",
     "default": "Unexpected error (5xx), as problem+json.",
 }
@@ -153,6 +154,17 @@ def postprocess(result: dict, generator, request, public) -> dict:
                     responses[key] = _problem_response(code)
                 elif code != "default" and ("content" not in current or set(current["content"]) == {"application/json"}):  # errors are problem+json
                     responses[key] = _problem_response(code) | {"description": current.get("description") or TITLES[code]}
+            for key, current in list(responses.items()):  # any other error a view declares (409 …) is problem+json too
+                if (
+                    key.isdigit()
+                    and int(key) >= 400
+                    and "content" not in current
+                    or (key.isdigit() and int(key) >= 400 and set(current.get("content", {})) == {"application/json"})
+                ):
+                    responses[key] = {
+                        "description": current.get("description") or TITLES.get(int(key), "Error"),
+                        "content": _problem_response("default")["content"],
+                    }
     batch = paths.get("/api/v1/events/batch/", {}).get("post")
     if batch:
         batch["responses"]["400"] = {

@@ -272,6 +272,9 @@ SYNC_ENGINE = {
     # consecutive `unavailable` errors that open a connector's circuit, and how long it stays open
     "CIRCUIT_THRESHOLD": int(os.environ.get("Q2C_CIRCUIT_THRESHOLD", "5")),
     "CIRCUIT_COOLDOWN_SECONDS": float(os.environ.get("Q2C_CIRCUIT_COOLDOWN_SECONDS", "30")),
+    # a step that loses the hub's own connection (database, broker) keeps retrying this long after
+    # it first started, whatever its attempts: the fault is ours, not the data's nor the vendor's
+    "INFRA_RETRY_MINUTES": float(os.environ.get("Q2C_INFRA_RETRY_MINUTES", "30")),
 }
 # The SLA due date the runner stamps on each new flow: the dotted path of a function
 # `(flow_type, started_at) -> datetime | None` (a string, so settings import no app); empty: no SLA.
