@@ -35,7 +35,6 @@ from .engine import (  # noqa: F401
     FlowType,
     InboxEvent,
     OutboxMessage,
-    ReconciliationBreak,
-    ReconciliationRun,
     SyncException,
 )
+from .reconciliation import ReconciliationBreak, ReconciliationRecord, ReconciliationRuleSet, ReconciliationRun  # noqa: F401, E402
