@@ -74,4 +74,5 @@ def reconcile(run_id: int | None = None) -> int | None:
     """One reconciliation run: the given (queued by the screen or the API) or, from beat, a new one."""
     if run_id is None:
         return runs.scheduled()
-    return runs.execute(run_id).pk
+    done = runs.execute(run_id)
+    return done.pk if done else None

@@ -9,7 +9,7 @@ fingerprint carries it), so a later run that no longer finds it resolves the exc
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import models
@@ -91,7 +91,7 @@ class ReconciliationRun(models.Model):
         judged = self.documents_checked - self.documents_pending
         if judged <= 0:
             return None
-        return (Decimal(self.documents_matched) * 100 / judged).quantize(Decimal("0.1"))
+        return (Decimal(self.documents_matched) * 100 / judged).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
 class ReconciliationBreak(models.Model):

@@ -156,13 +156,13 @@ def _resolve(run: ReconciliationRun, exception_ids: set[int]) -> int:
     return resolved
 
 
-def execute(run_id: int) -> ReconciliationRun:
+def execute(run_id: int) -> ReconciliationRun | None:
     """Run a queued reconciliation (one at a time: others wait for the lock's holder to finish)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [LOCK])
         if not cursor.fetchone()[0]:
             log.info("reconciliation run %s: another run holds the lock", run_id)
-            return ReconciliationRun.objects.get(pk=run_id)
+            return ReconciliationRun.objects.filter(pk=run_id).first()
     try:
         return _execute(run_id)
     finally:
@@ -170,9 +170,9 @@ def execute(run_id: int) -> ReconciliationRun:
             cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [LOCK])
 
 
-def _execute(run_id: int) -> ReconciliationRun:
-    run = ReconciliationRun.objects.select_related("rule_set").get(pk=run_id)
-    if run.status != ReconciliationRun.Status.QUEUED:
+def _execute(run_id: int) -> ReconciliationRun | None:
+    run = ReconciliationRun.objects.select_related("rule_set").filter(pk=run_id).first()
+    if run is None or run.status != ReconciliationRun.Status.QUEUED:
         return run
     run.rule_set = run.rule_set or active_rule_set()
     run.status, run.began_at, run.phase, run.progress = ReconciliationRun.Status.RUNNING, timezone.now(), "reading", 1
@@ -245,4 +245,5 @@ def scheduled() -> int | None:
             queued = request_run(trigger=ReconciliationRun.Trigger.SCHEDULE, dispatch=False)
         except AlreadyRunning:
             return None
-    return execute(queued.pk).pk
+    done = execute(queued.pk)
+    return done.pk if done else None
