@@ -83,11 +83,13 @@ def _datetime(value) -> datetime | None:
 
 
 # --- CRM: Salesforce ----------------------------------------------------------------------------
-ORDER_SOQL = (
-    "SELECT Id, OrderNumber, Type, Status, AccountId, Account.Name, CurrencyIsoCode, TotalAmount, EffectiveDate, CreatedDate, "
-    "Contract.Status, Contract.SBQQ__Order__r.OrderNumber FROM Order"
-)
-LINE_SOQL = "SELECT Id, OrderId, Quantity, UnitPrice, Product2.ProductCode, Product2.SBQQ__ChargeType__c, Product2.SBQQ__BillingFrequency__c FROM OrderItem"
+# flat queries, no relationship fields: the contract and account each once, joined in SQL later
+# (sync/reconciliation/snapshot.derive) — per-row parent lookups are what make a large SOQL slow
+ORDER_SOQL = "SELECT Id, OrderNumber, Type, Status, AccountId, ContractId, CurrencyIsoCode, TotalAmount, EffectiveDate, CreatedDate FROM Order"
+CONTRACT_SOQL = "SELECT Id, Status, SBQQ__Order__c FROM Contract"
+ACCOUNT_SOQL = "SELECT Id, Name FROM Account"
+LINE_SOQL = "SELECT Id, OrderId, Quantity, UnitPrice, Product2Id FROM OrderItem"
+PRODUCT_SOQL = "SELECT Id, ProductCode, Name, SBQQ__ChargeType__c, SBQQ__BillingFrequency__c FROM Product2"
 
 
 def line_arr(item: dict) -> Decimal:
@@ -106,34 +108,43 @@ class SalesforceReader:
 
     def read(self, progress: Progress) -> Iterator[Record]:
         count = 0
+
+        def tick() -> None:
+            nonlocal count
+            count += 1
+            if count % 500 == 0:
+                progress(count)
+
+        for row in self.connector.query(ACCOUNT_SOQL):
+            yield Record(role="crm", kind="account", key=row["Id"], ref=row["Id"], account_name=row.get("Name") or "")
+            tick()
+        for row in self.connector.query(CONTRACT_SOQL):
+            status = "ended" if str(row.get("Status") or "").lower() in ENDED_CONTRACT else "live"
+            yield Record(role="crm", kind="contract", key=row["Id"], ref=row["Id"], parent_ref=row.get("SBQQ__Order__c") or "", status=status)
+            tick()
         for row in self.connector.query(ORDER_SOQL):
             kind = {"Amendment": "change", "Renewal": "renewal"}.get(row.get("Type") or "New", "order")
-            contract = row.get("Contract") or {}
-            original = ((contract.get("SBQQ__Order__r") or {}).get("OrderNumber")) or ""
             number = row.get("OrderNumber") or row["Id"]
-            status = "ended" if str(contract.get("Status") or "").lower() in ENDED_CONTRACT else "live"
             yield Record(
                 role="crm",
                 kind=kind,
                 key=number,
-                deal_id=number if kind == "order" else original,
+                deal_id=number if kind == "order" else "",  # a change's deal: its contract's original order (derive)
                 ref=row["Id"],
+                parent_ref=row.get("ContractId") or "",
                 account_ref=row.get("AccountId") or "",
-                account_name=(row.get("Account") or {}).get("Name") or "",
                 currency=(row.get("CurrencyIsoCode") or "").upper(),
                 amount=_dec(row.get("TotalAmount")),
-                status=status,
+                status="live",  # the contract's status replaces it (derive)
                 doc_date=_date(row.get("EffectiveDate")),
                 changed_at=_datetime(row.get("CreatedDate")),
             )
-            count += 1
-            if count % 500 == 0:
-                progress(count)
+            tick()
+        products = {row["Id"]: row for row in self.connector.query(PRODUCT_SOQL)}  # the catalogue: small
         for row in self.connector.query(LINE_SOQL):
-            yield Record(role="crm", kind="line", key=row["Id"], ref=row["Id"], parent_ref=row.get("OrderId") or "", arr=line_arr(row))
-            count += 1
-            if count % 500 == 0:
-                progress(count)
+            item = {**row, "Product2": products.get(row.get("Product2Id")) or {}}
+            yield Record(role="crm", kind="line", key=row["Id"], ref=row["Id"], parent_ref=row.get("OrderId") or "", arr=line_arr(item))
+            tick()
         progress(count)
 
 
@@ -142,19 +153,23 @@ class StripeReader:
     def __init__(self, connector: Any):
         self.connector = connector
 
-    def _pages(self, operation: str, fn, params: dict) -> Iterator[dict]:
-        page = self.connector.call(operation, fn, params={**params, "limit": STRIPE_PAGE})
+    def _pages(self, operation: str, path: str, params: dict) -> Iterator[dict]:
+        """A list endpoint page by page (starting_after), as the JSON Stripe sent: the client's
+        raw_request (same transport, auth, API version and call records) without building a
+        StripeObject per nested object, which costs more than the request itself at volume."""
+        after = None
         while True:
-            for obj in page.data:
-                yield obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
-            if not page.has_more or not page.data:
+            query = {**params, "limit": STRIPE_PAGE, **({"starting_after": after} if after else {})}
+            body = self.connector.call(operation, self.connector.client.raw_request, "get", path, **query).data
+            data = body.get("data") or []
+            yield from data
+            if not body.get("has_more") or not data:
                 return
-            page = self.connector.call(operation, fn, params={**params, "limit": STRIPE_PAGE, "starting_after": page.data[-1].id})
+            after = data[-1]["id"]
 
     def read(self, progress: Progress) -> Iterator[Record]:
-        client = self.connector.client.v1
         count = 0
-        for sub in self._pages("subscriptions.list", client.subscriptions.list, {"status": "all"}):
+        for sub in self._pages("subscriptions.list", "/v1/subscriptions", {"status": "all"}):
             currency = (sub.get("currency") or "usd").upper()
             try:
                 arr = stripe_mapper.subscription_arr(stripe_mapper.items_of(sub), currency)
@@ -178,7 +193,7 @@ class StripeReader:
             count += 1
             if count % 500 == 0:
                 progress(count)
-        for raw in self._pages("invoices.list", client.invoices.list, {}):
+        for raw in self._pages("invoices.list", "/v1/invoices", {}):
             if raw.get("status") == "draft" or not raw.get("number"):
                 continue  # not issued yet: nothing to post
             invoice = stripe_mapper.invoice_to_canonical(raw)

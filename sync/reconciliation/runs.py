@@ -10,6 +10,7 @@ A run that fails (a system could not be read) resolves nothing: silence is not a
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -189,7 +190,9 @@ def _execute(run_id: int) -> ReconciliationRun | None:
                 records[role] = count
                 _progress(run.pk, progress=start + min(end - start - 1, (end - start) * count // estimate), records=records)
 
+            began = time.monotonic()
             snapshot.write(run.pk, reader.read(report))
+            log.info("reconciliation run %s: read %s records from %s in %.1f s", run.pk, records.get(role, 0), system, time.monotonic() - began)
         records.update(snapshot.counts(run.pk))
         _progress(run.pk, phase="comparing", progress=80, records=records)
         snapshot.derive(run.pk)

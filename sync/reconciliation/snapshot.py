@@ -79,13 +79,34 @@ def write(run_id: int, records: Iterable[Record]) -> int:
 
 def derive(run_id: int) -> None:
     with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {TABLE}")  # the snapshot was just written: plan the joins on what it holds
+        # CRM: a contract's status on its orders, an amendment's deal (its contract's original order), the account's name
+        cursor.execute(
+            f"""UPDATE {TABLE} o SET status = c.status FROM {TABLE} c
+                WHERE o.run_id = %s AND o.role = 'crm' AND o.kind IN ('order', 'change', 'renewal') AND o.parent_ref <> ''
+                  AND c.run_id = o.run_id AND c.role = 'crm' AND c.kind = 'contract' AND c.key = o.parent_ref""",
+            [run_id],
+        )
+        cursor.execute(
+            f"""UPDATE {TABLE} ch SET deal_id = o.key FROM {TABLE} c, {TABLE} o
+                WHERE ch.run_id = %s AND ch.role = 'crm' AND ch.kind IN ('change', 'renewal')
+                  AND c.run_id = ch.run_id AND c.role = 'crm' AND c.kind = 'contract' AND c.key = ch.parent_ref
+                  AND o.run_id = ch.run_id AND o.role = 'crm' AND o.ref = c.parent_ref AND o.kind = 'order'""",
+            [run_id],
+        )
+        cursor.execute(
+            f"""UPDATE {TABLE} o SET account_name = a.account_name FROM {TABLE} a
+                WHERE o.run_id = %s AND o.role = 'crm' AND o.kind IN ('order', 'change', 'renewal')
+                  AND a.run_id = o.run_id AND a.role = 'crm' AND a.kind = 'account' AND a.key = o.account_ref""",
+            [run_id],
+        )
         # CRM ARR of a deal: its order's products plus its amendments' (CPQ amendments carry deltas)
         cursor.execute(
             f"""UPDATE {TABLE} o SET arr = s.arr FROM (
                     SELECT d.deal_id, SUM(l.arr) AS arr FROM {TABLE} l
                     JOIN {TABLE} d ON d.run_id = l.run_id AND d.role = 'crm' AND d.kind IN ('order', 'change') AND d.ref = l.parent_ref
                     WHERE l.run_id = %s AND l.role = 'crm' AND l.kind = 'line' GROUP BY d.deal_id) s
-                WHERE o.run_id = %s AND o.role = 'crm' AND o.kind = 'order' AND o.deal_id = s.deal_id""",
+                WHERE o.run_id = %s AND o.kind = 'order' AND o.key = s.deal_id AND o.role = 'crm'""",
             [run_id, run_id],
         )
         cursor.execute(f"UPDATE {TABLE} SET arr = 0 WHERE run_id = %s AND role = 'crm' AND kind = 'order' AND arr IS NULL", [run_id])
@@ -117,5 +138,5 @@ def drop_older(keep_run_id: int) -> None:
 
 def counts(run_id: int) -> dict:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT role, count(*) FROM {TABLE} WHERE run_id = %s AND kind <> 'line' GROUP BY role", [run_id])
+        cursor.execute(f"SELECT role, count(*) FROM {TABLE} WHERE run_id = %s GROUP BY role", [run_id])
         return dict(cursor.fetchall())
