@@ -18,7 +18,7 @@ What it does, all on this machine:
 5. the product, in a process of its own: one reconciliation run (sync.reconciliation.runs.execute,
    the task's body) reading every system through its connector over HTTP, comparing, writing
    breaks and exceptions;
-and prints duration, records/s and peak RSS (ru_maxrss of that process; the sandboxes' own
+and prints duration, records/s and peak RSS (VmHWM of that process; the sandboxes' own
 memory is theirs, not the product's) of both. No assertion: figures are for people (DESIGN.md).
 """
 
@@ -76,7 +76,11 @@ PREFIX = "BN"
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --- the two measured phases (each in a process of its own) -------------------------------------
