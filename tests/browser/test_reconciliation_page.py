@@ -34,5 +34,7 @@ def test_charts_filters_and_run_now_in_the_browser(make_user, login, live_server
     ReconciliationRun.objects.filter(pk=queued.pk).update(status="running", progress=55, phase="reading netsuite")
     page.wait_for_function("() => document.querySelector('#recon-progress').innerText.includes('55%')", timeout=10_000)
     ReconciliationRun.objects.filter(pk=queued.pk).update(status="failed", progress=60, error="bench")
-    page.wait_for_function(f"() => !document.querySelector('#recon-progress') || !document.querySelector('#recon-progress').innerText.includes('Run #{queued.pk}')", timeout=10_000)
+    page.wait_for_function(
+        f"() => !document.querySelector('#recon-progress') || !document.querySelector('#recon-progress').innerText.includes('Run #{queued.pk}')", timeout=10_000
+    )
     assert violations == []

@@ -27,7 +27,12 @@ def test_validation_names_each_bad_field():
 
 
 def test_tolerance_is_x_percent_but_at_least_y():
-    rules = Rules([*DEFAULT_RULES[:4], {"name": "t", "order": 120, "kind": "tolerance", "document": "invoice", "field": "total", "sides": ["billing", "erp"], "abs": "5", "pct": "1"}])
+    rules = Rules(
+        [
+            *DEFAULT_RULES[:4],
+            {"name": "t", "order": 120, "kind": "tolerance", "document": "invoice", "field": "total", "sides": ["billing", "erp"], "abs": "5", "pct": "1"},
+        ]
+    )
     assert rules.within("invoice", "total", ("billing", "erp"), Decimal("100"), Decimal("104.99"))[0]  # 5 beats 1 % of 105
     assert not rules.within("invoice", "total", ("billing", "erp"), Decimal("100"), Decimal("105.01"))[0]
     assert rules.within("invoice", "total", ("erp", "billing"), Decimal("10000"), Decimal("10099"))[0]  # 1 % of 10099 beats 5
