@@ -20,6 +20,9 @@ ACT = "sync.act_on_exception"
 # master data) and IT Operations (runs the hub) decide; RevOps sees the review and may comment
 # or assign it; Executives only read.
 DECIDE_CUSTOMER_MATCH = "sync.decide_customer_match"
+# the reconciliation rules decide what counts as the books agreeing: Finance (owns the books) and
+# IT Operations (runs the hub) change them; anyone who may work the queue may start a run
+RECON_RULES = "sync.manage_reconciliation_rules"
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     EXECUTIVE: ["monitoring.view_kpis", "monitoring.view_exceptions", "monitoring.view_reconciliation"],
     FINANCE: [
@@ -30,6 +33,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "monitoring.approve_financial_edits",
         ACT,
         DECIDE_CUSTOMER_MATCH,
+        RECON_RULES,
     ],
     REVOPS: [
         "monitoring.view_kpis",
@@ -48,6 +52,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "monitoring.manage_sla",
         ACT,
         DECIDE_CUSTOMER_MATCH,
+        RECON_RULES,
     ],
 }
 

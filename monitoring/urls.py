@@ -1,5 +1,6 @@
 from django.urls import path
 
+from .dashboards import reconciliation as recon_views
 from .dashboards import views
 from .exceptions import views as exception_views
 from .live import views as live_views
@@ -26,7 +27,8 @@ urlpatterns = [
     path("exceptions/<int:pk>/<slug:action>/", exception_views.exception_action, name="exception_action"),
     path("sla/", sla_views.sla, name="sla"),
     path("sla/policies/<int:pk>/", sla_views.sla_policy_edit, name="sla_policy_edit"),
-    path("reconciliation/", views.reconciliation, name="reconciliation"),
+    path("reconciliation/", recon_views.reconciliation, name="reconciliation"),
+    path("reconciliation/run/", recon_views.run_now, name="reconciliation_run"),
     path("traces/", views.traces, name="traces"),
     path("traces/<int:pk>/", views.trace_detail, name="trace_detail"),
     path("deals/<path:deal_id>/", views.deal_detail, name="deal_detail"),  # deal ids may hold slashes

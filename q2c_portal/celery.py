@@ -35,6 +35,7 @@ class TaskName(str, enum.Enum):
     SWEEP_INBOX = "sync.sweep_inbox"
     POLL_CHANGES = "sync.poll_changes"
     PURGE_CONNECTOR_CALLS = "sync.purge_connector_calls"
+    RECONCILE = "sync.reconcile"
     # monitoring
     BULK_RETRY = "monitoring.bulk_retry"
     SLA_SWEEP = "monitoring.sla_sweep"
@@ -42,6 +43,9 @@ class TaskName(str, enum.Enum):
     EXCEPTION_SPIKE_CHECK = "monitoring.exception_spike_check"
     REFRESH_ROLLUPS = "monitoring.refresh_rollups"
 
+
+# read here, not from settings: this module is imported while settings load (bin/run-demo sets 180)
+RECONCILE_EVERY_SECONDS = float(os.environ.get("RECONCILE_EVERY_SECONDS", "3600"))
 
 app = Celery("q2c_portal")
 
@@ -84,6 +88,13 @@ app.conf.beat_schedule = {
     "poll-netsuite-invoices": {"task": TaskName.POLL_CHANGES.value, "schedule": 120.0, "args": ["netsuite", "invoice"], "options": {"expires": 110}},
     # connector call records past their retention (CONNECTOR_CALL_RETENTION_DAYS)
     "purge-connector-calls": {"task": TaskName.PURGE_CONNECTOR_CALLS.value, "schedule": 3600.0, "options": {"expires": 3000}},
+    # reconciliation: read CRM, billing and ERP through their connectors and compare (sync/reconciliation);
+    # every RECONCILE_EVERY_SECONDS (the first one that long after beat first starts)
+    "reconcile": {
+        "task": TaskName.RECONCILE.value,
+        "schedule": RECONCILE_EVERY_SECONDS,
+        "options": {"queue": Queue.RECON.value, "expires": RECONCILE_EVERY_SECONDS * 0.9},
+    },
     # SLA: flip FlowRun.sla_breached on running flows past due (once each), alert on new breaches
     # and on flows past their at-risk share. Every minute: targets are 15 min and more.
     "monitoring-sla-sweep": {"task": TaskName.SLA_SWEEP.value, "schedule": 60.0, "options": {"queue": Queue.RECON.value, "expires": 50}},

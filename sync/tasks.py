@@ -16,6 +16,7 @@ from sync.engine.inbox import inbox_process
 from sync.engine.outbox_publisher import outbox_publish
 from sync.engine.polling import poll
 from sync.engine.runner import flow_cancel, flow_run
+from sync.reconciliation import runs
 from sync.retry import inbox_policy
 
 log = logging.getLogger(__name__)
@@ -74,3 +75,12 @@ def poll_changes(system: str, object_type: str) -> int:
 def purge_connector_calls() -> int:
     """Connector call records older than CONNECTOR_CALL_RETENTION_DAYS, in batches."""
     return retention.purge_connector_calls()
+
+
+@shared_task(name=TaskName.RECONCILE.value, queue=Queue.RECON.value, expires=3600)
+def reconcile(run_id: int | None = None) -> int | None:
+    """One reconciliation run: the given (queued by the screen or the API) or, from beat, a new one."""
+    if run_id is None:
+        return runs.scheduled()
+    done = runs.execute(run_id)
+    return done.pk if done else None

@@ -38,7 +38,12 @@ def deal_flows(deal_id: str) -> list[FlowRun]:
 
 
 def deal_exceptions(deal_id: str):
-    return SyncException.objects.filter(flow_run__deal_id=deal_id, status__in=SyncException.OPEN_STATUSES).select_related("flow_run").order_by("-last_seen")
+    # a flow's exceptions, and the reconciliation breaks found on the deal's documents (no flow: the deal id is in the payload)
+    return (
+        SyncException.objects.filter(Q(flow_run__deal_id=deal_id) | Q(flow_run__isnull=True, payload__deal_id=deal_id), status__in=SyncException.OPEN_STATUSES)
+        .select_related("flow_run")
+        .order_by("-last_seen")
+    )
 
 
 def _stage(key: str, label: str, system: str, at: datetime | None, run: FlowRun | None, *, state: str, note: str = "") -> dict:

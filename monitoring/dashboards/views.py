@@ -22,9 +22,9 @@ from monitoring.kpis.summary import kpi_previous_basis, kpi_trend_basis
 from monitoring.kpis.window import Window
 from monitoring.live import selectors as live
 from monitoring.pages import PAGE_SIZE, CappedPaginator, paginate, portal_page, render_dashboard, render_region
-from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule, ReconciliationRun
+from sync.models import ConnectorState, FlowRun, FlowType, OwnershipRule
 
-from . import charts, deals, selectors, tiles
+from . import charts, deals, reconciliation, selectors, tiles
 from .context import kpi_context, window_choice, window_from, window_query
 from .filters import FlowRunFilterSet
 from .invoice_list import STATES as INVOICE_STATES
@@ -67,6 +67,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         close_links=close_links(close, window),
         unconverted=money_kpis.unconverted(window),
         exception_ages=exception_kpis.exception_age_buckets(window),
+        recon=reconciliation.overview_summary(),  # figures a run produced, or "no run yet"
     )
     return render_dashboard(request, "monitoring/overview.html", context)
 
@@ -197,14 +198,6 @@ def connectors(request: HttpRequest) -> HttpResponse:
         "circuit": ConnectorState.Circuit,
     }
     return render_dashboard(request, "monitoring/connectors.html", context)
-
-
-@portal_page("monitoring.view_reconciliation")
-def reconciliation(request: HttpRequest) -> HttpResponse:
-    run = ReconciliationRun.objects.order_by("-started_at").first()
-    breaks = run.breaks.order_by("-value_reporting") if run else []
-    context = {"page_title": "Reconciliation", "run": run, "page_obj": paginate(request, breaks) if run else None}
-    return render_region(request, "monitoring/reconciliation.html", context)
 
 
 @portal_page("monitoring.view_traces")

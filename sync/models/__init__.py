@@ -35,9 +35,8 @@ from .engine import (  # noqa: F401
     FlowType,
     InboxEvent,
     OutboxMessage,
-    ReconciliationBreak,
-    ReconciliationRun,
     StepAttempt,
     SyncException,
 )
 from .integration import IntegrationScope  # noqa: F401, E402
+from .reconciliation import ReconciliationBreak, ReconciliationRecord, ReconciliationRuleSet, ReconciliationRun  # noqa: F401, E402

@@ -404,36 +404,3 @@ class ConnectorCall(models.Model):
             # time column finds them without a btree's write cost (3M rows: 170 ms → a few ms)
             BrinIndex(fields=["at"], name="connectorcall_at_brin", autosummarize=True),
         ]
-
-
-class ReconciliationRun(models.Model):
-    started_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=16, default="running")
-    customers_checked = models.PositiveIntegerField(default=0)
-    documents_checked = models.PositiveIntegerField(default=0)
-    breaks_found = models.PositiveIntegerField(default=0)
-    breaks_resolved = models.PositiveIntegerField(default=0)
-    progress = models.PositiveSmallIntegerField(default=0, help_text="percent done")
-
-
-class ReconciliationBreak(models.Model):
-    class BreakType(models.TextChoices):
-        MISSING_IN_ERP = "missing_in_erp", "Missing in ERP"
-        MISSING_IN_BILLING = "missing_in_billing", "Missing in billing"
-        AMOUNT_MISMATCH = "amount_mismatch", "Amount mismatch"
-        STATUS_MISMATCH = "status_mismatch", "Status mismatch"
-
-    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="breaks")
-    break_type = models.CharField(max_length=32, choices=BreakType.choices)
-    document_number = models.CharField(max_length=64)
-    account_name = models.CharField(max_length=255, blank=True)
-    currency = models.CharField(max_length=3, blank=True)
-    crm_value = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
-    billing_value = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
-    erp_value = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
-    value_reporting = MoneyField()
-    exception = models.ForeignKey(SyncException, null=True, blank=True, on_delete=models.SET_NULL)
-
-    class Meta:
-        indexes = [models.Index(fields=["run", "break_type"])]

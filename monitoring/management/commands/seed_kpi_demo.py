@@ -269,17 +269,7 @@ class Command(BaseCommand):
                     status=SyncException.Status.RESOLVED, resolved_at=run.business_completed_at, resolution_note="The step succeeded on a later attempt."
                 )
             SyncException.objects.filter(pk=exc.pk).update(**update)
-        for doc, value in (("INV-RECON-1", Decimal("12400")), ("ORD-RECON-2", Decimal("3150"))):
-            exc = open_exception(
-                system="netsuite",
-                error_class="reconciliation",
-                message="ERP invoice total differs from the billing invoice",
-                document_number=doc,
-                amount=value,
-                currency="USD",
-                fingerprint_extra=doc,
-            )
-            SyncException.objects.filter(pk=exc.pk).update(first_seen=now - timedelta(hours=rng.uniform(2, 40)))
+        # no reconciliation breaks here: only a reconciliation run (sync/reconciliation) produces them
 
     def _canonical(self, rng, runs, now):
         """The canonical chain behind the flows: each activated order (of the last 400) gets its
