@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from sync.models import AuditEntry, ReconciliationBreak, ReconciliationRun, SyncException
+from sync.models import AuditEntry, CurrencyRate, ReconciliationBreak, ReconciliationRun, SyncException
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -164,6 +164,10 @@ def test_reconciliation_finds_exactly_the_planted_breaks_resolves_fixed_ones_and
     from sandboxes.kit.books_seed import seed_books
 
     seed_books(N, prefix="RC")
+    # the books hold EUR and GBP documents: their risk is in USD at the day's rate (without a rate it
+    # would be left out, docs/MONEY.md)
+    for currency, rate in (("EUR", "1.08"), ("GBP", "1.27")):
+        CurrencyRate.objects.get_or_create(currency=currency, valid_from=date(2026, 1, 1), defaults={"rate_to_reporting": Decimal(rate)})
     expected, undo = plant()
     assert len(expected) == PER_TYPE * len(TYPES)
     stack.start_worker(queues="recon,status")
