@@ -28,15 +28,13 @@ import argparse
 import json
 import os
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT, SANDBOXES, free_port, fresh_databases, sandbox_env, start_sandboxes, stop, with_path
+
 sys.path.insert(0, str(ROOT))
 
 
@@ -48,28 +46,6 @@ def parse_args():
     p.add_argument("--reuse", action="store_true", help="keep the databases and their data (skip 1–2)")
     p.add_argument("--phase", choices=["baseline", "recon"], help=argparse.SUPPRESS)
     return p.parse_args()
-
-
-def with_path(url: str, path: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=path))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited early (see .var/bench-recon-*.log)")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not open port {port}")
 
 
 PREFIX = "BN"
@@ -187,11 +163,8 @@ def main() -> None:
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/q2c")
     db_url, sandbox_db_url = with_path(server, f"/{args.db}"), with_path(server, f"/{args.db}_sandboxes")
     if not args.reuse:
-        with psycopg.connect(with_path(server, "/postgres"), autocommit=True) as conn:
-            for name in (args.db, f"{args.db}_sandboxes"):
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                conn.execute(f'CREATE DATABASE "{name}"')
-    ports = {name: free_port() for name in ("salesforce", "netsuite", "stripe")}
+        fresh_databases(server, args.db, f"{args.db}_sandboxes")
+    ports = {name: free_port() for name in SANDBOXES}
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -201,10 +174,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "sandboxes.settings",
         "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
-        "SALESFORCE_INSTANCE_URL": f"http://127.0.0.1:{ports['salesforce']}",
-        "SALESFORCE_TOKEN_URL": f"http://127.0.0.1:{ports['salesforce']}/services/oauth2/token",
-        "NETSUITE_BASE_URL": f"http://127.0.0.1:{ports['netsuite']}",
-        "STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
+        **sandbox_env(ports),
         "STRIPE_SANDBOX_WEBHOOK_URL": "",
         "SALESFORCE_SANDBOX_RELAY_URL": "",
     }
@@ -226,20 +196,9 @@ def main() -> None:
         print(f"  seeded in {time.perf_counter() - started:.0f} s; planted {planted}", flush=True)
         with psycopg.connect(sandbox_db_url, autocommit=True) as conn:
             conn.execute("ANALYZE")
-    (ROOT / ".var").mkdir(exist_ok=True)
     procs: list[subprocess.Popen] = []
     try:
-        for name, port in ports.items():
-            proc = subprocess.Popen(
-                [sys.executable, "manage.py", "run_sandbox", name, "--port", str(port), "--workers", "2"],
-                cwd=ROOT,
-                env=env,
-                stdout=open(ROOT / ".var" / f"bench-recon-{name}.log", "w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            procs.append(proc)
-            wait_port(port, proc, f"{name} sandbox")
+        procs = start_sandboxes(ports, env, "bench-recon")
         results = {}
         for phase in ("baseline", "recon"):
             print(f"{phase} …", flush=True)
@@ -249,14 +208,7 @@ def main() -> None:
                 raise SystemExit(f"{phase} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
             results[phase] = json.loads(line[7:])
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop(procs, timeout=20)
     base, recon = results["baseline"], results["recon"]
     base_n, recon_n = sum(base["records"].values()), sum(recon["records"].values())
     print()
