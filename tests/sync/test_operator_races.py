@@ -19,7 +19,7 @@ from sync.engine.inbox import accept_canonical
 from sync.models import AuditEntry, FlowRun, StepAttempt, SyncException
 
 from .conftest import wait_for
-from .test_flows_e2e import _finished, ns_sales_orders, order_event, reference_data  # noqa: F401 — reference_data is a fixture
+from .test_flows_e2e import _finished, ns_sales_orders, order_event
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -46,7 +46,7 @@ def _failed_order(stack, number: str) -> tuple[FlowRun, SyncException]:
     return run, SyncException.objects.get(flow_run=run, status="open")
 
 
-def test_ten_simultaneous_retries_of_one_exception_run_the_step_once(stack, reference_data, live_server, itops):  # noqa: F811
+def test_ten_simultaneous_retries_of_one_exception_run_the_step_once(stack, reference_data, live_server, itops):
     stack.start_worker()
     run, exc = _failed_order(stack, "ORD-RACE-1")
     stack.sandboxes["netsuite"].faults()
@@ -95,7 +95,7 @@ def _terminate_backends_of(worker) -> int:
         return cursor.fetchone()[0]
 
 
-def test_a_database_connection_dropped_inside_a_step_is_retried_never_a_mapping_failure(stack, reference_data):  # noqa: F811
+def test_a_database_connection_dropped_inside_a_step_is_retried_never_a_mapping_failure(stack, reference_data):
     stack.sandboxes["netsuite"].faults(latency_ms=2500)
     worker = stack.start_worker()
     accept_canonical([order_event("ORD-DBDROP-1")])
@@ -123,7 +123,7 @@ def _so_lines_closed(external_id: str) -> bool:
     return bool(lines) and all(line.get("isClosed") for line in lines)
 
 
-def test_a_cancel_during_a_running_retry_waits_for_the_step_and_then_compensates(stack, reference_data, client, itops):  # noqa: F811
+def test_a_cancel_during_a_running_retry_waits_for_the_step_and_then_compensates(stack, reference_data, client, itops):
     from .test_flows_e2e import stripe_subscriptions
 
     stack.start_worker()
@@ -154,7 +154,7 @@ def test_a_cancel_during_a_running_retry_waits_for_the_step_and_then_compensates
     assert double_runs().strip().endswith("0 double runs")
 
 
-def test_a_cancel_after_the_flow_completed_is_refused_not_dropped(stack, reference_data, client, itops):  # noqa: F811
+def test_a_cancel_after_the_flow_completed_is_refused_not_dropped(stack, reference_data, client, itops):
     stack.start_worker()
     run, exc = _failed_order(stack, "ORD-CANCEL-2")
     stack.sandboxes["netsuite"].faults()
@@ -166,7 +166,7 @@ def test_a_cancel_after_the_flow_completed_is_refused_not_dropped(stack, referen
     assert FlowRun.objects.get(pk=run.pk).status == "completed"
 
 
-def test_a_cancel_whose_message_was_lost_is_carried_out_by_the_sweeper(stack, reference_data, itops):  # noqa: F811
+def test_a_cancel_whose_message_was_lost_is_carried_out_by_the_sweeper(stack, reference_data, itops):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -182,7 +182,7 @@ def test_a_cancel_whose_message_was_lost_is_carried_out_by_the_sweeper(stack, re
     assert wait_for(lambda: FlowRun.objects.get(pk=run.pk).status == "cancelled", timeout=30, message="the sweeper did not carry out the cancel")
 
 
-def test_a_garbage_answer_after_an_erp_write_is_read_back_by_external_id_not_a_mapping_failure(stack, reference_data):  # noqa: F811
+def test_a_garbage_answer_after_an_erp_write_is_read_back_by_external_id_not_a_mapping_failure(stack, reference_data):
     from sandboxes.netsuite.models import Record
 
     stack.start_worker()
@@ -199,3 +199,21 @@ def test_a_garbage_answer_after_an_erp_write_is_read_back_by_external_id_not_a_m
     record = Record.objects.get(record_type="salesOrder", external_id="SO-ORD-GARBLE-1")
     assert run.context["steps"]["erp_sales_order"]["sales_order_id"] == str(record.pk)
     assert ns_sales_orders("SO-ORD-GARBLE-1") == 1
+
+
+def test_a_garbage_answer_from_billing_is_retried_not_a_mapping_failure(stack, reference_data):
+    from sandboxes.stripe.models import StripeObject
+
+    stack.start_worker()
+    # Stripe answers the order's first two calls (its customer lookup) with 200 and a body that is not Stripe's
+    stack.sandboxes["stripe"].faults(garble_responses=2)
+    accept_canonical([order_event("ORD-GARBLE-2")])
+    run = wait_for(lambda: _finished("ORD-GARBLE-2"), timeout=90, message="the flow did not settle")
+    assert stack.sandboxes["stripe"].faults()["garble_responses"] == 0, "the fault never fired"
+    assert run.status == "completed", list(run.steps.values("name", "status", "error_class", "error_message"))
+    assert not SyncException.objects.filter(flow_run=run).exists()
+    outcomes = list(StepAttempt.objects.filter(step__flow_run=run, step__name="billing_customer").order_by("pk").values_list("outcome", flat=True))
+    assert outcomes[-1] == "succeeded" and len(outcomes) >= 2, outcomes  # retried, then done
+    customer_id = run.context["steps"]["validate"]["customer_id"]
+    assert StripeObject.objects.filter(object="customer", hub_id=str(customer_id)).count() == 1
+    assert StripeObject.objects.filter(object="subscription", data__metadata__order_number="ORD-GARBLE-2").count() == 1

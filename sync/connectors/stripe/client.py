@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -58,6 +59,15 @@ def error_codes(response: requests.Response) -> tuple[str, str]:
     return (str(error.get("code") or ""), str(error.get("type") or "")) if isinstance(error, dict) else ("", "")
 
 
+def _is_stripe_object(body: bytes) -> bool:
+    """Every answer of Stripe's API is a JSON object naming its `object` (customer, list, search_result …)."""
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("object"), str)
+
+
 class StripeHTTPClient(stripe.HTTPClient):
     """stripe-python's transport hook (`StripeClient(http_client=…)`): the library builds each
     request and reads each answer; the bytes travel through `sync.connectors.http.send`."""
@@ -92,6 +102,16 @@ class StripeHTTPClient(stripe.HTTPClient):
 
     def request(self, method, url, headers, post_data=None):
         response = self._send(method, url, headers, post_data, stream=False)
+        if response.status_code < 300 and not _is_stripe_object(response.content):
+            # a 200 that is not Stripe's (a proxy's page, a truncated body): the library would hand the
+            # flow an object without its fields. Transient — a write is repeated with its
+            # Idempotency-Key (Stripe replays the first answer), a read is simply read again.
+            raise ConnectorError(
+                ErrorClass.UNAVAILABLE,
+                f"Stripe answered {method.upper()} {urlsplit(url).path} with {response.status_code} and a body that is not a Stripe object",
+                system="stripe",
+                status_code=response.status_code,
+            )
         return response.content, response.status_code, response.headers
 
     def request_stream(self, method, url, headers, post_data=None):
