@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
+from django.core.management import call_command
 
 FAST_RETRIES = {"Q2C_RETRY_BASE_SECONDS": "0.3", "Q2C_RETRY_CAP_SECONDS": "2", "Q2C_CIRCUIT_THRESHOLD": "50"}
+
+
+@pytest.fixture
+def reference_data(db):
+    """The hub's reference data (legal entities, products, rates) and the NetSuite sandbox's catalog."""
+    call_command("seed_reference_data", stdout=open(os.devnull, "w"))
+    from sandboxes.netsuite.seed import seed_catalog
+
+    seed_catalog()
 
 
 @pytest.fixture

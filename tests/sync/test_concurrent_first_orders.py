@@ -8,11 +8,9 @@ so the strongly consistent list-by-email fallback cannot rescue the lookup."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
-from django.core.management import call_command
 
 from sync.engine.inbox import accept_canonical
 from sync.models import Customer, ExternalRef, FlowRun
@@ -21,14 +19,6 @@ from .conftest import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 ORDERS = 6
-
-
-@pytest.fixture
-def reference_data(db):
-    call_command("seed_reference_data", stdout=open(os.devnull, "w"))
-    from sandboxes.netsuite.seed import seed_catalog
-
-    seed_catalog()
 
 
 def first_order(number: str, account_id: str) -> dict:

@@ -39,14 +39,6 @@ def order(number: str, account_id: str, name: str, tax_id: str) -> dict:
 
 
 @pytest.fixture
-def reference_data(db):
-    call_command("seed_reference_data", stdout=open(os.devnull, "w"))
-    from sandboxes.netsuite.seed import seed_catalog
-
-    seed_catalog()
-
-
-@pytest.fixture
 def relay(client):
     call_command("issue_token", "crm-relay", stdout=open(os.devnull, "w"))
     token = Token.objects.get(user__username="crm-relay").key

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import uuid
 from decimal import Decimal
 
 import psutil
 import pytest
-from django.core.management import call_command
 
 from sync.engine.inbox import accept_canonical
 from sync.models import ExternalRef, FlowRun, FlowStep, SyncException
@@ -38,14 +36,6 @@ def order_event(number: str, *, event_id: str | None = None, sku: str = "PLAT-SE
             ],
         },
     }
-
-
-@pytest.fixture
-def reference_data(db):
-    call_command("seed_reference_data", stdout=open(os.devnull, "w"))
-    from sandboxes.netsuite.seed import seed_catalog
-
-    seed_catalog()
 
 
 def _run(number: str) -> FlowRun | None:

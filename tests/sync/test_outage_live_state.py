@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import expect
 
 from sync.engine.inbox import accept_canonical
@@ -35,14 +34,6 @@ WORKER = {
     "Q2C_CIRCUIT_THRESHOLD": "1",
     "Q2C_CIRCUIT_COOLDOWN_SECONDS": "2",
 }
-
-
-@pytest.fixture
-def reference_data(db):
-    call_command("seed_reference_data", stdout=open(os.devnull, "w"))
-    from sandboxes.netsuite.seed import seed_catalog
-
-    seed_catalog()
 
 
 @pytest.fixture
