@@ -87,6 +87,22 @@ def _side(rec: dict, value_field: str) -> dict:
     }
 
 
+def _invoice_break(break_type, key: str, rule, base: dict, b: dict, e: dict, message: str) -> Found:
+    """A break of one invoice between billing (`b`) and the ERP (`e`) valued at the billed amount."""
+    return Found(
+        break_type,
+        "invoice",
+        key,
+        "erp",
+        rule,
+        **base,
+        values={"billing": b["amount"], "erp": e["amount"]},
+        sides={"billing": _side(b, "amount"), "erp": _side(e, "amount")},
+        value=Decimal(b["amount"] or 0),
+        message=message,
+    )
+
+
 def _money(value, currency: str) -> str:
     return f"{Decimal(value or 0).quantize(CENT)} {currency}".strip()
 
@@ -260,38 +276,13 @@ class Comparer:
         out.extend(paid)
         rule = self.rules.status_rule("invoice", ("billing", "erp"))
         if rule and not paid and not amounts and b["status"] != e["status"]:
-            out.append(
-                Found(
-                    BT.STATUS_MISMATCH,
-                    "invoice",
-                    key,
-                    "erp",
-                    rule,
-                    **base,
-                    values={"billing": b["amount"], "erp": e["amount"]},
-                    sides={"billing": _side(b, "amount"), "erp": _side(e, "amount")},
-                    value=Decimal(b["amount"] or 0),
-                    message=f"Invoice {key} is {b['status']} in billing but {e['status']} in the ERP.",
-                )
-            )
+            out.append(_invoice_break(BT.STATUS_MISMATCH, key, rule, base, b, e, f"Invoice {key} is {b['status']} in billing but {e['status']} in the ERP."))
         days, rule = self.rules.timing_days("invoice", ("billing", "erp"))
         if days is not None and b.get("doc_date") and e.get("doc_date"):
             apart = abs((e["doc_date"] - b["doc_date"]).days)
             if apart > days:
-                out.append(
-                    Found(
-                        BT.TIMING,
-                        "invoice",
-                        key,
-                        "erp",
-                        rule,
-                        **base,
-                        values={"billing": b["amount"], "erp": e["amount"]},
-                        sides={"billing": _side(b, "amount"), "erp": _side(e, "amount")},
-                        value=Decimal(b["amount"] or 0),
-                        message=f"Invoice {key} is dated {b['doc_date']} in billing and {e['doc_date']} in the ERP ({apart} days apart).",
-                    )
-                )
+                message = f"Invoice {key} is dated {b['doc_date']} in billing and {e['doc_date']} in the ERP ({apart} days apart)."
+                out.append(_invoice_break(BT.TIMING, key, rule, base, b, e, message))
         self._count(out, False)
         return out
 
