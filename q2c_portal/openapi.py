@@ -59,6 +59,11 @@ def _problem_response(code) -> dict:
     return {"description": TITLES[code], "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
+def _not_problem(response: dict) -> bool:
+    """Declared without a body or as plain JSON (drf-spectacular's default for an error)."""
+    return "content" not in response or set(response["content"]) == {"application/json"}
+
+
 def _page(items: dict) -> dict:
     return {
         "type": "object",
@@ -148,23 +153,10 @@ def postprocess(result: dict, generator, request, public) -> dict:
             if method != "get":
                 codes += [413, 415]
             for code in codes:
-                key = str(code)
-                current = responses.get(key)
-                if current is None:
-                    responses[key] = _problem_response(code)
-                elif code != "default" and ("content" not in current or set(current["content"]) == {"application/json"}):  # errors are problem+json
-                    responses[key] = _problem_response(code) | {"description": current.get("description") or TITLES[code]}
-            for key, current in list(responses.items()):  # any other error a view declares (409 …) is problem+json too
-                if (
-                    key.isdigit()
-                    and int(key) >= 400
-                    and "content" not in current
-                    or (key.isdigit() and int(key) >= 400 and set(current.get("content", {})) == {"application/json"})
-                ):
-                    responses[key] = {
-                        "description": current.get("description") or TITLES.get(int(key), "Error"),
-                        "content": _problem_response("default")["content"],
-                    }
+                responses.setdefault(str(code), _problem_response(code))
+            for key, current in list(responses.items()):  # every error a view declares (409 …) is problem+json too
+                if key.isdigit() and int(key) >= 400 and _not_problem(current):
+                    responses[key] = _problem_response("default") | {"description": current.get("description") or TITLES.get(int(key), "Error")}
     batch = paths.get("/api/v1/events/batch/", {}).get("post")
     if batch:
         batch["responses"]["400"] = {
