@@ -339,7 +339,7 @@ def operator_token() -> str:
 
 
 class Duplicates(Fault):
-    name, what = "duplicates", "every CRM change event and Stripe webhook delivered 10 times, 2 deliverers at once"
+    name, what = "duplicates", "every CRM change event and Stripe webhook delivered 10 times, 2 deliverers at once, one newest first"
     copies = 10
 
 
@@ -405,7 +405,8 @@ DEFAULT_SCENARIOS = [name for name in SCENARIOS if name != "soak"]
 # --- the book ----------------------------------------------------------------------------------
 def deliver(stack: Stack, copies: int = 1) -> None:
     """Relay CRM change events and deliver Stripe webhooks; with copies > 1 each batch is sent
-    that many times at once (a vendor retrying a delivery it thinks failed)."""
+    that many times by two deliverers at once, one oldest first and one newest first (a vendor
+    retrying a delivery it thinks failed; events arriving out of order)."""
     from django.db import close_old_connections
 
     from sandboxes.salesforce import simulate as sf
@@ -417,6 +418,8 @@ def deliver(stack: Stack, copies: int = 1) -> None:
         sf.relay_pending_events(max_events=200, url=relay)
         stripe.deliver_pending_webhooks(max_events=200, url=hooks)
         return
+    from django.utils import timezone
+
     from sandboxes.salesforce.models import ChangeEvent
     from sandboxes.stripe.models import SandboxEvent
 
@@ -424,17 +427,18 @@ def deliver(stack: Stack, copies: int = 1) -> None:
     pending_ce = list(ChangeEvent.objects.filter(status=ChangeEvent.PENDING).values_list("pk", flat=True)[:200])
     pending_se = list(SandboxEvent.objects.filter(delivery=SandboxEvent.Delivery.PENDING).values_list("pk", flat=True)[:200])
 
-    def one() -> None:
+    def one(newest_first: bool) -> None:
         try:
-            sf.relay_pending_events(max_events=200, url=relay)
-            stripe.deliver_pending_webhooks(max_events=200, url=hooks)
+            sf.relay_pending_events(max_events=200, url=relay, newest_first=newest_first)
+            stripe.deliver_pending_webhooks(max_events=200, url=hooks, newest_first=newest_first)
         finally:
             close_old_connections()
 
     for _ in range(copies):
         ChangeEvent.objects.filter(pk__in=pending_ce).update(status=ChangeEvent.PENDING, next_attempt_at=None)
-        SandboxEvent.objects.filter(pk__in=pending_se).update(delivery=SandboxEvent.Delivery.PENDING, next_attempt_at=None)
-        threads = [threading.Thread(target=one) for _ in range(2)]
+        # due now: Stripe's deliverer takes events whose next attempt is due, never those without one
+        SandboxEvent.objects.filter(pk__in=pending_se).update(delivery=SandboxEvent.Delivery.PENDING, next_attempt_at=timezone.now())
+        threads = [threading.Thread(target=one, args=(newest_first,)) for newest_first in (False, True)]  # one of them out of order
         for t in threads:
             t.start()
         for t in threads:

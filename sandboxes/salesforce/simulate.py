@@ -404,8 +404,9 @@ def sign(body: bytes, secret: str | None = None, timestamp: int | None = None) -
     return f"t={timestamp},v1=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def relay_pending_events(max_events: int = 100, url: str | None = None, timeout: float = 10.0) -> int:
-    """POST due pending change events (oldest first) to the hub; returns how many were delivered.
+def relay_pending_events(max_events: int = 100, url: str | None = None, timeout: float = 10.0, *, newest_first: bool = False) -> int:
+    """POST due pending change events (oldest first, or newest first to test out-of-order arrival)
+    to the hub; returns how many were delivered.
 
     Claiming is a short transaction that leases the rows (next_attempt_at = now + lease), so two
     relays never send the same batch at once; the HTTP call happens after it has committed.
@@ -418,7 +419,7 @@ def relay_pending_events(max_events: int = 100, url: str | None = None, timeout:
         due = list(
             ChangeEvent.objects.select_for_update(skip_locked=True)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), status=ChangeEvent.PENDING)
-            .order_by("replay_id")[:max_events]
+            .order_by("-replay_id" if newest_first else "replay_id")[:max_events]
         )
         ChangeEvent.objects.filter(pk__in=[e.pk for e in due]).update(next_attempt_at=lease)
     if not due:

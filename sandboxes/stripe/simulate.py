@@ -188,8 +188,11 @@ def cancel_subscription_in_dashboard(subscription_id: str, *, feedback: str = "t
 
 
 # --- webhooks ---------------------------------------------------------------------------------------
-def deliver_pending_webhooks(max_events: int = 100, *, url: str | None = None, secret: str | None = None, timeout: float = 10.0) -> int:
-    """POST due events to the webhook endpoint, signed as Stripe signs them
+def deliver_pending_webhooks(
+    max_events: int = 100, *, url: str | None = None, secret: str | None = None, timeout: float = 10.0, newest_first: bool = False
+) -> int:
+    """POST due events (oldest first; newest first to test out-of-order arrival, which Stripe does
+    not promise to avoid) to the webhook endpoint, signed as Stripe signs them
     (`Stripe-Signature: t=…,v1=HMAC-SHA256(secret, f"{t}.{body}")`). Returns how many the
     endpoint accepted (2xx). A failed delivery is retried later with backoff
     (5 s, 10 s, 20 s … capped at 1 h); after MAX_DELIVERY_ATTEMPTS the event is marked failed.
@@ -199,7 +202,9 @@ def deliver_pending_webhooks(max_events: int = 100, *, url: str | None = None, s
     url = url or webhook_url()
     secret = secret or settings.CONNECTORS["stripe"]["webhook_secret"]
     now = timezone.now()
-    due = list(SandboxEvent.objects.filter(delivery=SandboxEvent.Delivery.PENDING, next_attempt_at__lte=now).order_by("seq")[:max_events])
+    due = list(
+        SandboxEvent.objects.filter(delivery=SandboxEvent.Delivery.PENDING, next_attempt_at__lte=now).order_by("-seq" if newest_first else "seq")[:max_events]
+    )
     delivered = 0
     session = requests.Session()
     for event in due:
