@@ -24,7 +24,13 @@ class Lifecycle:
     note: str = ""
 
 
-STATUS: dict[str, Lifecycle] = {}
+STATUS: dict[str, Lifecycle] = {
+    "order.closed_won.v1": Lifecycle(
+        DEPRECATED,
+        sunset=date(2027, 7, 1),
+        note="v2 names each line's charge_type (v1: billing) and the CRM deal as deal_id (v1: opportunity_id), and may carry tax_lines.",
+    ),
+}
 
 
 def lifecycle_of(name: str) -> Lifecycle:
