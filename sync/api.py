@@ -6,11 +6,13 @@ problem+json naming each bad field, and nothing of a rejected item is stored.
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 
 from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from drf_spectacular.types import OpenApiTypes
@@ -25,6 +27,7 @@ from rest_framework.throttling import UserRateThrottle
 from q2c_portal.api import PROBLEM_JSON, StandardPagination, has_perm, problem
 from q2c_portal.redaction import redact
 from q2c_portal.throttling import SharedRateMixin, WebhookThrottle
+from sync.canonical.contracts import DEPRECATED, contract, contracts, sunset_problems
 from sync.canonical.events import SCHEMA_DIR, event_types, schema, validate_envelope
 from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import get_connector
@@ -39,7 +42,7 @@ MAX_BATCH = 1000
 
 ENVELOPE_EXAMPLE = {
     "id": "evt-2026-11-23-0001",
-    "type": "order.closed_won.v1",
+    "type": "order.closed_won.v2",
     "source": "crm-relay",
     "occurred_at": "2026-11-23T10:15:00Z",
     "data": {
@@ -48,7 +51,9 @@ ENVELOPE_EXAMPLE = {
         "currency": "USD",
         "legal_entity": "US01",
         "closed_won_at": "2026-11-23T10:14:00Z",
-        "lines": [{"sku": "PLAT-SEAT", "quantity": "25", "unit_price": "40.00", "billing": "recurring", "interval": "month"}],
+        "deal_id": "006A000001",
+        "lines": [{"sku": "PLAT-SEAT", "quantity": "25", "unit_price": "40.00", "charge_type": "recurring", "interval": "month"}],
+        "tax_lines": [{"jurisdiction": "US-CA", "rate": "7.25", "amount": "870.00", "currency": "USD"}],
     },
 }
 
@@ -69,6 +74,26 @@ def _out_of_scope(request, envelopes: list, *, indexed: bool) -> Response | None
     return problem(403, "Outside this credential's scope", "; ".join(p["message"] for p in denied[:3]), denied)
 
 
+def _ingest_problems(envelope) -> list[dict]:
+    """What refuses one envelope at ingest: its schema, then its version's sunset (sync/canonical/contracts.py)."""
+    return validate_envelope(envelope) or sunset_problems(envelope)
+
+
+def _deprecation_headers(response: Response, names) -> Response:
+    """An answer about a deprecated contract version carries its Sunset (RFC 8594: the earliest, when
+    several) and the current version's schema as Link rel="successor-version", so a sender
+    learns before the sunset."""
+    old = [c for c in (contract(n) for n in sorted({n for n in names if isinstance(n, str)})) if c is not None and c.status == DEPRECATED]
+    if old:
+        response["Sunset"] = http_date(calendar.timegm(min(c.sunset for c in old).timetuple()))
+        response["Link"] = ", ".join(sorted({f'</api/v1/schemas/{c.current}/>; rel="successor-version"' for c in old}))
+    return response
+
+
+def _types(envelopes: list) -> list:
+    return [e.get("type") for e in envelopes if isinstance(e, dict)]
+
+
 def _body_json(request) -> object:
     try:
         return json.loads(request.body or b"null")
@@ -87,7 +112,9 @@ class AcceptedSerializer(serializers.Serializer):
     summary="Accept one canonical event",
     description="The envelope {id, type, source, occurred_at, correlation_id?, data}. The same id from the same source is accepted once, ever "
     "(a repeat answers `duplicate`). The event is stored before the 202. A given correlation_id groups the caller's own events: it is namespaced "
-    "by the source (uuid5), and the trace id the hub uses is the `correlation_id` of the answer. Schemas: GET /api/v1/schemas/.",
+    "by the source (uuid5), and the trace id the hub uses is the `correlation_id` of the answer. Schemas: GET /api/v1/schemas/. "
+    "A deprecated contract version is accepted until its sunset (the answer carries Sunset and a successor-version Link); "
+    "from the sunset on it is refused with 400 naming the current version (error code `sunset`).",
     request=OpenApiTypes.OBJECT,
     responses={202: AcceptedSerializer, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
     examples=[OpenApiExample("closed-won order", value=ENVELOPE_EXAMPLE, request_only=True)],
@@ -100,11 +127,11 @@ def events(request):
     refused = _out_of_scope(request, [envelope], indexed=False)
     if refused:
         return refused
-    problems = validate_envelope(envelope)
+    problems = _ingest_problems(envelope)
     if problems:
         return problem(400, "Invalid event", "; ".join(f"{p['field'] or 'event'}: {p['message']}" for p in problems[:5]), problems)
     result = accept_canonical([envelope])[0]
-    return Response(result, status=202)
+    return _deprecation_headers(Response(result, status=202), _types([envelope]))
 
 
 @extend_schema(
@@ -141,7 +168,7 @@ def events_batch(request):
     results: list[dict | None] = [None] * len(items)
     valid, positions = [], []
     for index, envelope in enumerate(items):
-        problems = validate_envelope(envelope)
+        problems = _ingest_problems(envelope)
         if problems:
             results[index] = {
                 "index": index,
@@ -156,7 +183,8 @@ def events_batch(request):
         results[index] = {"index": index, **outcome}
     summary = {s: sum(1 for r in results if r["status"] == s) for s in ("accepted", "duplicate", "rejected")}
     status = 400 if summary["rejected"] == len(items) else 202
-    return Response({"summary": summary, "results": results}, status=status, content_type=PROBLEM_JSON if status == 400 else None)
+    response = Response({"summary": summary, "results": results}, status=status, content_type=PROBLEM_JSON if status == 400 else None)
+    return _deprecation_headers(response, _types(valid))
 
 
 def _webhook(request: HttpRequest, system: str):
@@ -292,7 +320,12 @@ def flow_detail(request, pk: int):
 
 
 # --- contracts and replay -------------------------------------------------------------------------
-@extend_schema(summary="Canonical event contracts (JSON Schema per type and version)", responses={200: OpenApiTypes.OBJECT})
+@extend_schema(
+    summary="Canonical event contracts (JSON Schema per type and version)",
+    description="Every published version: `type` (e.g. order.closed_won.v1), `event` and `version`, its `status` (current, or deprecated "
+    "with a `sunset`: the first UTC day it is refused), `accepted` (today), and the event's `current` version. docs/CONTRACTS.md.",
+    responses={200: OpenApiTypes.OBJECT},
+)
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def schemas(request):
@@ -301,8 +334,19 @@ def schemas(request):
         {
             "envelope": f"{base}envelope/",
             "event_types": [
-                {"type": name, "description": schema(name).get("description", ""), "required": schema(name).get("required", []), "url": f"{base}{name}/"}
-                for name in event_types()
+                {
+                    "type": c.name,
+                    "description": schema(c.name).get("description", ""),
+                    "required": schema(c.name).get("required", []),
+                    "url": f"{base}{c.name}/",
+                    "event": c.family,
+                    "version": c.version,
+                    "status": c.status,
+                    "sunset": c.sunset.isoformat() if c.sunset else None,
+                    "accepted": c.accepted,
+                    "current": c.current,
+                }
+                for c in contracts().values()
             ],
         }
     )
@@ -314,7 +358,7 @@ def schemas(request):
 def schema_detail(request, name: str):
     if name != "envelope" and name not in event_types() or not (SCHEMA_DIR / f"{name}.json").exists():
         raise Http404
-    return Response(schema(name), content_type="application/schema+json")
+    return _deprecation_headers(Response(schema(name), content_type="application/schema+json"), [name])
 
 
 @extend_schema(summary="Replay a dead-lettered inbound event", request=None, responses={202: OpenApiTypes.OBJECT})

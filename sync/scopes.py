@@ -7,12 +7,17 @@ vendor whose events arrive by signed webhook or poll (`RESERVED_SOURCES`): a pos
 `source: "stripe"` with a real Stripe event id would otherwise make the genuine signed event
 a duplicate, and that invoice would never get a flow. Every refusal is a 403 problem and an
 audit row.
+
+A scope grants business events, not one contract version: a token that may send
+`order.closed_won.v1` may send every version of `order.closed_won` (docs/CONTRACTS.md), so a
+new version needs no re-issued tokens.
 """
 
 from __future__ import annotations
 
 from sync.audit import audit_record
 from sync.canonical.events import event_types
+from sync.canonical.lifecycle import family_version
 from sync.models import IntegrationScope, System
 
 # the inbox's own id spaces for verified vendor deliveries (webhooks, polls): never claimable by a token
@@ -23,7 +28,7 @@ PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
     "crm": {
         "sources": ("crm-relay", "salesforce-relay"),
         "event_types": (
-            "order.closed_won.v1",
+            "order.closed_won.v1",  # and its other versions (`granted`)
             "subscription.amended.v1",
             "subscription.renewed.v1",
             "subscription.cancelled.v1",
@@ -85,6 +90,19 @@ def grant(user, preset: str, *, extra_sources: tuple[str, ...] = (), extra_event
     return scope
 
 
+def _family(event_type: str) -> str | None:
+    try:
+        return family_version(event_type)[0]
+    except ValueError:
+        return None
+
+
+def granted(scope_types, event_type: str) -> bool:
+    """May a scope with these event types send `event_type`? Any version of a granted event type."""
+    family = _family(event_type)
+    return event_type in scope_types or (family is not None and any(_family(t) == family for t in scope_types))
+
+
 def refusals(user, envelopes: list[dict], *, indexed: bool = False) -> list[dict]:
     """Problems [{field, message, code}] for each envelope this user's token may not send; [] when all may."""
     scope = IntegrationScope.objects.filter(user_id=getattr(user, "pk", None)).first()
@@ -114,7 +132,7 @@ def refusals(user, envelopes: list[dict], *, indexed: bool = False) -> list[dict
                     "code": "source_out_of_scope",
                 }
             )
-        elif event_type not in scope.event_types and event_type in event_types():  # an unknown type is a 400 (validation names it)
+        elif event_type in event_types() and not granted(scope.event_types, event_type):  # an unknown type is a 400 (validation names it)
             problems.append(
                 {"field": f"{prefix}type", "message": f"This {scope.preset} credential may not send {event_type!r} events.", "code": "event_type_out_of_scope"}
             )

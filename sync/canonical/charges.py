@@ -1,7 +1,9 @@
 """Charge types of canonical lines, and the money figures that follow from them (docs/MONEY.md).
 
-A line says how it bills: `billing` is `recurring` (with `interval` month|year and an optional
-`interval_count`), `one_time` or `usage`. Nothing here guesses: a line without a charge type,
+A line says how it bills: its charge type is `recurring` (with `interval` month|year and an
+optional `interval_count`), `one_time` or `usage`. Lines of order.closed_won.v2 state it as
+`charge_type`; v1 orders, amendment changes and the CRM readers' lines as `billing` (v1 orders
+reach the flows upcast, sync/canonical/upcasters.py). Nothing here guesses: a line without a charge type,
 or a recurring line without an interval, is a `ChargeError` naming the product, which the flows
 turn into a mapping exception. Pure functions: no I/O.
 """
@@ -46,16 +48,24 @@ def product_label(line: Mapping) -> str:
     return f"{sku} ({name})" if name and name != sku else str(sku)
 
 
+def stated_charge_type(line: Mapping) -> tuple[object, str]:
+    """(the charge type a line states, the key it states it under): `charge_type` when the line
+    has that key (order.closed_won.v2), else `billing` (the v1 name)."""
+    if "charge_type" in line:
+        return line.get("charge_type"), "charge_type"
+    return line.get("billing"), "billing"
+
+
 def charge_of(line: Mapping, index: int = 0, prefix: str = "lines") -> Charge:
     """The charge of one canonical line, or ChargeError naming the product."""
-    billing = line.get("billing")
+    billing, key = stated_charge_type(line)
     where = f"{prefix}[{index}]"
     if billing in (None, ""):
         raise ChargeError(
-            f"Product {product_label(line)} has no charge type: say whether it bills recurring (with an interval), one-time or by usage.", f"{where}.billing"
+            f"Product {product_label(line)} has no charge type: say whether it bills recurring (with an interval), one-time or by usage.", f"{where}.{key}"
         )
     if billing not in CHARGE_TYPES:
-        raise ChargeError(f"Product {product_label(line)} has an unknown charge type {billing!r} (expected recurring, one_time or usage).", f"{where}.billing")
+        raise ChargeError(f"Product {product_label(line)} has an unknown charge type {billing!r} (expected recurring, one_time or usage).", f"{where}.{key}")
     if billing != ChargeType.RECURRING:
         return Charge(billing)
     interval = line.get("interval")

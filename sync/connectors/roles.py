@@ -90,7 +90,7 @@ class BillingConnector(Connector):
 
     @abstractmethod
     def create_subscription(self, *, customer_id: str, order: dict, idempotency_key: str) -> CallResult:
-        """One subscription for an order (order = order.closed_won.v1 data, lines with their charge
+        """One subscription for an order (order = order.closed_won.v2 data, lines with their charge
         types): recurring and usage lines become subscription items, one-time lines one-time items
         of its first invoice; metadata carries order_number. The result's `starts_at` says when
         billing starts (its first invoice)."""
@@ -123,7 +123,7 @@ class ERPConnector(Connector):
 
     @abstractmethod
     def upsert_sales_order(self, *, order: dict, customer_id: str, external_id: str) -> CallResult:
-        """order = order.closed_won.v1 data (+ erp_subsidiary_id); lines reference items by SKU
+        """order = order.closed_won.v2 data (+ erp_subsidiary_id); lines reference items by SKU
         (an unknown SKU raises ConnectorError(mapping) naming it)."""
 
     @abstractmethod

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from sync.audit import audit_record
+from sync.canonical.contracts import upcast
 from sync.canonical.events import event_types, validate_envelope, when
 from sync.connectors.errors import ConnectorError
 from sync.connectors.registry import get_connector
@@ -251,6 +252,7 @@ def inbox_process(inbox_id: int) -> str:
                 response={"errors": problems},
             )
             return InboxEvent.Status.DEAD
+        envelope = upcast(envelope)  # validated as sent; the flows only ever see the current version
         flow = flow_for_event(envelope["type"])
         if flow is None:
             continue

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from sync.audit import audit_record
+from sync.canonical.contracts import upcast
 from sync.connectors.errors import ConnectorError, infrastructure_error
 from sync.dispatch import clear_queued, dispatch_cancel, dispatch_flow
 from sync.flows.base import Flow, Park, ReviewPark, StepContext, StepValidationError
@@ -81,8 +82,10 @@ def flow_start(*, flow: Flow, envelope: dict, inbox_event: InboxEvent | None = N
     """Create the run and its steps for a canonical event, once per business key.
 
     Returns (run, created). The same business event delivered again (another event id,
-    a webhook retry, a poll that overlaps a webhook) finds the existing run.
+    a webhook retry, a poll that overlaps a webhook) finds the existing run. The run keeps the
+    event as its type's current version (sync/canonical/contracts.py: upcast).
     """
+    envelope = upcast(envelope)
     data = envelope["data"]
     key = f"{flow.flow_type}:{flow.business_key(data)}"
     existing = FlowRun.objects.filter(idempotency_key=key).first()

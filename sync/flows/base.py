@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from q2c_portal.celery import Queue
+from sync.canonical.contracts import upcast_data
 from sync.models import FlowRun, FlowStep
 from sync.retry import RetryPolicy, policy_for
 
@@ -72,9 +73,11 @@ class StepContext:
 
     @property
     def data(self) -> dict:
-        """The canonical event data the flow was started with (with any approved payload edit applied)."""
+        """The canonical event data the flow was started with (with any approved payload edit applied),
+        as its event type's current version: a run stored before that version existed is upcast here."""
+        event = self.run.context["event"]
         overrides = (self.run.context.get("payload_overrides") or {}).get(self.step.name)
-        return overrides if overrides is not None else self.run.context["event"]["data"]
+        return upcast_data(event.get("type", ""), overrides if overrides is not None else event["data"])
 
     @property
     def state(self) -> dict:

@@ -161,7 +161,7 @@ def on_complete(run: FlowRun, now) -> None:
 
 FLOW = Flow(
     flow_type=FlowType.ORDER_ACTIVATION,
-    event_types=("order.closed_won.v1",),
+    event_types=("order.closed_won.v2",),  # v1 arrives upcast (sync/canonical/contracts.py)
     business_key=lambda data: data["order_number"],
     steps=[
         Step("validate", "hub", validate),

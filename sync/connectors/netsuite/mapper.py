@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from sync.canonical.charges import stated_charge_type
+
 CENT = Decimal("0.01")
 MAX_PLACES = Decimal("0.0001")  # canonical money has at most 4 decimals
 
@@ -173,13 +175,13 @@ def check_charges(lines: list[Mapping], item_charges: Mapping[str, tuple[str, st
     (tax, adjustments) and lines that say nothing are left to the flows' own checks."""
     for i, line in enumerate(lines):
         charge, interval = item_charges.get(line.get("sku") or "", ("", ""))
-        billing = line.get("billing") or ""
+        billing, key = stated_charge_type(line)  # charge_type (order.closed_won.v2) or billing (v1 name, amendment changes)
         if not charge or not billing:
             continue
         if charge != billing:
             raise MappingError(
-                f"Product {line.get('sku')} bills {billing.replace('_', '-')} on the order but is a {charge.replace('_', '-')} item in NetSuite",
-                f"{prefix}[{i}].billing",
+                f"Product {line.get('sku')} bills {str(billing).replace('_', '-')} on the order but is a {charge.replace('_', '-')} item in NetSuite",
+                f"{prefix}[{i}].{key}",
             )
         if charge == "recurring" and interval and line.get("interval") and line["interval"] != interval:
             raise MappingError(
@@ -188,7 +190,7 @@ def check_charges(lines: list[Mapping], item_charges: Mapping[str, tuple[str, st
 
 
 def sales_order_body(order: Mapping, *, customer_id: str, item_ids: Mapping[str, str], currency_id: str, subsidiary_id: str | None, external_id: str) -> dict:
-    """order.closed_won.v1 data → salesOrder body (for PUT /salesOrder/eid:{external_id})."""
+    """order.closed_won.v2 data → salesOrder body (for PUT /salesOrder/eid:{external_id})."""
     lines = [item_line(line, item_id=item_ids[line["sku"]], index=i) for i, line in enumerate(order.get("lines") or [])]
     if not lines:
         raise MappingError("The order has no lines", "lines")
@@ -202,7 +204,7 @@ def sales_order_body(order: Mapping, *, customer_id: str, item_ids: Mapping[str,
             "subsidiary": ref(subsidiary_id) if subsidiary_id else None,
             "currency": ref(currency_id),
             "tranDate": to_date(when, "effective_date") if when else None,
-            "otherRefNum": order.get("opportunity_id"),
+            "otherRefNum": order.get("deal_id"),
             "memo": memo[:999],
             "item": {"items": lines},
         }

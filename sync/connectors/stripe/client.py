@@ -362,9 +362,9 @@ class StripeConnector(BillingConnector):
                 ErrorClass.VALIDATION, f"order {order_number} has no recurring or usage lines for a subscription", system="stripe", field="lines"
             )
         metadata = {"order_number": order_number}
-        for name in ("opportunity_id", "legal_entity", "crm_record_id"):
-            if order.get(name):
-                metadata[name] = str(order[name])
+        for name, key in (("opportunity_id", "deal_id"), ("legal_entity", "legal_entity"), ("crm_record_id", "crm_record_id")):
+            if order.get(key):
+                metadata[name] = str(order[key])  # the CRM deal keeps its metadata name (order.closed_won.v2 deal_id, v1 opportunity_id)
         params: dict[str, Any] = {"customer": customer_id, "currency": currency.lower(), "items": items, "metadata": metadata}
         if one_time:
             params["add_invoice_items"] = one_time
