@@ -17,7 +17,12 @@ What it does, all on this machine:
 4. the product: `--orders` closed-won events accepted in one batch (inbox insert + dispatch),
    then the time until every order activation has completed: flows/s overall and per worker
    lane (one lane = one worker child), and each flow's latency from acceptance to activation;
-5. checks exactly-once: one sales order and one subscription per order in the sandboxes.
+5. checks exactly-once: one sales order and one subscription per order in the sandboxes;
+6. the profile, per activation during the engine phase, from PostgreSQL's own counters
+   (pg_stat_database, pg_stat_user_tables: transactions, rows written per table; statements from
+   pg_stat_statements when the server preloads it: `shared_preload_libraries = 'pg_stat_statements'`)
+   and the CPU of the worker, sandbox and PostgreSQL processes, so the sandboxes' own cost is
+   apart from the engine's.
 No assertion on speed: the figures are printed for people to read (DESIGN.md).
 """
 
@@ -70,6 +75,77 @@ def order_event(number: str) -> dict:
     }
 
 
+# --- the profile: where an activation's time goes, from PostgreSQL's own counters and the processes' CPU
+STATEMENTS = "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
+
+def db_counters(url: str) -> dict:
+    """Cumulative counters of one database: transactions, rows written per table, and statements
+    when pg_stat_statements is loaded (shared_preload_libraries), else None."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        commits, inserted, updated, deleted = conn.execute(
+            "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        tables = dict(conn.execute("SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables").fetchall())
+        try:
+            statements = conn.execute(STATEMENTS).fetchone()[0]
+        except psycopg.Error:
+            statements = None
+    return {"transactions": commits, "inserted": inserted, "updated": updated, "deleted": deleted, "tables": tables, "statements": statements}
+
+
+def counters_delta(before: dict, after: dict) -> dict:
+    out = {k: after[k] - before[k] for k in ("transactions", "inserted", "updated", "deleted")}
+    out["statements"] = after["statements"] - before["statements"] if after["statements"] is not None and before["statements"] is not None else None
+    out["tables"] = {t: n - before["tables"].get(t, 0) for t, n in after["tables"].items() if n - before["tables"].get(t, 0)}
+    return out
+
+
+def cpu_seconds(procs: list[subprocess.Popen]) -> float:
+    """User + system CPU of the process trees (children included, as they are now)."""
+    import psutil
+
+    total = 0.0
+    for proc in procs:
+        try:
+            root = psutil.Process(proc.pid)
+            for p in [root, *root.children(recursive=True)]:
+                t = p.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of every postgres process on this machine (server-wide: anything else using it counts too)."""
+    import psutil
+
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] and p.info["name"].startswith("postgres"):
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                continue
+    return total
+
+
+def enable_statement_counts(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute(STATEMENTS)
+        except psycopg.Error:
+            pass  # not preloaded here: the profile says so
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -106,16 +182,17 @@ def main() -> None:
     django.setup()
     print(f"preparing {args.db}: migrate, reference data, ERP catalog …", flush=True)
     prepare_product_and_sandboxes()
+    enable_statement_counts(db_url)
     procs: list[subprocess.Popen] = []
     try:
         procs += start_sandboxes(ports, env, "bench-sandbox")
-        result = run(args)
+        result = run(args, procs, db_url, sandbox_db_url)
     finally:
         stop(procs)
     print_table(args, result)
 
 
-def run(args) -> dict:
+def run(args, sandboxes: list[subprocess.Popen], db_url: str, sandbox_db_url: str) -> dict:
     # --- baseline: the four vendor calls per order, no engine, as many lanes as the engine has --
     from concurrent.futures import ThreadPoolExecutor
 
@@ -190,7 +267,8 @@ def run(args) -> dict:
                     f"bench{w}-{run_id}@%h",
                 ],
                 cwd=ROOT,
-                env={**os.environ, "DJANGO_SETTINGS_MODULE": "q2c_portal.settings"},
+                # production settings: DEBUG off, so Django keeps no per-query log in the worker
+                env={**os.environ, "DJANGO_SETTINGS_MODULE": "q2c_portal.settings", "DEBUG": "0", "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2},
                 stdout=open(ROOT / ".var" / f"bench-worker-{w}.log", "w"),
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -204,6 +282,9 @@ def run(args) -> dict:
             if time.monotonic() > deadline:
                 raise SystemExit("workers did not start (see .var/bench-worker-*.log)")
         numbers = [f"ORD-{run_id}-{i}" for i in range(args.orders)]
+        time.sleep(1.5)  # what the set-up wrote reaches the statistics first (backends flush at most once a second)
+        before = {"hub": db_counters(db_url), "sandboxes": db_counters(sandbox_db_url)}
+        cpu_before = {"workers": cpu_seconds(workers), "sandboxes": cpu_seconds(sandboxes), "postgres": postgres_cpu_seconds()}
         accepted_at = time.perf_counter()
         accept_canonical([order_event(n) for n in numbers])
         accept_seconds = time.perf_counter() - accepted_at
@@ -218,6 +299,10 @@ def run(args) -> dict:
                 break
             time.sleep(0.5)
         engine_seconds = time.perf_counter() - accepted_at
+        cpu = {"workers": cpu_seconds(workers), "sandboxes": cpu_seconds(sandboxes), "postgres": postgres_cpu_seconds()}
+        cpu = {k: v - cpu_before[k] for k, v in cpu.items()}
+        time.sleep(1.5)  # backends flush their statistics at most once a second
+        profile = {name: counters_delta(before[name], db_counters(url)) for name, url in (("hub", db_url), ("sandboxes", sandbox_db_url))}
     finally:
         stop(workers)
 
@@ -237,6 +322,8 @@ def run(args) -> dict:
         "latencies": latencies,
         "so_creates": so_creates,
         "subs_first_50": subs,
+        "profile": profile,
+        "cpu": cpu,
     }
 
 
@@ -259,9 +346,32 @@ def print_table(args, r: dict) -> None:
         ),
     ]
     width = max(len(a) for a, _, _ in rows)
+    print_profile(args, r)
     print(f"\nOrder activation throughput · {os.cpu_count()} CPU cores shared by PostgreSQL, Redis, 3 sandboxes, the workers and this script\n")
     for a, b, c in rows:
         print(f"{a:{width}}  {b:>24}  {c}")
+
+
+def print_profile(args, r: dict) -> None:
+    """Per activation during the engine phase (everything the flows started counts: the activation,
+    its CRM write-back, the outbox): PostgreSQL's own counters and the CPU of each process group."""
+    n = max(r["completed"], 1)
+    print(f"\nProfile · per order activation, over {n:,} completed ({r['engine_seconds']:.1f} s of wall clock)\n")
+    for name, p in r["profile"].items():
+        statements = f"{p['statements'] / n:,.1f} statements, " if p["statements"] is not None else "statements n/a (pg_stat_statements not preloaded), "
+        print(
+            f"  {name:<10} {statements}{p['transactions'] / n:,.1f} transactions, rows inserted {p['inserted'] / n:,.1f}, "
+            f"updated {p['updated'] / n:,.1f}, deleted {p['deleted'] / n:,.1f}"
+        )
+        top = sorted(p["tables"].items(), key=lambda kv: -kv[1])[:8]
+        print("             rows written by table: " + ", ".join(f"{t} {v / n:,.1f}" for t, v in top))
+    cpu = r["cpu"]
+    wall = r["engine_seconds"] or 1
+    print(
+        f"  CPU        workers {cpu['workers'] / n * 1000:,.0f} ms, sandboxes {cpu['sandboxes'] / n * 1000:,.0f} ms, "
+        f"PostgreSQL (server-wide) {cpu['postgres'] / n * 1000:,.0f} ms per activation; "
+        f"together {sum(cpu.values()) / wall:,.2f} of {os.cpu_count()} cores busy"
+    )
 
 
 if __name__ == "__main__":
