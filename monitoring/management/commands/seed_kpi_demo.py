@@ -401,7 +401,7 @@ class Command(BaseCommand):
         parent = (run.context or {}).get("parent", "")
         if run.flow_type == FlowType.ORDER_ACTIVATION:
             seats, unit_price = _seat_lines(run.amount)
-            kind, source = "order.closed_won.v1", "salesforce"
+            kind, source = "order.closed_won.v2", "salesforce"  # what the engine stores: the current version
             data = {
                 "order_number": run.document_number,
                 "account": account,
@@ -409,7 +409,7 @@ class Command(BaseCommand):
                 "currency": run.currency,
                 "closed_won_at": at,
                 "total_amount": money,
-                "lines": [{"sku": "PLAT-SEAT", "quantity": str(seats), "unit_price": f"{unit_price:.2f}", "billing": "recurring", "interval": "month"}],
+                "lines": [{"sku": "PLAT-SEAT", "quantity": str(seats), "unit_price": f"{unit_price:.2f}", "charge_type": "recurring", "interval": "month"}],
             }
         elif run.flow_type == FlowType.AMENDMENT:
             kind, source = "subscription.amended.v1", "salesforce"
