@@ -23,6 +23,12 @@ PUBLISH_OUTBOX_EXPIRES = 300
 # a queued marker lives this long past the message's countdown: a message not picked up by then is
 # taken for lost (the worker that picks a message up clears its marker)
 QUEUED_TTL_SECONDS = 600
+# a message a worker has taken (received; held until due when it has a countdown): its marker now
+# lasts until the message is due plus this. A worker killed before it ran the message — SIGKILL of
+# the whole worker, or of a child it had handed the message to — takes the message with it (acked
+# as lost, or unacked until the broker's visibility timeout of an hour), and its marker must not
+# keep the sweeper away for QUEUED_TTL_SECONDS (issue 17: a flow waited 10 minutes)
+RECEIVED_TTL_SECONDS = 30
 # an inbox event is re-sent by the sweeper when it was dispatched at least this long ago and its
 # marker is gone: a broker that restarted lost its messages and their markers with them
 LOST_AFTER_SECONDS = 5.0
@@ -47,6 +53,15 @@ def mark_queued(kind: str, pk: int, *, countdown: float | None = None) -> None:
         _marker_client().set(_key(kind, pk), 1, ex=int(QUEUED_TTL_SECONDS + (countdown or 0)))
     except redis.RedisError:  # no marker: the sweeper may send one copy more, never one less
         log.info("could not mark %s %s queued", kind, pk)
+
+
+def mark_received(kind: str, pk: int, *, due_in: float = 0) -> None:
+    """Called in the worker that received the message (celery's task_received): the message is out
+    of the broker, held by that worker until it is due (`due_in` seconds) and run."""
+    try:
+        _marker_client().set(_key(kind, pk), 1, ex=max(1, int(RECEIVED_TTL_SECONDS + max(due_in, 0.0))))
+    except redis.RedisError:
+        pass
 
 
 def clear_queued(kind: str, pk: int) -> None:

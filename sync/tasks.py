@@ -4,13 +4,15 @@ q2c_portal.celery.TaskName (work is enqueued by name, see sync.dispatch), queues
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
-from celery import shared_task
+from celery import shared_task, signals
+from celery.utils.time import maybe_iso8601
 from django.contrib.auth import get_user_model
 
 from q2c_portal.celery import Queue, TaskName
 from sync.connectors.errors import ConnectorError
-from sync.dispatch import PUBLISH_OUTBOX_EXPIRES, mark_queued
+from sync.dispatch import PUBLISH_OUTBOX_EXPIRES, mark_queued, mark_received
 from sync.engine import retention, sweeper
 from sync.engine.inbox import inbox_process
 from sync.engine.outbox_publisher import outbox_publish
@@ -20,6 +22,28 @@ from sync.reconciliation import runs
 from sync.retry import inbox_policy
 
 log = logging.getLogger(__name__)
+
+# the tasks whose rows carry a queued marker (sync.dispatch), by the kind of row their one argument names
+MARKED = {TaskName.PROCESS_INBOX_EVENT.value: "inbox", TaskName.RUN_FLOW.value: "flow"}
+
+
+@signals.task_received.connect
+def _message_received(sender=None, request=None, **kwargs) -> None:
+    """In the worker's main process, as a message arrives (before it is held for its countdown or
+    handed to a child): its marker now lasts only until it is due plus RECEIVED_TTL_SECONDS, so if
+    this worker dies with it the sweeper sends the row again within seconds, not QUEUED_TTL_SECONDS."""
+    kind = MARKED.get(getattr(request, "name", ""))
+    args = getattr(request, "args", None) or ()
+    if kind is None or not args:
+        return
+    eta = maybe_iso8601(request.eta) if isinstance(getattr(request, "eta", None), str) else getattr(request, "eta", None)
+    if isinstance(eta, datetime) and eta.tzinfo is None:
+        eta = eta.replace(tzinfo=UTC)  # celery sends UTC (enable_utc)
+    due_in = (eta - datetime.now(UTC)).total_seconds() if isinstance(eta, datetime) else 0.0
+    try:
+        mark_received(kind, int(args[0]), due_in=due_in)
+    except (TypeError, ValueError):
+        log.warning("%s message with an unexpected argument %r", request.name, args[0])
 
 
 @shared_task(bind=True, name=TaskName.PROCESS_INBOX_EVENT.value, queue=Queue.FLOWS.value, acks_late=True, max_retries=8)

@@ -113,3 +113,36 @@ def test_events_whose_messages_a_restarted_broker_lost_are_processed_within_30_s
         assert time.monotonic() - back <= 30
     finally:
         worker.stop()
+
+
+def test_a_message_held_by_a_worker_that_is_killed_is_sent_again_within_seconds_of_its_due_time(start_worker):
+    """Issue 17 (the harness's worker-kill lost a deal): a flow's message with a countdown, held by
+    the worker until due, dies with the worker; its queued marker kept the sweeper away for 10
+    minutes. Received, the marker lasts only until due + RECEIVED_TTL_SECONDS."""
+    from sync.tasks import sweep
+
+    dispatch._broker_down_until = 0.0
+    client = redis_lib.Redis.from_url(app.conf.broker_url)
+    run = FlowRunFactory(status="pending")
+    FlowRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))  # due for the sweeper
+    key = f"q2c:queued:flow:{run.pk}"
+    worker = start_worker(queues="flows,status")
+    try:
+        assert dispatch.dispatch_flow(run.pk, countdown=8)
+        deadline = time.monotonic() + 6  # dispatched, the marker lasts QUEUED_TTL_SECONDS (600 s) + 8
+        while client.ttl(key) > dispatch.RECEIVED_TTL_SECONDS + 8 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ttl = client.ttl(key)
+        assert 0 < ttl <= dispatch.RECEIVED_TTL_SECONDS + 8, f"the worker holds the message but its marker keeps the sweeper away for {ttl} s"
+        worker.kill()  # before the countdown ran out: the message dies with the worker
+        assert sweep.run()["flows"] == 0  # still marked: not sent twice
+        deadline = time.monotonic() + ttl + 5
+        while client.exists(key) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not client.exists(key)
+        assert sweep.run()["flows"] == 1, "the flow whose message died with its worker was not sent again"
+    finally:
+        # the killed worker's message waits in kombu's unacked set for the visibility timeout; it must
+        # not reach a later test's rows (ids restart with every test database)
+        app.control.purge()
+        client.delete("unacked", "unacked_index", "unacked_mutex")
