@@ -97,7 +97,7 @@ def verify(request: HttpRequest, tenant: str) -> dict:
         claims.get("exp", 0) <= now
         or claims.get("aud") != AUDIENCE
         or claims.get("tid") != tenant
-        or (valid_after is not None and claims.get("iat", 0) < valid_after.timestamp())
+        or (valid_after is not None and claims.get("iat", 0) < int(valid_after.timestamp()))  # to the second, as iat is
     ):
         raise _unauthorized(tenant)
     return claims

@@ -29,7 +29,8 @@ import base64
 import json
 import re
 import uuid
-from urllib.parse import urlencode
+from functools import wraps
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.db import transaction
@@ -38,7 +39,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from sandboxes.db import DB
-from sandboxes.kit.faults import sandbox_endpoint
+from sandboxes.kit.faults import garbled, sandbox_endpoint
 from sync.connectors.netsuite import wire  # exact-decimal JSON, shared with the connectors
 
 from . import ledger, odata, ratelimit, specs, tokens, webhooks
@@ -53,7 +54,14 @@ WRITERS = {"customers", "salesOrders", "salesInvoices", "salesCreditMemos", "cus
 
 
 def endpoint(view):
-    return sandbox_endpoint(SYSTEM, kit_error)(view)
+    """The kit's faults first; its garble_responses fault only on writes (a read writes nothing)."""
+
+    @wraps(view)
+    def garbling_writes(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        return response if request.method in ("GET", "HEAD") else garbled(SYSTEM, response)
+
+    return sandbox_endpoint(SYSTEM, kit_error, garble=False)(garbling_writes)
 
 
 def _json_response(body: dict, status: int = 200, *, headers: dict | None = None) -> HttpResponse:
@@ -284,7 +292,8 @@ def _collection(request: HttpRequest, company: Company, spec: specs.Spec, parent
     if offset + size < len(rows):
         params = {k: v for k, v in request.GET.items() if k != "$skiptoken"}
         params["$skiptoken"] = _skiptoken(offset + size)
-        body["@odata.nextLink"] = f"{request.scheme}://{request.get_host()}{request.path}?{urlencode(params)}"
+        query = urlencode(params, safe="$'(),", quote_via=quote)
+        body["@odata.nextLink"] = f"{request.scheme}://{request.get_host()}{request.path}?{query}"
     headers = {"Preference-Applied": f"odata.maxpagesize={size}"} if preferred else None
     return _json_response(body, headers=headers)
 
