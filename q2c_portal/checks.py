@@ -33,6 +33,11 @@ SIMULATOR_VALUES = {
     "sandbox-token-secret",
     "sk_test_sandbox",
     "whsec_sandbox_secret",
+    "sandbox-tenant",
+    "5b2a1c9e-7d3f-4e8a-9c61-0b4d2f7a8e13",  # the Business Central sandbox's company
+    "sandbox-bc-client-id",
+    "sandbox-bc-client-secret",
+    "sandbox-bc-client-state",
 }
 # per connector: (setting key(s), environment variable(s)); a tuple of keys means "one of them"
 REQUIRED = {
@@ -47,6 +52,13 @@ REQUIRED = {
         ("consumer_secret", "NETSUITE_CONSUMER_SECRET"),
         ("token_id", "NETSUITE_TOKEN_ID"),
         ("token_secret", "NETSUITE_TOKEN_SECRET"),
+    ],
+    "business_central": [
+        ("tenant_id", "BUSINESS_CENTRAL_TENANT_ID"),
+        ("company_id", "BUSINESS_CENTRAL_COMPANY_ID"),
+        ("client_id", "BUSINESS_CENTRAL_CLIENT_ID"),
+        ("client_secret", "BUSINESS_CENTRAL_CLIENT_SECRET"),
+        ("webhook_client_state", "BUSINESS_CENTRAL_WEBHOOK_CLIENT_STATE"),
     ],
     "stripe": [
         ("api_key", "STRIPE_API_KEY"),

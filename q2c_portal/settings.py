@@ -364,6 +364,33 @@ CONNECTORS = {
         # item whose itemId is this SKU) so the ERP invoice total equals the billing total
         "tax_item": os.environ.get("NETSUITE_TAX_ITEM", "SALES-TAX"),
     },
+    # Microsoft Dynamics 365 Business Central, API v2.0 (sync/connectors/business_central): a second
+    # ERP, registered but not playing a role unless Q2C_ERP (or, later, a legal entity) names it.
+    # Production: base URL https://api.businesscentral.dynamics.com, token URL
+    # https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token, the app registered on BC's
+    # "Microsoft Entra Applications" card; the sandbox (`run_sandbox business_central`) answers both.
+    "business_central": {
+        "base_url": os.environ.get("BUSINESS_CENTRAL_BASE_URL", "http://127.0.0.1:8104"),
+        "token_url": os.environ.get(
+            "BUSINESS_CENTRAL_TOKEN_URL",
+            f"http://127.0.0.1:8104/{os.environ.get('BUSINESS_CENTRAL_TENANT_ID', 'sandbox-tenant')}/oauth2/v2.0/token",
+        ),
+        "tenant_id": os.environ.get("BUSINESS_CENTRAL_TENANT_ID", "sandbox-tenant"),
+        "environment": os.environ.get("BUSINESS_CENTRAL_ENVIRONMENT", "sandbox"),
+        "company_id": os.environ.get("BUSINESS_CENTRAL_COMPANY_ID", "5b2a1c9e-7d3f-4e8a-9c61-0b4d2f7a8e13"),
+        "client_id": os.environ.get("BUSINESS_CENTRAL_CLIENT_ID", "sandbox-bc-client-id"),
+        "client_secret": os.environ.get("BUSINESS_CENTRAL_CLIENT_SECRET", "sandbox-bc-client-secret"),
+        "scope": os.environ.get("BUSINESS_CENTRAL_SCOPE", "https://api.businesscentral.dynamics.com/.default"),
+        # the hub's own customer payment journal (batch code, at most 10 characters; created when missing)
+        "payment_journal": os.environ.get("BUSINESS_CENTRAL_PAYMENT_JOURNAL", "Q2C"),
+        # items (by number) that billing-calculated tax and line-less credit memos are booked on
+        "tax_item": os.environ.get("BUSINESS_CENTRAL_TAX_ITEM", "SALES-TAX"),
+        "adjustment_item": os.environ.get("BUSINESS_CENTRAL_ADJUSTMENT_ITEM", "ADJUSTMENT"),
+        # the clientState of the hub's webhook subscriptions: notifications carrying another are refused
+        "webhook_client_state": os.environ.get("BUSINESS_CENTRAL_WEBHOOK_CLIENT_STATE", "sandbox-bc-client-state"),
+        "timeout": float(os.environ.get("BUSINESS_CENTRAL_TIMEOUT", os.environ.get("CONNECTOR_TIMEOUT_SECONDS", "20"))),
+        "max_rate_limit_wait": float(os.environ.get("BUSINESS_CENTRAL_MAX_RATE_LIMIT_WAIT", "30")),
+    },
     "stripe": {
         "api_base": os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8103"),
         "api_key": os.environ.get("STRIPE_API_KEY", "sk_test_sandbox"),

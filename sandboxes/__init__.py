@@ -1,4 +1,4 @@
-"""The vendor simulators: local Salesforce, NetSuite and Stripe, the fault kit, and demo traffic.
+"""The vendor simulators: local Salesforce, NetSuite, Business Central and Stripe, the fault kit, and demo traffic.
 
 Not part of the product. The product's settings (`q2c_portal.settings`) do not install these
 apps and its database holds none of their tables; `sandboxes.settings` adds them, with a

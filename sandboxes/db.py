@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils.connection import ConnectionProxy
 
-SANDBOX_APP_LABELS = frozenset({"sandbox_kit", "salesforce_sandbox", "netsuite_sandbox", "stripe_sandbox"})
+SANDBOX_APP_LABELS = frozenset({"sandbox_kit", "salesforce_sandbox", "netsuite_sandbox", "stripe_sandbox", "business_central_sandbox"})
 
 DB: str = getattr(settings, "SANDBOX_DATABASE", DEFAULT_DB_ALIAS)
 connection = ConnectionProxy(connections, DB)  # like django.db.connection, on the simulators' alias

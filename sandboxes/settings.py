@@ -22,6 +22,7 @@ SANDBOX_APPS = [
     "sandboxes.salesforce",
     "sandboxes.netsuite",
     "sandboxes.stripe",
+    "sandboxes.business_central",
 ]
 INSTALLED_APPS = [*INSTALLED_APPS, *SANDBOX_APPS]
 

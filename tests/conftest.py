@@ -294,10 +294,12 @@ def point_connector(settings):
 
     def point(system: str, server: SandboxServer) -> None:
         config = {**settings.CONNECTORS[system]}
-        key = {"salesforce": "instance_url", "netsuite": "base_url", "stripe": "api_base"}[system]
+        key = {"salesforce": "instance_url", "netsuite": "base_url", "stripe": "api_base", "business_central": "base_url"}[system]
         config[key] = server.url
         if system == "salesforce":
             config["token_url"] = f"{server.url}/services/oauth2/token"
+        if system == "business_central":  # the sandbox answers Entra's token endpoint too
+            config["token_url"] = f"{server.url}/{config['tenant_id']}/oauth2/v2.0/token"
         settings.CONNECTORS = {**settings.CONNECTORS, system: config}
 
     return point

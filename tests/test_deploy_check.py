@@ -94,3 +94,26 @@ def test_production_commands_and_the_web_process_refuse_simulator_secrets_but_th
         ).returncode
         == 0
     )
+
+
+BC_REAL_LOOKING = {
+    "BUSINESS_CENTRAL_TENANT_ID": "8c3f1e52-6b7a-4d0e-9f21-3a5b7c9d1e2f",
+    "BUSINESS_CENTRAL_COMPANY_ID": "0f4e2d6c-8a1b-4c3d-9e5f-7a6b8c9d0e1f",
+    "BUSINESS_CENTRAL_CLIENT_ID": "3d9a7f1e-2b4c-4e6d-8f0a-1b3c5d7e9f2a",
+    "BUSINESS_CENTRAL_CLIENT_SECRET": "Qx8~prodEntraClientSecretValue",
+    "BUSINESS_CENTRAL_WEBHOOK_CLIENT_STATE": "b1e4c7a0d3f6prodClientState9a2c5e8",
+}
+
+
+def test_business_central_as_the_erp_needs_its_own_credentials():
+    """Only a connector that plays a role is checked: with Q2C_ERP=business_central, BC's sandbox values
+    are refused (and NetSuite's no longer matter)."""
+    not_netsuite = {k: v for k, v in REAL_LOOKING.items() if not k.startswith("NETSUITE_")}
+    refused = manage("check", "--deploy", env=production_env(**not_netsuite, Q2C_ERP="business_central"))
+    accepted = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(**not_netsuite, **BC_REAL_LOOKING, Q2C_ERP="business_central"))
+
+    assert refused.returncode != 0
+    for variable in BC_REAL_LOOKING:
+        assert variable in refused.stderr, variable
+    assert "NETSUITE_" not in refused.stderr
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr

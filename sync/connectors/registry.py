@@ -13,6 +13,8 @@ CONNECTOR_CLASSES = {
     "salesforce": "sync.connectors.salesforce.client:SalesforceConnector",
     "stripe": "sync.connectors.stripe.client:StripeConnector",
     "netsuite": "sync.connectors.netsuite.client:NetSuiteConnector",
+    # a second ERP: registered, used only where CONNECTOR_ROLES names it (the default ERP stays NetSuite)
+    "business_central": "sync.connectors.business_central.client:BusinessCentralConnector",
 }
 
 

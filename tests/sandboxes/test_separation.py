@@ -21,8 +21,8 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SIMULATOR_APPS = {"sandboxes.kit", "sandboxes.salesforce", "sandboxes.netsuite", "sandboxes.stripe"}
-SIMULATOR_LABELS = {"sandbox_kit", "salesforce_sandbox", "netsuite_sandbox", "stripe_sandbox"}
+SIMULATOR_APPS = {"sandboxes.kit", "sandboxes.salesforce", "sandboxes.netsuite", "sandboxes.stripe", "sandboxes.business_central"}
+SIMULATOR_LABELS = {"sandbox_kit", "salesforce_sandbox", "netsuite_sandbox", "stripe_sandbox", "business_central_sandbox"}
 
 
 def with_database(url: str, name: str) -> str:

@@ -13,8 +13,9 @@ SANDBOX_URLCONFS = {
     "salesforce": "sandboxes.salesforce.urls",
     "netsuite": "sandboxes.netsuite.urls",
     "stripe": "sandboxes.stripe.urls",
+    "business_central": "sandboxes.business_central.urls",
 }
-DEFAULT_PORTS = {"salesforce": 8101, "netsuite": 8102, "stripe": 8103}
+DEFAULT_PORTS = {"salesforce": 8101, "netsuite": 8102, "stripe": 8103, "business_central": 8104}
 
 
 class Command(BaseCommand):
