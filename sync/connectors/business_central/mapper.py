@@ -21,11 +21,12 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
-CENT = Decimal("0.01")
-MAX_PLACES = Decimal("0.0001")
+from sync.connectors import values
+from sync.connectors.values import CENT, MappingError, to_date, to_decimal
+from sync.connectors.values import compact as _compact
+
 UNIT_PRICE_PLACES = Decimal("0.00001")  # BC keeps unit prices to 5 decimals
 BLANK_DATE = "0001-01-01"  # how BC answers an empty date
 CUSTOMER_NUMBER_LENGTH = 20
@@ -39,14 +40,6 @@ SALES_ORDER_STATUS = {"Draft": "open", "In Review": "pending_approval", "Open": 
 INVOICE_STATUS = {"Draft": "draft", "In Review": "draft", "Open": "open", "Paid": "paid", "Canceled": "void", "Corrective": "void"}
 POSTED_INVOICE_STATUSES = frozenset({"Open", "Paid", "Canceled", "Corrective"})
 CREDIT_MEMO_STATUS = {"Draft": "draft", "In Review": "draft", "Open": "open", "Paid": "applied", "Canceled": "void", "Corrective": "void"}
-
-
-class MappingError(ValueError):
-    """A canonical value cannot be expressed in Business Central (or back). `field` names it."""
-
-    def __init__(self, message: str, field: str = ""):
-        super().__init__(message)
-        self.field = field
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -89,58 +82,18 @@ def any_of(field: str, values: Iterable[str]) -> str:
 
 
 # --- values ----------------------------------------------------------------------------------------
-def to_decimal(value, field: str = "") -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise MappingError(f"{value!r} is not a decimal amount", field)
-    try:
-        result = Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise MappingError(f"{value!r} is not a decimal amount", field) from exc
-    if not result.is_finite():
-        raise MappingError(f"{value!r} is not a decimal amount", field)
-    return result
-
-
 def money_str(value) -> str:
-    """A BC number → canonical decimal string: at least 2 decimals, at most 4."""
-    amount = to_decimal(value if value is not None else 0)
-    exponent = amount.as_tuple().exponent
-    if exponent > -2:
-        amount = amount.quantize(CENT)
-    elif exponent < -4:
-        amount = amount.quantize(MAX_PLACES, ROUND_HALF_UP)
-    return format(amount, "f")
+    """A BC number → canonical decimal string (an absent one is 0)."""
+    return values.money_str(value if value is not None else 0)
 
 
 def quantity_str(value) -> str:
-    amount = to_decimal(value if value is not None else 1)
-    if amount == amount.to_integral_value():
-        return str(amount.quantize(Decimal(1)))
-    return format(amount.normalize(), "f")
-
-
-def to_date(value, field: str = "") -> str:
-    """A canonical date or date-time → BC date (YYYY-MM-DD, the UTC calendar day)."""
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value or "")
-    try:
-        if len(text) == 10:
-            return date.fromisoformat(text).isoformat()
-        return to_date(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError as exc:
-        raise MappingError(f"{value!r} is not a date", field) from exc
+    """A BC quantity → canonical string (an absent one is 1)."""
+    return values.quantity_str(value if value is not None else 1)
 
 
 def from_date(value) -> str | None:
     return None if value in (None, "", BLANK_DATE) else str(value)
-
-
-def _compact(body: dict) -> dict:
-    return {k: v for k, v in body.items() if v not in (None, "")}
 
 
 def _text(value, length: int) -> str | None:

@@ -15,77 +15,20 @@ sales orders whose memo names the original order.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 from sync.canonical.charges import stated_charge_type
-
-CENT = Decimal("0.01")
-MAX_PLACES = Decimal("0.0001")  # canonical money has at most 4 decimals
+from sync.connectors.values import CENT, MappingError, money_str, quantity_str, to_date, to_decimal
+from sync.connectors.values import compact as _compact
 
 # NetSuite status ids → canonical words
 SALES_ORDER_STATUS = {"A": "pending_approval", "B": "open", "C": "cancelled", "D": "open", "E": "open", "F": "open", "G": "billed", "H": "closed"}
 INVOICE_STATUS = {"A": "open", "B": "paid", "V": "void"}
 
 
-class MappingError(ValueError):
-    """A canonical value cannot be expressed in NetSuite (or back). `field` names it."""
-
-    def __init__(self, message: str, field: str = ""):
-        super().__init__(message)
-        self.field = field
-
-
-# --- values ---------------------------------------------------------------------------------
-def to_decimal(value, field: str = "") -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise MappingError(f"{value!r} is not a decimal amount", field)
-    try:
-        result = Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise MappingError(f"{value!r} is not a decimal amount", field) from exc
-    if not result.is_finite():
-        raise MappingError(f"{value!r} is not a decimal amount", field)
-    return result
-
-
-def money_str(value) -> str:
-    """NetSuite number → canonical decimal string: at least 2 decimals, at most 4."""
-    amount = to_decimal(value)
-    exponent = amount.as_tuple().exponent
-    if exponent > -2:
-        amount = amount.quantize(CENT)
-    elif exponent < -4:
-        amount = amount.quantize(MAX_PLACES, ROUND_HALF_UP)
-    return format(amount, "f")
-
-
-def quantity_str(value) -> str:
-    amount = to_decimal(value)
-    if amount == amount.to_integral_value():
-        return str(amount.quantize(Decimal(1)))
-    return format(amount.normalize(), "f")
-
-
 def line_amount(quantity, unit_price) -> Decimal:
     """Quantity × price rounded to cents, as NetSuite stores a line amount."""
     return (to_decimal(quantity, "quantity") * to_decimal(unit_price, "unit_price")).quantize(CENT, ROUND_HALF_UP)
-
-
-def to_date(value, field: str = "") -> str:
-    """A canonical date or date-time → NetSuite date (YYYY-MM-DD, the UTC calendar day)."""
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value or "")
-    try:
-        if len(text) == 10:
-            return date.fromisoformat(text).isoformat()
-        return to_date(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError as exc:
-        raise MappingError(f"{value!r} is not a date", field) from exc
 
 
 def ref(internal_id) -> dict:
@@ -101,10 +44,6 @@ def ref_id(value) -> str | None:
 def _lines(record: Mapping, sublist: str = "item") -> list[dict]:
     block = record.get(sublist) or {}
     return list(block.get("items", [])) if isinstance(block, Mapping) else []
-
-
-def _compact(body: dict) -> dict:
-    return {k: v for k, v in body.items() if v not in (None, "")}
 
 
 # --- customer ---------------------------------------------------------------------------------
